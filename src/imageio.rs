@@ -1,0 +1,140 @@
+//! Decoding images from bytes into 8-bit RGB, with clear errors for everything else.
+//!
+//! PNG, JPEG and BMP are decoded by the `image` crate. Grayscale, grayscale+alpha, RGBA and
+//! 16-bit images are converted to 8-bit RGB (alpha is composited over white, as a slide scanner
+//! background would be). Sizes are checked before any pixel buffer is allocated.
+
+use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+use std::io::Cursor;
+
+/// Largest image accepted as one in-memory RGB buffer (about 1.2 GB decoded as RGBA16).
+pub const MAX_PIXELS: u64 = 100_000_000;
+
+/// An 8-bit RGB image, row-major, interleaved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RgbImage {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ImageError {
+    #[error("unsupported image format{0}: histoseg opens PNG, JPEG and BMP")]
+    Unsupported(String),
+    #[error("the {format} file is damaged or truncated and cannot be decoded ({detail})")]
+    Corrupt { format: String, detail: String },
+    #[error("the image is empty ({0}x{1} pixels)")]
+    Empty(u32, u32),
+    #[error("the image is {0}x{1} pixels, more than the {MAX_PIXELS} pixels histoseg can hold in memory at once")]
+    TooLarge(u32, u32),
+}
+
+impl RgbImage {
+    pub fn new(width: usize, height: usize, pixels: Vec<u8>) -> Self {
+        assert_eq!(pixels.len(), width * height * 3, "RGB buffer size");
+        Self { width, height, pixels }
+    }
+
+    /// RGBA with opaque alpha, for drawing on a canvas.
+    pub fn to_rgba(&self) -> Vec<u8> {
+        self.pixels.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect()
+    }
+
+    /// A sub-rectangle (clamped to the image).
+    pub fn crop(&self, x: usize, y: usize, w: usize, h: usize) -> RgbImage {
+        let w = w.min(self.width.saturating_sub(x));
+        let h = h.min(self.height.saturating_sub(y));
+        let mut pixels = Vec::with_capacity(w * h * 3);
+        for row in y..y + h {
+            let start = (row * self.width + x) * 3;
+            pixels.extend_from_slice(&self.pixels[start..start + w * 3]);
+        }
+        RgbImage::new(w, h, pixels)
+    }
+}
+
+fn format_name(format: Option<ImageFormat>) -> String {
+    format.map(|f| format!("{f:?}").to_uppercase()).unwrap_or_else(|| "image".into())
+}
+
+/// Composites any decoded image over white and reduces it to 8-bit RGB.
+fn to_rgb8(img: DynamicImage) -> RgbImage {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let pixels = if img.color().has_alpha() {
+        let rgba = img.to_rgba8();
+        rgba.pixels()
+            .flat_map(|p| {
+                let a = p[3] as u32;
+                let blend = |c: u8| ((c as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
+                [blend(p[0]), blend(p[1]), blend(p[2])]
+            })
+            .collect()
+    } else {
+        img.to_rgb8().into_raw()
+    };
+    RgbImage::new(w, h, pixels)
+}
+
+/// Decodes PNG, JPEG or BMP bytes (format sniffed from the content, not the file name).
+pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageError> {
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ImageError::Corrupt { format: "image".into(), detail: e.to_string() })?;
+    let format = reader.format();
+    match format {
+        Some(ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Bmp) => {}
+        Some(other) => return Err(ImageError::Unsupported(format!(" ({other:?})"))),
+        None => return Err(ImageError::Unsupported(" (the file is not a recognised image)".into())),
+    }
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| ImageError::Corrupt { format: format_name(format), detail: e.to_string() })?;
+    if w == 0 || h == 0 {
+        return Err(ImageError::Empty(w, h));
+    }
+    if w as u64 * h as u64 > MAX_PIXELS {
+        return Err(ImageError::TooLarge(w, h));
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().expect("sniffed above");
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_PIXELS * 8 + (64 << 20));
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| ImageError::Corrupt { format: format_name(format), detail: e.to_string() })?;
+    Ok(to_rgb8(img))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(img: DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn converts_gray_rgba_and_16_bit() {
+        let gray = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(3, 2, image::Luma([90])));
+        let rgb = decode(&encode(gray, ImageFormat::Png)).unwrap();
+        assert_eq!((rgb.width, rgb.height), (3, 2));
+        assert_eq!(&rgb.pixels[..3], &[90, 90, 90]);
+
+        let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(2, 2, image::Rgba([200, 0, 0, 0])));
+        // fully transparent composites to white
+        assert_eq!(&decode(&encode(rgba, ImageFormat::Png)).unwrap().pixels[..3], &[255, 255, 255]);
+
+        let deep = DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(2, 2, image::Rgb([65535u16, 0, 32896])));
+        assert_eq!(&decode(&encode(deep, ImageFormat::Png)).unwrap().pixels[..3], &[255, 0, 128]);
+    }
+
+    #[test]
+    fn rejects_garbage_and_truncation_with_clear_errors() {
+        assert!(matches!(decode(b"definitely not an image"), Err(ImageError::Unsupported(_))));
+        let png = encode(DynamicImage::ImageRgb8(image::RgbImage::from_pixel(64, 64, image::Rgb([1, 2, 3]))), ImageFormat::Png);
+        let err = decode(&png[..png.len() / 2]).unwrap_err();
+        assert!(matches!(err, ImageError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("PNG"), "{err}");
+    }
+}

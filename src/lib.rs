@@ -1,0 +1,28 @@
+//! histoseg: histopathology segmentation with a diffusion-pretrained UNet feature extractor and
+//! a light FCN head, running natively (CLI) and in the browser (WebGPU or CPU).
+//!
+//! Data flows one way: image bytes → [`imageio`] → tiles ([`tiling`]) → [`model`] features and
+//! logits → blended probabilities ([`segment`]) → labels → [`overlay`] and [`metrics`].
+//!
+//! Pure core (no platform code): [`tiling`], [`imageio`], [`overlay`], [`metrics`].
+//! Model and weights: [`model`], [`weights`]. Browser boundary: `web` (wasm32 only).
+
+pub mod imageio;
+pub mod metrics;
+pub mod model;
+pub mod overlay;
+pub mod segment;
+pub mod tiling;
+pub mod weights;
+
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+/// Where the real datasets live: `$HISTOSEG_DATA`, or `../shared/data` relative to the crate.
+#[cfg(not(target_family = "wasm"))]
+pub fn data_dir() -> std::path::PathBuf {
+    match std::env::var_os("HISTOSEG_DATA") {
+        Some(p) => p.into(),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+    }
+}

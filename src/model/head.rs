@@ -1,0 +1,31 @@
+//! The light FCN segmentation head of PathSegDiff: a 3x3 convolution with ReLU over the
+//! concatenated decoder features, then a 1x1 convolution to class logits.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::PaddingConfig2d;
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+use super::config::HeadConfig;
+
+#[derive(Module, Debug)]
+pub struct SegHead {
+    hidden: Conv2d,
+    classify: Conv2d,
+}
+
+impl SegHead {
+    pub fn new(feature_channels: usize, config: &HeadConfig, device: &Device) -> Self {
+        Self {
+            hidden: Conv2dConfig::new([feature_channels, config.hidden_channels], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device),
+            classify: Conv2dConfig::new([config.hidden_channels, config.num_classes], [1, 1]).init(device),
+        }
+    }
+
+    /// `[B, F, H, W]` features to `[B, classes, H, W]` logits.
+    pub fn forward(&self, features: Tensor<4>) -> Tensor<4> {
+        self.classify.forward(relu(self.hidden.forward(features)))
+    }
+}

@@ -1,0 +1,112 @@
+//! One segmentation run over a whole image, shared by the CLI and the browser: the image is cut
+//! into tiles, batches of tiles go through the network, and their class probabilities are
+//! blended back into an image-sized map and reduced to labels.
+//!
+//! The job itself holds no tensors. The caller takes a batch's input with [`SegmentJob::next_batch`],
+//! runs [`crate::model::Segmenter::probabilities`] on it on whatever device it has, reads the
+//! result back (synchronously natively, asynchronously in the browser) and hands it to
+//! [`SegmentJob::accept`].
+
+use crate::imageio::RgbImage;
+use crate::model::Segmenter;
+use crate::tiling::{Blender, TileGrid, TilingError, argmax_labels};
+
+/// Input for a batch of consecutive tiles: planar `[count, 3, tile, tile]` values in [-1, 1].
+pub struct Batch {
+    pub start: usize,
+    pub count: usize,
+    pub planar: Vec<f32>,
+}
+
+pub struct SegmentJob {
+    blender: Blender,
+    /// Interleaved RGB scaled to [-1, 1].
+    pixels: Vec<f32>,
+    next: usize,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone)]
+pub struct Segmentation {
+    pub width: usize,
+    pub height: usize,
+    pub classes: usize,
+    /// Interleaved per-pixel class probabilities, `height * width * classes`.
+    pub probabilities: Vec<f32>,
+    /// Per-pixel argmax class.
+    pub labels: Vec<u8>,
+}
+
+impl SegmentJob {
+    pub fn new(image: &RgbImage, tile_size: usize, overlap: usize, classes: usize) -> Result<Self, TilingError> {
+        let grid = TileGrid::new(image.width, image.height, tile_size, overlap)?;
+        let pixels = image.pixels.iter().map(|&v| v as f32 / 127.5 - 1.0).collect();
+        Ok(Self { blender: Blender::new(grid, classes), pixels, next: 0 })
+    }
+
+    pub fn total_tiles(&self) -> usize {
+        self.blender.grid().tiles.len()
+    }
+
+    pub fn tiles_done(&self) -> usize {
+        self.next
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.next >= self.total_tiles()
+    }
+
+    /// The next up to `max` tiles, or `None` when every tile has been accepted.
+    pub fn next_batch(&self, max: usize) -> Option<Batch> {
+        let grid = self.blender.grid();
+        let count = max.max(1).min(self.total_tiles() - self.next);
+        if count == 0 {
+            return None;
+        }
+        let planar = grid.tiles[self.next..self.next + count]
+            .iter()
+            .flat_map(|t| grid.extract_planar(&self.pixels, 3, t))
+            .collect();
+        Some(Batch { start: self.next, count, planar })
+    }
+
+    /// Blends a batch's probabilities, planar `[count, classes, tile, tile]`.
+    pub fn accept(&mut self, batch: &Batch, probabilities: &[f32]) {
+        assert_eq!(batch.start, self.next, "batches must be accepted in order");
+        let per = probabilities.len() / batch.count;
+        for (i, chunk) in probabilities.chunks_exact(per).enumerate() {
+            let tile = self.blender.grid().tiles[batch.start + i];
+            self.blender.add(&tile, chunk);
+        }
+        self.next += batch.count;
+    }
+
+    pub fn finish(self) -> Segmentation {
+        let grid = self.blender.grid().clone();
+        let classes = self.blender.channels();
+        let probabilities = self.blender.finish();
+        let labels = argmax_labels(&probabilities, classes);
+        Segmentation { width: grid.image_width, height: grid.image_height, classes, probabilities, labels }
+    }
+}
+
+/// Segments a whole image synchronously (native targets; the browser drives the job itself so
+/// it can await readbacks and report progress).
+#[cfg(not(target_family = "wasm"))]
+pub fn segment_image(
+    segmenter: &Segmenter,
+    image: &RgbImage,
+    overlap: usize,
+    classes: usize,
+    batch_size: usize,
+    mut on_progress: impl FnMut(usize, usize),
+) -> Result<Segmentation, TilingError> {
+    let mut job = SegmentJob::new(image, segmenter.tile_size, overlap, classes)?;
+    while let Some(batch) = job.next_batch(batch_size) {
+        let x = segmenter.input_tensor(batch.planar.clone(), batch.count);
+        let probs = segmenter.probabilities(x).into_data().convert::<f32>().into_vec::<f32>().expect("f32 output");
+        job.accept(&batch, &probs);
+        on_progress(job.tiles_done(), job.total_tiles());
+    }
+    Ok(job.finish())
+}

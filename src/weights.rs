@@ -1,0 +1,415 @@
+//! The model file: a JSON manifest plus int8 weights, readable from bytes (the browser fetches
+//! it) and self-describing (the manifest rebuilds the network).
+//!
+//! Layout, little-endian:
+//!
+//! ```text
+//! "HISTOSEG"                      8-byte magic
+//! u32 format_version
+//! u32 manifest_len, manifest      UTF-8 JSON, see [`Manifest`]
+//! u32 tensor_count, then for each tensor:
+//!   u16 name_len, name            the parameter path, e.g. "unet.down.0.blocks.0.conv1.weight"
+//!   u8 rank, u32 dims[rank]
+//!   u8 encoding                   0 = f32, 1 = int8 with one f32 scale per output channel
+//!   f32 data | (f32 scales[dims[0]], i8 data)
+//! u32 crc32                       of every byte before it
+//! ```
+//!
+//! Weights of rank >= 2 are stored as symmetric int8 with a scale per output channel
+//! (`w = q * scale`) and dequantized to f32 when loaded. That route works on every backend;
+//! burn 0.22.1's packed int8 convolutions are wrong on wgpu (see ../shared/TOOLCHAIN.md).
+//! Biases and normalisation parameters are small and stay f32.
+
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{HeadConfig, HistoSegNet, Segmenter, UNetConfig};
+
+pub const MAGIC: &[u8; 8] = b"HISTOSEG";
+/// The newest format this build reads and the one it writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+const ENC_F32: u8 = 0;
+const ENC_INT8: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassInfo {
+    pub name: String,
+    /// Overlay colour, sRGB.
+    pub color: [u8; 3],
+}
+
+/// What a model is, how it was made, and how to run it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub name: String,
+    pub description: String,
+    /// False for a model whose weights are random; the viewer says so in plain words.
+    pub trained: bool,
+    /// How the weights were produced (the CLI command and data).
+    pub provenance: String,
+    pub unet: UNetConfig,
+    pub head: HeadConfig,
+    pub classes: Vec<ClassInfo>,
+    /// The resolution the model works at, micrometres per pixel.
+    pub um_per_px: f64,
+    pub tile_size: usize,
+    pub overlap: usize,
+    /// Diffusion timestep at which features are taken.
+    pub timestep: usize,
+    /// Seed of the fixed noise field added at `timestep`.
+    pub noise_seed: u64,
+    /// Test-set metrics recorded at export time, if any.
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+}
+
+impl Manifest {
+    pub fn validate(&self) -> Result<(), WeightsError> {
+        let bad = |m: String| Err(WeightsError::BadManifest(m));
+        if let Err(m) = self.unet.validate() {
+            return bad(m);
+        }
+        if let Err(m) = self.head.validate(&self.unet) {
+            return bad(m);
+        }
+        if self.classes.len() != self.head.num_classes {
+            return bad(format!("{} classes are named but the head has {} outputs", self.classes.len(), self.head.num_classes));
+        }
+        let m = self.unet.size_multiple();
+        if self.tile_size == 0 || self.tile_size % m != 0 {
+            return bad(format!("tile size {} is not a positive multiple of {m}", self.tile_size));
+        }
+        if self.overlap >= self.tile_size {
+            return bad(format!("overlap {} must be smaller than the tile size {}", self.overlap, self.tile_size));
+        }
+        if self.timestep >= crate::model::schedule::T {
+            return bad(format!("timestep {} is outside 0..{}", self.timestep, crate::model::schedule::T));
+        }
+        if !(self.um_per_px > 0.0 && self.um_per_px.is_finite()) {
+            return bad(format!("µm/px must be positive, got {}", self.um_per_px));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("not a histoseg model file (it does not start with the HISTOSEG signature)")]
+    NotAModel,
+    #[error("the model file is truncated or damaged: {0}")]
+    Corrupt(String),
+    #[error("the model file is damaged: its checksum does not match (expected {expected:08x}, found {found:08x})")]
+    Checksum { expected: u32, found: u32 },
+    #[error("the model file has format version {0}, but this histoseg reads up to version {FORMAT_VERSION}; update histoseg")]
+    TooNew(u32),
+    #[error("the model manifest is invalid: {0}")]
+    BadManifest(String),
+    #[error("the weights do not match the manifest's architecture: {0}")]
+    Mismatch(String),
+}
+
+/// One stored tensor, already dequantized.
+#[derive(Debug, Clone)]
+struct StoredTensor {
+    shape: Vec<usize>,
+    values: Vec<f32>,
+}
+
+/// A parsed model file: the manifest and named f32 tensors.
+#[derive(Debug, Clone)]
+pub struct ModelFile {
+    pub manifest: Manifest,
+    tensors: Vec<(String, StoredTensor)>,
+}
+
+/// Symmetric per-output-channel int8: returns `(scales, quantized)`.
+pub fn quantize_per_channel(values: &[f32], channels: usize) -> (Vec<f32>, Vec<i8>) {
+    let per = values.len() / channels;
+    let mut scales = Vec::with_capacity(channels);
+    let mut q = Vec::with_capacity(values.len());
+    for chunk in values.chunks_exact(per) {
+        let max = chunk.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        scales.push(scale);
+        q.extend(chunk.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8));
+    }
+    (scales, q)
+}
+
+pub fn dequantize_per_channel(scales: &[f32], q: &[i8]) -> Vec<f32> {
+    let per = q.len() / scales.len();
+    q.chunks_exact(per).zip(scales).flat_map(|(c, &s)| c.iter().map(move |&v| v as f32 * s)).collect()
+}
+
+/// Collects `(path, shape, values)` of every float parameter, in visiting order.
+struct Collector {
+    path: Vec<String>,
+    out: Vec<(String, StoredTensor)>,
+}
+
+impl ModuleVisitor for Collector {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let tensor = param.val();
+        let shape = tensor.dims().to_vec();
+        let values = tensor.into_data().convert::<f32>().into_vec::<f32>().expect("float parameter");
+        self.out.push((self.path.join("."), StoredTensor { shape, values }));
+    }
+}
+
+/// Replaces every float parameter with the stored tensor of the same path, recording problems.
+struct Loader<'a> {
+    path: Vec<String>,
+    stored: HashMap<&'a str, &'a StoredTensor>,
+    used: usize,
+    errors: Vec<String>,
+    device: Device,
+}
+
+impl ModuleMapper for Loader<'_> {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let path = self.path.join(".");
+        let expected: Vec<usize> = param.lazy_shape().dims.to_vec();
+        match self.stored.get(path.as_str()) {
+            None => {
+                self.errors.push(format!("tensor '{path}' is missing from the file"));
+                param
+            }
+            Some(t) if t.shape != expected => {
+                self.errors.push(format!("tensor '{path}' has shape {:?} in the file but the architecture needs {expected:?}", t.shape));
+                self.used += 1;
+                param
+            }
+            Some(t) => {
+                self.used += 1;
+                let data = TensorData::new(t.values.clone(), t.shape.clone());
+                Param::initialized(param.id, Tensor::from_data(data, &self.device))
+            }
+        }
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], WeightsError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| WeightsError::Corrupt(format!("it ends inside {what}")))?;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self, what: &str) -> Result<u8, WeightsError> {
+        Ok(self.take(1, what)?[0])
+    }
+    fn u16(&mut self, what: &str) -> Result<u16, WeightsError> {
+        Ok(u16::from_le_bytes(self.take(2, what)?.try_into().unwrap()))
+    }
+    fn u32(&mut self, what: &str) -> Result<u32, WeightsError> {
+        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().unwrap()))
+    }
+    fn f32s(&mut self, n: usize, what: &str) -> Result<Vec<f32>, WeightsError> {
+        let bytes = self.take(n.checked_mul(4).ok_or_else(|| WeightsError::Corrupt(format!("{what} is too large")))?, what)?;
+        Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect())
+    }
+}
+
+impl ModelFile {
+    /// Captures a network's weights under a manifest.
+    pub fn from_net(manifest: Manifest, net: &HistoSegNet) -> Self {
+        let mut c = Collector { path: Vec::new(), out: Vec::new() };
+        net.visit(&mut c);
+        Self { manifest, tensors: c.out }
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        self.tensors.iter().map(|(_, t)| t.values.len()).sum()
+    }
+
+    /// Serialises with int8 weights (rank >= 2) and f32 vectors.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let manifest = serde_json::to_vec_pretty(&self.manifest).expect("manifest serialises");
+        out.extend_from_slice(&(manifest.len() as u32).to_le_bytes());
+        out.extend_from_slice(&manifest);
+        out.extend_from_slice(&(self.tensors.len() as u32).to_le_bytes());
+        for (name, t) in &self.tensors {
+            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.push(t.shape.len() as u8);
+            for &d in &t.shape {
+                out.extend_from_slice(&(d as u32).to_le_bytes());
+            }
+            if t.shape.len() >= 2 {
+                out.push(ENC_INT8);
+                let (scales, q) = quantize_per_channel(&t.values, t.shape[0]);
+                scales.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
+                out.extend(q.iter().map(|&v| v as u8));
+            } else {
+                out.push(ENC_F32);
+                t.values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+            }
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Parses and checks a model file. Every failure is a [`WeightsError`], never a panic.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, WeightsError> {
+        if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(WeightsError::NotAModel);
+        }
+        let mut r = Reader { bytes, pos: MAGIC.len() };
+        let version = r.u32("the header")?;
+        if version > FORMAT_VERSION {
+            return Err(WeightsError::TooNew(version));
+        }
+        if version == 0 {
+            return Err(WeightsError::Corrupt("format version 0 does not exist".into()));
+        }
+        if bytes.len() < 16 {
+            return Err(WeightsError::Corrupt("it is too short".into()));
+        }
+        let body = &bytes[..bytes.len() - 4];
+        let expected = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap());
+        let found = crc32fast::hash(body);
+        if expected != found {
+            return Err(WeightsError::Checksum { expected, found });
+        }
+        let mut r = Reader { bytes: body, pos: r.pos };
+        let len = r.u32("the manifest length")? as usize;
+        let manifest: Manifest = serde_json::from_slice(r.take(len, "the manifest")?)
+            .map_err(|e| WeightsError::BadManifest(e.to_string()))?;
+        if manifest.format_version != version {
+            return Err(WeightsError::BadManifest(format!(
+                "the manifest says format version {} but the header says {version}",
+                manifest.format_version
+            )));
+        }
+        manifest.validate()?;
+        let count = r.u32("the tensor count")? as usize;
+        let mut tensors = Vec::with_capacity(count.min(4096));
+        for _ in 0..count {
+            let name_len = r.u16("a tensor name")? as usize;
+            let name = std::str::from_utf8(r.take(name_len, "a tensor name")?)
+                .map_err(|_| WeightsError::Corrupt("a tensor name is not UTF-8".into()))?
+                .to_string();
+            let rank = r.u8("a tensor rank")? as usize;
+            let shape = (0..rank).map(|_| r.u32("a tensor shape").map(|d| d as usize)).collect::<Result<Vec<_>, _>>()?;
+            let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            let n = n.filter(|&n| n <= body.len()).ok_or_else(|| WeightsError::Corrupt(format!("tensor '{name}' claims an impossible shape {shape:?}")))?;
+            let values = match r.u8("a tensor encoding")? {
+                ENC_F32 => r.f32s(n, &name)?,
+                ENC_INT8 if rank >= 1 && shape[0] > 0 => {
+                    let scales = r.f32s(shape[0], &name)?;
+                    let q: Vec<i8> = r.take(n, &name)?.iter().map(|&b| b as i8).collect();
+                    dequantize_per_channel(&scales, &q)
+                }
+                other => return Err(WeightsError::Corrupt(format!("tensor '{name}' has unknown encoding {other}"))),
+            };
+            tensors.push((name, StoredTensor { shape, values }));
+        }
+        if r.pos != body.len() {
+            return Err(WeightsError::Corrupt(format!("{} unexpected bytes after the last tensor", body.len() - r.pos)));
+        }
+        Ok(Self { manifest, tensors })
+    }
+
+    /// Builds the manifest's network on `device` and fills it with these weights, checking that
+    /// every tensor exists with the right shape and that none is left over.
+    pub fn build_net(&self, device: &Device) -> Result<HistoSegNet, WeightsError> {
+        let net = HistoSegNet::new(&self.manifest.unet, &self.manifest.head, device);
+        let stored: HashMap<&str, &StoredTensor> = self.tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let mut loader = Loader { path: Vec::new(), stored, used: 0, errors: Vec::new(), device: device.clone() };
+        let net = net.map(&mut loader);
+        if loader.used < self.tensors.len() {
+            let mut seen = std::collections::HashSet::new();
+            let mut c = Collector { path: Vec::new(), out: Vec::new() };
+            // paths only: cheap enough, this is an error path
+            net.visit(&mut c);
+            c.out.iter().for_each(|(n, _)| {
+                seen.insert(n.clone());
+            });
+            let extra: Vec<&str> = self.tensors.iter().map(|(n, _)| n.as_str()).filter(|n| !seen.contains(*n)).take(3).collect();
+            loader.errors.push(format!("the file has tensors the architecture does not use: {}", extra.join(", ")));
+        }
+        if !loader.errors.is_empty() {
+            let n = loader.errors.len();
+            let mut msg = loader.errors.into_iter().take(3).collect::<Vec<_>>().join("; ");
+            if n > 3 {
+                msg.push_str(&format!(" (and {} more)", n - 3));
+            }
+            return Err(WeightsError::Mismatch(msg));
+        }
+        Ok(net)
+    }
+
+    /// The ready-to-run inference pipeline for this model.
+    pub fn segmenter(&self, device: &Device) -> Result<Segmenter, WeightsError> {
+        let net = self.build_net(device)?;
+        let m = &self.manifest;
+        Ok(Segmenter::new(net, m.head.feature_levels.clone(), m.tile_size, m.timestep, m.noise_seed, m.unet.in_channels, device))
+    }
+}
+
+/// Default manifest fields for a new two-class model, used by the CLI.
+pub fn new_manifest(name: &str, classes: Vec<ClassInfo>, unet: UNetConfig, head: HeadConfig) -> Manifest {
+    Manifest {
+        format_version: FORMAT_VERSION,
+        name: name.to_string(),
+        description: String::new(),
+        trained: false,
+        provenance: String::new(),
+        unet,
+        head,
+        classes,
+        um_per_px: 0.5,
+        tile_size: 128,
+        overlap: 32,
+        timestep: 50,
+        noise_seed: 0x4853_4547, // "HSEG"
+        metrics: serde_json::Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int8_roundtrip_error_is_within_half_a_step() {
+        let values: Vec<f32> = (0..64).map(|i| ((i * 7919) % 113) as f32 / 50.0 - 1.1).collect();
+        let (scales, q) = quantize_per_channel(&values, 4);
+        let back = dequantize_per_channel(&scales, &q);
+        for (c, (a, b)) in values.chunks(16).zip(back.chunks(16)).enumerate() {
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() <= scales[c] * 0.5 + 1e-7);
+            }
+        }
+        // an all-zero channel survives
+        let (s, q) = quantize_per_channel(&[0.0; 8], 2);
+        assert_eq!(dequantize_per_channel(&s, &q), vec![0.0; 8]);
+    }
+}

@@ -1,0 +1,117 @@
+//! Project automation: the README's two commands.
+//!
+//! - `cargo xtask serve`: installs what is missing (the wasm32 target, Trunk, wasm-bindgen-cli,
+//!   npm's binaryen), builds the viewer offline with Trunk and serves it on 127.0.0.1:8080.
+//! - `cargo xtask test`: the same tools plus Debian's Chromium, then every test: the native
+//!   unit and integration tests, a release build of the viewer, and the headless-browser tests.
+//!
+//! Only the standard library is used, so this builds in seconds on a fresh machine.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const TRUNK_VERSION: &str = "0.21.14";
+/// Must equal the `wasm-bindgen` crate pinned in Cargo.toml.
+const WASM_BINDGEN_VERSION: &str = "0.2.130";
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+/// PATH with the project's npm tools (wasm-opt) and cargo's bin folder first.
+fn tool_path() -> String {
+    let mut parts = vec![root().join("node_modules/.bin")];
+    if let Some(home) = env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo"))) {
+        parts.push(home.join("bin"));
+    }
+    let mut path = env::join_paths(parts).unwrap().into_string().unwrap();
+    if let Ok(old) = env::var("PATH") {
+        path = format!("{path}:{old}");
+    }
+    path
+}
+
+fn cmd(program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.current_dir(root()).env("PATH", tool_path());
+    c
+}
+
+fn run(c: &mut Command) -> Result {
+    eprintln!("xtask: running {c:?}");
+    let status = c.status().map_err(|e| format!("cannot start {:?}: {e}", c.get_program()))?;
+    if status.success() { Ok(()) } else { Err(format!("{:?} failed with {status}", c.get_program())) }
+}
+
+/// The first line a tool prints for `--version`, if it runs at all.
+fn version_of(program: &str) -> Option<String> {
+    let out = cmd(program).arg("--version").output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn ensure_build_tools() -> Result {
+    let targets = cmd("rustup").args(["target", "list", "--installed"]).output().map_err(|e| format!("rustup: {e}"))?;
+    if !String::from_utf8_lossy(&targets.stdout).contains("wasm32-unknown-unknown") {
+        run(cmd("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+    }
+    if !version_of("trunk").is_some_and(|v| v.contains(TRUNK_VERSION)) {
+        run(cmd("cargo").args(["install", "trunk", "--version", TRUNK_VERSION, "--locked"]))?;
+    }
+    if !version_of("wasm-bindgen").is_some_and(|v| v.contains(WASM_BINDGEN_VERSION)) {
+        // not --locked: one of its locked dependencies is missing from the registry mirror
+        run(cmd("cargo").args(["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN_VERSION]))?;
+    }
+    let npm_ready = root().join("node_modules/.bin/wasm-opt").exists() && root().join("node_modules/playwright-core").exists();
+    if !npm_ready {
+        run(cmd("npm").args(["ci", "--no-audit", "--no-fund"]))?;
+    }
+    Ok(())
+}
+
+fn ensure_chromium() -> Result {
+    if Path::new("/usr/bin/chromium").exists() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian's chromium for the browser tests");
+    run(Command::new("apt-get").arg("update"))?;
+    run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends", "chromium"]).env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+fn build_viewer() -> Result {
+    run(cmd("trunk").args(["build", "--release"]))
+}
+
+fn serve() -> Result {
+    ensure_build_tools()?;
+    run(cmd("trunk").args(["serve", "--release", "--address", "127.0.0.1"]))
+}
+
+fn test() -> Result {
+    ensure_build_tools()?;
+    ensure_chromium()?;
+    // Native unit + integration tests (real GlaS data, flex CPU backend) and the CLI.
+    run(cmd("cargo").args(["test", "--release", "--features", "cli"]))?;
+    build_viewer()?;
+    // Real-browser tests in headless Debian Chromium (WebGPU via SwiftShader, and the CPU path).
+    run(cmd("node").args(["--test", "--test-reporter=spec", "tests/browser/viewer.test.mjs"]))
+}
+
+fn main() -> ExitCode {
+    let task = env::args().nth(1);
+    let result = match task.as_deref() {
+        Some("serve") => serve(),
+        Some("test") => test(),
+        Some("build") => ensure_build_tools().and_then(|_| build_viewer()),
+        _ => Err("usage: cargo xtask <serve|test|build>".to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
