@@ -185,7 +185,7 @@ impl ModuleMapper for Loader<'_> {
     }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let path = self.path.join(".");
-        let expected: Vec<usize> = param.lazy_shape().dims.to_vec();
+        let expected: Vec<usize> = param.lazy_shape().to_vec();
         match self.stored.get(path.as_str()) {
             None => {
                 self.errors.push(format!("tensor '{path}' is missing from the file"));
