@@ -8,6 +8,7 @@
 //! [`SegmentJob::accept`].
 
 use crate::imageio::RgbImage;
+#[cfg(not(target_family = "wasm"))]
 use crate::model::Segmenter;
 use crate::tiling::{Blender, TileGrid, TilingError, argmax_labels};
 
@@ -104,7 +105,7 @@ pub fn segment_image(
     let mut job = SegmentJob::new(image, segmenter.tile_size, overlap, classes)?;
     while let Some(batch) = job.next_batch(batch_size) {
         let x = segmenter.input_tensor(batch.planar.clone(), batch.count);
-        let probs = segmenter.probabilities(x).into_data().convert::<f32>().into_vec::<f32>().expect("f32 output");
+        let probs = segmenter.probabilities(x).into_data().try_into_vec_as::<f32>().expect("f32 output");
         job.accept(&batch, &probs);
         on_progress(job.tiles_done(), job.total_tiles());
     }

@@ -162,7 +162,7 @@ impl ModuleVisitor for Collector {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let tensor = param.val();
         let shape = tensor.dims().to_vec();
-        let values = tensor.into_data().convert::<f32>().into_vec::<f32>().expect("float parameter");
+        let values = tensor.into_data().try_into_vec_as::<f32>().expect("float parameter");
         self.out.push((self.path.join("."), StoredTensor { shape, values }));
     }
 }

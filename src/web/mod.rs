@@ -164,7 +164,7 @@ impl Job {
                 .into_data_async()
                 .await
                 .map_err(|e| JsError::new(&format!("the GPU failed while segmenting: {e:?}")))?;
-            let probs = data.convert::<f32>().into_vec::<f32>().map_err(|e| JsError::new(&format!("{e:?}")))?;
+            let probs = data.try_into_vec_as::<f32>().map_err(|e| JsError::new(&format!("{e:?}")))?;
             let mut job = inner.borrow_mut();
             let job = job.as_mut().ok_or_else(finished_error)?;
             job.accept(&batch, &probs);
