@@ -180,6 +180,7 @@ async function segment(info) {
     if (state.running === run) { state.running = null; $("cancel").disabled = true; }
   }
   const inferMs = performance.now() - t0;
+  const tiles = job.total;
   const t1 = performance.now();
   const result = job.finish();
   const blendMs = performance.now() - t1;
@@ -195,7 +196,7 @@ async function segment(info) {
     : "CPU (burn flex)";
   setStats([
     ["backend", backend],
-    ["image", `${result.width}×${result.height} px, ${job.total} tiles of ${m.manifest.tile_size} px`],
+    ["image", `${result.width}×${result.height} px, ${tiles} tiles of ${m.manifest.tile_size} px`],
     ["model fetch", `${m.fetchMs.toFixed(0)} ms`],
     ["model init", `${m.initMs.toFixed(0)} ms`],
     ["decode", `${(info.decodeMs ?? 0).toFixed(0)} ms`],
@@ -210,7 +211,7 @@ async function segment(info) {
     labels: Array.from(result.labels()),
     backend: m.model.backend,
     adapter: state.adapterInfo,
-    tiles: job.total,
+    tiles,
     msPerTile: mean,
     timings: { fetchMs: m.fetchMs, initMs: m.initMs, decodeMs: info.decodeMs, inferMs, blendMs, overlayMs },
   };
