@@ -138,3 +138,33 @@ mod tests {
         assert!(err.to_string().contains("PNG"), "{err}");
     }
 }
+
+/// Resamples an image to `width` x `height` with a triangle (bilinear) filter.
+pub fn resize(img: &RgbImage, width: usize, height: usize) -> RgbImage {
+    if (width, height) == (img.width, img.height) {
+        return img.clone();
+    }
+    let buf = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.pixels.clone()).expect("RGB buffer size");
+    let out = image::imageops::resize(&buf, width as u32, height as u32, image::imageops::FilterType::Triangle);
+    RgbImage::new(width, height, out.into_raw())
+}
+
+/// Resamples a label (or instance id) map with nearest-neighbour sampling.
+pub fn resize_nearest<T: Copy>(labels: &[T], width: usize, height: usize, new_width: usize, new_height: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(new_width * new_height);
+    for y in 0..new_height {
+        let sy = ((y as f64 + 0.5) * height as f64 / new_height as f64) as usize;
+        let row = sy.min(height - 1) * width;
+        for x in 0..new_width {
+            let sx = ((x as f64 + 0.5) * width as f64 / new_width as f64) as usize;
+            out.push(labels[row + sx.min(width - 1)]);
+        }
+    }
+    out
+}
+
+/// The size an image of `width` x `height` at `from_um` µm/px has at `to_um` µm/px.
+pub fn rescaled_size(width: usize, height: usize, from_um: f64, to_um: f64) -> (usize, usize) {
+    let s = from_um / to_um;
+    (((width as f64 * s).round() as usize).max(1), ((height as f64 * s).round() as usize).max(1))
+}

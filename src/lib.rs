@@ -7,13 +7,18 @@
 //! Pure core (no platform code): [`tiling`], [`imageio`], [`overlay`], [`metrics`].
 //! Model and weights: [`model`], [`weights`]. Browser boundary: `web` (wasm32 only).
 
+pub mod export;
 pub mod imageio;
 pub mod metrics;
 pub mod model;
 pub mod overlay;
 pub mod segment;
+pub mod stain;
 pub mod tiling;
 pub mod weights;
+
+#[cfg(feature = "cli")]
+pub mod train;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

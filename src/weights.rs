@@ -113,6 +113,15 @@ pub enum WeightsError {
     Mismatch(String),
 }
 
+/// How weight matrices and kernels are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// Symmetric int8 with a scale per output channel (shipped models).
+    Int8,
+    /// Full precision (training checkpoints, and the f32 side of int8-vs-f32 comparisons).
+    F32,
+}
+
 /// One stored tensor, already dequantized.
 #[derive(Debug, Clone)]
 struct StoredTensor {
@@ -171,7 +180,7 @@ impl ModuleVisitor for Collector {
 struct Loader<'a> {
     path: Vec<String>,
     stored: HashMap<&'a str, &'a StoredTensor>,
-    used: usize,
+    visited: std::collections::HashSet<String>,
     errors: Vec<String>,
     device: Device,
 }
@@ -186,6 +195,7 @@ impl ModuleMapper for Loader<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let path = self.path.join(".");
         let expected: Vec<usize> = param.lazy_shape().to_vec();
+        self.visited.insert(path.clone());
         match self.stored.get(path.as_str()) {
             None => {
                 self.errors.push(format!("tensor '{path}' is missing from the file"));
@@ -193,13 +203,15 @@ impl ModuleMapper for Loader<'_> {
             }
             Some(t) if t.shape != expected => {
                 self.errors.push(format!("tensor '{path}' has shape {:?} in the file but the architecture needs {expected:?}", t.shape));
-                self.used += 1;
                 param
             }
             Some(t) => {
-                self.used += 1;
                 let data = TensorData::new(t.values.clone(), t.shape.clone());
-                Param::initialized(param.id, Tensor::from_data(data, &self.device))
+                // keep the parameter's id, mapper and trainability; replace only its value
+                let (id, old, mapper) = param.consume();
+                let tensor = Tensor::from_data(data, &self.device);
+                let tensor = if old.is_require_grad() { tensor.require_grad() } else { tensor };
+                Param::from_mapped_value(id, tensor, mapper)
             }
         }
     }
@@ -245,8 +257,13 @@ impl ModelFile {
         self.tensors.iter().map(|(_, t)| t.values.len()).sum()
     }
 
-    /// Serialises with int8 weights (rank >= 2) and f32 vectors.
+    /// Serialises with int8 weights (rank >= 2) and f32 vectors: the shipped format.
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.to_bytes_with(Precision::Int8)
+    }
+
+    /// Serialises with the given weight precision (`F32` for training checkpoints).
+    pub fn to_bytes_with(&self, precision: Precision) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -261,7 +278,7 @@ impl ModelFile {
             for &d in &t.shape {
                 out.extend_from_slice(&(d as u32).to_le_bytes());
             }
-            if t.shape.len() >= 2 {
+            if t.shape.len() >= 2 && precision == Precision::Int8 {
                 out.push(ENC_INT8);
                 let (scales, q) = quantize_per_channel(&t.values, t.shape[0]);
                 scales.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
@@ -337,22 +354,18 @@ impl ModelFile {
         Ok(Self { manifest, tensors })
     }
 
-    /// Builds the manifest's network on `device` and fills it with these weights, checking that
-    /// every tensor exists with the right shape and that none is left over.
-    pub fn build_net(&self, device: &Device) -> Result<HistoSegNet, WeightsError> {
-        let net = HistoSegNet::new(&self.manifest.unet, &self.manifest.head, device);
+    /// Fills `module` with the stored tensors whose paths start with `prefix` (`""` for the whole
+    /// network, `"unet"` for the UNet alone), checking that every parameter exists with the right
+    /// shape and that no stored tensor under the prefix is left over.
+    pub fn load_into<M: Module>(&self, module: M, prefix: &str, device: &Device) -> Result<M, WeightsError> {
         let stored: HashMap<&str, &StoredTensor> = self.tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        let mut loader = Loader { path: Vec::new(), stored, used: 0, errors: Vec::new(), device: device.clone() };
-        let net = net.map(&mut loader);
-        if loader.used < self.tensors.len() {
-            let mut seen = std::collections::HashSet::new();
-            let mut c = Collector { path: Vec::new(), out: Vec::new() };
-            // paths only: cheap enough, this is an error path
-            net.visit(&mut c);
-            c.out.iter().for_each(|(n, _)| {
-                seen.insert(n.clone());
-            });
-            let extra: Vec<&str> = self.tensors.iter().map(|(n, _)| n.as_str()).filter(|n| !seen.contains(*n)).take(3).collect();
+        let path = if prefix.is_empty() { Vec::new() } else { vec![prefix.to_string()] };
+        let mut loader = Loader { path, stored, visited: Default::default(), errors: Vec::new(), device: device.clone() };
+        let module = module.map(&mut loader);
+        let under = |n: &str| prefix.is_empty() || n.starts_with(&format!("{prefix}."));
+        let extra: Vec<&str> =
+            self.tensors.iter().map(|(n, _)| n.as_str()).filter(|n| under(n) && !loader.visited.contains(*n)).take(3).collect();
+        if !extra.is_empty() {
             loader.errors.push(format!("the file has tensors the architecture does not use: {}", extra.join(", ")));
         }
         if !loader.errors.is_empty() {
@@ -363,7 +376,13 @@ impl ModelFile {
             }
             return Err(WeightsError::Mismatch(msg));
         }
-        Ok(net)
+        Ok(module)
+    }
+
+    /// Builds the manifest's network on `device` and fills it with these weights.
+    pub fn build_net(&self, device: &Device) -> Result<HistoSegNet, WeightsError> {
+        let net = HistoSegNet::new(&self.manifest.unet, &self.manifest.head, device);
+        self.load_into(net, "", device)
     }
 
     /// The ready-to-run inference pipeline for this model.

@@ -27,25 +27,56 @@ pub struct HistoSegNet {
     pub head: SegHead,
 }
 
+/// What turns a clean tile batch into features: the timestep, its embedding, the fixed noise and
+/// the tapped decoder levels. Shared by inference and both training modes.
+#[derive(Clone)]
+pub struct FeatureSpec {
+    pub timestep: usize,
+    pub levels: Vec<usize>,
+    /// `[1, time_dim]`, broadcast over the batch.
+    pub temb: Tensor<2>,
+    /// `[1, C, tile, tile]`, broadcast over the batch.
+    pub noise: Tensor<4>,
+    pub schedule: NoiseSchedule,
+}
+
+impl FeatureSpec {
+    pub fn new(unet: &UNet, timestep: usize, levels: Vec<usize>, noise_seed: u64, in_channels: usize, tile: usize, device: &Device) -> Self {
+        let temb = unet.time_embedding(&[timestep], device);
+        let noise = features::seeded_normal(noise_seed, in_channels * tile * tile);
+        let noise = Tensor::<4>::from_data(TensorData::new(noise, [1, in_channels, tile, tile]), device);
+        Self { timestep, levels, temb, noise, schedule: NoiseSchedule::default() }
+    }
+
+    /// Noised tiles -> UNet -> concatenated decoder features `[B, F, tile, tile]`.
+    pub fn features(&self, unet: &UNet, x0: Tensor<4>) -> Tensor<4> {
+        let batch = x0.dims()[0];
+        let noise = self.noise.clone().repeat_dim(0, batch);
+        let x_t = features::q_sample(&self.schedule, x0, noise, self.timestep);
+        let temb = self.temb.clone().repeat_dim(0, batch);
+        features::decoder_features(unet, x_t, temb, &self.levels)
+    }
+}
+
 impl HistoSegNet {
     pub fn new(unet: &UNetConfig, head: &HeadConfig, device: &Device) -> Self {
         let feature_channels = unet.feature_channels(&head.feature_levels);
         Self { unet: UNet::new(unet, device), head: SegHead::new(feature_channels, head, device) }
     }
+
+    /// Class logits `[B, classes, tile, tile]` for clean tiles `x0` in [-1, 1].
+    pub fn logits(&self, spec: &FeatureSpec, x0: Tensor<4>) -> Tensor<4> {
+        self.head.forward(spec.features(&self.unet, x0))
+    }
 }
 
-/// Everything fixed at inference time: the network, the timestep, the tapped levels and the
-/// noise field. The timestep embedding and the noise tensor are built once and reused for every
-/// tile.
+/// Everything fixed at inference time: the network and its [`FeatureSpec`], built once and
+/// reused for every tile.
 pub struct Segmenter {
     pub net: HistoSegNet,
-    pub feature_levels: Vec<usize>,
+    pub spec: FeatureSpec,
     pub tile_size: usize,
-    pub timestep: usize,
     device: Device,
-    temb: Tensor<2>,
-    noise: Tensor<4>,
-    schedule: NoiseSchedule,
 }
 
 impl Segmenter {
@@ -58,19 +89,8 @@ impl Segmenter {
         in_channels: usize,
         device: &Device,
     ) -> Self {
-        let temb = net.unet.time_embedding(&[timestep], device);
-        let noise = features::seeded_normal(noise_seed, in_channels * tile_size * tile_size);
-        let noise = Tensor::<4>::from_data(TensorData::new(noise, [1, in_channels, tile_size, tile_size]), device);
-        Self {
-            net,
-            feature_levels,
-            tile_size,
-            timestep,
-            device: device.clone(),
-            temb,
-            noise,
-            schedule: NoiseSchedule::default(),
-        }
+        let spec = FeatureSpec::new(&net.unet, timestep, feature_levels, noise_seed, in_channels, tile_size, device);
+        Self { net, spec, tile_size, device: device.clone() }
     }
 
     pub fn device(&self) -> &Device {
@@ -83,13 +103,13 @@ impl Segmenter {
         Tensor::from_data(TensorData::new(planar, [batch, c, self.tile_size, self.tile_size]), &self.device)
     }
 
+    /// Decoder features of a batch of clean tiles (what a frozen-UNet head is trained on).
+    pub fn features(&self, x0: Tensor<4>) -> Tensor<4> {
+        self.spec.features(&self.net.unet, x0)
+    }
+
     /// Class probabilities `[B, classes, tile, tile]` for a batch of clean tiles.
     pub fn probabilities(&self, x0: Tensor<4>) -> Tensor<4> {
-        let batch = x0.dims()[0];
-        let noise = self.noise.clone().repeat_dim(0, batch);
-        let x_t = features::q_sample(&self.schedule, x0, noise, self.timestep);
-        let temb = self.temb.clone().repeat_dim(0, batch);
-        let feats = features::decoder_features(&self.net.unet, x_t, temb, &self.feature_levels);
-        softmax(self.net.head.forward(feats), 1)
+        softmax(self.net.logits(&self.spec, x0), 1)
     }
 }

@@ -1,46 +1,174 @@
-//! The histoseg command line tool: creates model files, inspects them, and segments folders of
-//! images with the same model code, tiling and blending as the browser viewer.
+//! The histoseg command line tool: pretrains the diffusion UNet, trains segmentation heads,
+//! evaluates on the test sets, exports int8 model files for the viewer, and segments folders of
+//! images, all with the same model code, tiling and blending as the browser viewer.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use histoseg::imageio;
 use histoseg::model::{HeadConfig, HistoSegNet, UNetConfig};
 use histoseg::segment::segment_image;
-use histoseg::weights::{ClassInfo, ModelFile, new_manifest};
+use histoseg::train::data::{self, Augment, Dataset, Source, Split};
+use histoseg::train::evaluate::{EvalReport, evaluate};
+use histoseg::train::fit::{FitConfig, Mode, fit};
+use histoseg::train::pretrain::{PretrainConfig, pretrain};
+use histoseg::weights::{ClassInfo, ModelFile, Precision, new_manifest};
 use indicatif::{ProgressBar, ProgressStyle};
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::SeedableRng;
 
 #[derive(Parser)]
 #[command(name = "histoseg", version, about = "Diffusion-feature segmentation of H&E histology images")]
 struct Cli {
+    /// Folder holding glas/, monuseg/ and samples/ (default: $HISTOSEG_DATA or ../shared/data).
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Args, Clone)]
+struct ArchArgs {
+    #[arg(long, default_value_t = 32)]
+    base_channels: usize,
+    /// Comma-separated channel multipliers, one per resolution level.
+    #[arg(long, default_value = "1,2,4")]
+    channel_mults: String,
+    #[arg(long, default_value_t = 1)]
+    res_blocks: usize,
+}
+
+impl ArchArgs {
+    fn config(&self) -> Result<UNetConfig> {
+        let c = UNetConfig { base_channels: self.base_channels, channel_mults: parse_list(&self.channel_mults)?, res_blocks: self.res_blocks, ..UNetConfig::default() };
+        c.validate().map_err(anyhow::Error::msg)?;
+        Ok(c)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Write a model file with freshly initialised (untrained) weights.
-    Init {
-        /// Output model file.
+    /// Self-supervised DDPM pretraining of the UNet on unlabelled images.
+    Pretrain {
+        /// Image folder as DIR,UM_PER_PX[,NAME_PREFIX]; repeat for several folders.
+        #[arg(long = "source", required = true)]
+        sources: Vec<Source>,
+        /// Working resolutions (µm/px); every image is resampled to each of them.
+        #[arg(long, default_value = "0.5,1.0")]
+        um_per_px: String,
+        #[command(flatten)]
+        arch: ArchArgs,
+        #[arg(long, default_value_t = 64)]
+        patch: usize,
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long, default_value_t = 2000)]
+        steps: usize,
+        #[arg(long, default_value_t = 2e-4)]
+        lr: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 100)]
+        checkpoint_every: usize,
+        /// Checkpoint file (f32 model file); a .state.json and a .loss.csv sit beside it.
         #[arg(long)]
         out: PathBuf,
-        /// Model name shown in the viewer.
+        /// Continue from the checkpoint at --out.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Train a segmentation model on a labelled dataset's training split.
+    Train {
+        #[arg(long, value_enum)]
+        dataset: Dataset,
+        /// A pretrained checkpoint whose UNet to use, or "none" for random initialisation.
+        #[arg(long)]
+        pretrained: String,
+        #[arg(long, value_enum, default_value = "frozen")]
+        mode: Mode,
+        #[command(flatten)]
+        arch: ArchArgs,
+        /// Working resolution (µm/px).
+        #[arg(long)]
+        um_per_px: f64,
+        #[arg(long, default_value_t = 50)]
+        timestep: usize,
+        #[arg(long, default_value = "0,1")]
+        feature_levels: String,
+        #[arg(long, default_value_t = 32)]
+        head_hidden: usize,
+        #[arg(long, default_value_t = 128)]
+        tile: usize,
+        #[arg(long, default_value_t = 32)]
+        overlap: usize,
+        #[arg(long, default_value_t = 600)]
+        steps: usize,
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long, default_value_t = 2e-3)]
+        lr: f64,
+        /// Patches whose features are cached (frozen mode).
+        #[arg(long, default_value_t = 256)]
+        cache: usize,
+        /// Fraction of the training images (after the validation split) whose labels are used.
+        #[arg(long, default_value_t = 1.0)]
+        label_fraction: f64,
+        /// Fraction of the training images held out for validation.
+        #[arg(long, default_value_t = 0.1)]
+        val_fraction: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Model name and class names/colours.
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        classes: String,
+        /// f32 checkpoint of the trained model.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Evaluate a model file on a dataset's test split; prints a table and writes JSON.
+    Eval {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, value_enum)]
+        dataset: Dataset,
+        /// Evaluate only the first N test images.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Write the int8 model file the viewer loads; reports its size and the change against f32.
+    Export {
+        /// f32 checkpoint from `train`.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Test set to compare int8 against f32 on, recorded in the manifest.
+        #[arg(long, value_enum)]
+        dataset: Dataset,
+        #[arg(long)]
+        limit: Option<usize>,
+        /// JSON report of the comparison.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Write a model file with freshly initialised (untrained) weights.
+    Init {
+        #[arg(long)]
+        out: PathBuf,
         #[arg(long, default_value = "glands")]
         name: String,
         /// Class names and colours, e.g. "background:000000,gland:00c853".
         #[arg(long, default_value = "background:000000,gland:00c853")]
         classes: String,
-        #[arg(long, default_value_t = 32)]
-        base_channels: usize,
-        /// Comma-separated channel multipliers, one per resolution level.
-        #[arg(long, default_value = "1,2,4")]
-        channel_mults: String,
-        #[arg(long, default_value_t = 1)]
-        res_blocks: usize,
-        /// Comma-separated decoder levels feeding the head (0 = full resolution).
+        #[command(flatten)]
+        arch: ArchArgs,
         #[arg(long, default_value = "0,1")]
         feature_levels: String,
         #[arg(long, default_value_t = 128)]
@@ -49,26 +177,26 @@ enum Command {
         overlap: usize,
         #[arg(long, default_value_t = 50)]
         timestep: usize,
-        /// Working resolution in µm per pixel.
         #[arg(long, default_value_t = 0.62)]
         um_per_px: f64,
-        /// Seed for the weight initialisation.
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
     /// Print a model file's manifest and size.
     Info { model: PathBuf },
-    /// Segment every PNG/JPEG/BMP in a folder (or one file) and write label-mask PNGs.
+    /// Segment every PNG/JPEG/BMP in a folder (or one file): label-mask PNGs and GeoJSON.
     Segment {
         #[arg(long)]
         model: PathBuf,
-        /// An image file or a folder of images.
         #[arg(long)]
         input: PathBuf,
-        /// Output folder for `<name>.labels.png` (class index per pixel).
+        /// Output folder for `<name>.labels.png` (class index per pixel) and `<name>.geojson`.
         #[arg(long)]
         output: PathBuf,
-        /// Tiles per forward pass.
+        /// Resolution of the input images (µm/px); they are resampled to the model's.
+        /// Without it the images are assumed to be at the model's resolution.
+        #[arg(long)]
+        um_per_px: Option<f64>,
         #[arg(long, default_value_t = 4)]
         batch: usize,
     },
@@ -78,14 +206,18 @@ fn parse_list(s: &str) -> Result<Vec<usize>> {
     s.split(',').map(|p| p.trim().parse::<usize>().with_context(|| format!("'{p}' is not a number in '{s}'"))).collect()
 }
 
+fn parse_floats(s: &str) -> Result<Vec<f64>> {
+    s.split(',').map(|p| p.trim().parse::<f64>().with_context(|| format!("'{p}' is not a number in '{s}'"))).collect()
+}
+
 fn parse_classes(s: &str) -> Result<Vec<ClassInfo>> {
     s.split(',')
         .map(|item| {
             let (name, hex) = item.split_once(':').with_context(|| format!("class '{item}' must be NAME:RRGGBB"))?;
-            let v = u32::from_str_radix(hex, 16).with_context(|| format!("colour '{hex}' is not hex RRGGBB"))?;
             if hex.len() != 6 {
                 bail!("colour '{hex}' is not hex RRGGBB");
             }
+            let v = u32::from_str_radix(hex, 16).with_context(|| format!("colour '{hex}' is not hex RRGGBB"))?;
             Ok(ClassInfo { name: name.to_string(), color: [(v >> 16) as u8, (v >> 8) as u8, v as u8] })
         })
         .collect()
@@ -96,13 +228,14 @@ fn read_model(path: &Path) -> Result<ModelFile> {
     ModelFile::from_bytes(&bytes).with_context(|| format!("cannot load model file {}", path.display()))
 }
 
-fn progress_bar(total: usize, what: &str) -> ProgressBar {
+fn bar(total: usize, what: &str, with_loss: bool) -> ProgressBar {
     let pb = ProgressBar::new(total as u64);
-    pb.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    let template = if with_loss {
+        "{msg} [{bar:30}] {pos}/{len} loss {prefix} {per_sec} eta {eta}"
+    } else {
+        "{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}"
+    };
+    pb.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
     pb.set_message(what.to_string());
     pb
 }
@@ -111,46 +244,167 @@ fn image_files(input: &Path) -> Result<Vec<PathBuf>> {
     if input.is_file() {
         return Ok(vec![input.to_path_buf()]);
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(input)
-        .with_context(|| format!("cannot read folder {}", input.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg" | "bmp"))
-        })
-        .collect();
-    files.sort();
+    let files = data::list_images(input, "")?;
     if files.is_empty() {
         bail!("no PNG, JPEG or BMP images in {}", input.display());
     }
     Ok(files)
 }
 
+fn test_split(data_dir: &Path, dataset: Dataset, limit: Option<usize>) -> Result<Vec<data::Labeled>> {
+    let mut test = data::load(data_dir, dataset, Split::Test)?;
+    if let Some(n) = limit {
+        test.truncate(n);
+    }
+    Ok(test)
+}
+
+fn run_eval(file: &ModelFile, dataset: Dataset, test: &[data::Labeled]) -> Result<EvalReport> {
+    let segmenter = file.segmenter(&Device::flex())?;
+    let pb = bar(test.len(), "evaluating", false);
+    let report = evaluate(&segmenter, &file.manifest, dataset, test, |i| pb.set_position(i as u64))?;
+    pb.finish_and_clear();
+    Ok(report)
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).ok();
+    }
+    std::fs::write(path, serde_json::to_vec_pretty(value)?).with_context(|| format!("cannot write {}", path.display()))
+}
+
 fn main() -> Result<()> {
-    match Cli::parse().command {
-        Command::Init {
-            out,
-            name,
-            classes,
-            base_channels,
-            channel_mults,
-            res_blocks,
-            feature_levels,
-            tile_size,
-            overlap,
-            timestep,
-            um_per_px,
-            seed,
+    let cli = Cli::parse();
+    let data_dir = cli.data.clone().unwrap_or_else(histoseg::data_dir);
+    match cli.command {
+        Command::Pretrain { sources, um_per_px, arch, patch, batch, steps, lr, seed, checkpoint_every, out, resume } => {
+            let working = parse_floats(&um_per_px)?;
+            let unet = arch.config()?;
+            anyhow::ensure!(patch % unet.size_multiple() == 0, "--patch must be a multiple of {}", unet.size_multiple());
+            let images = data::load_unlabeled(&sources, &working)?;
+            let provenance = format!(
+                "histoseg pretrain: {} images from {} at {:?} µm/px, {steps} steps of {batch}x{patch}px, lr {lr}, seed {seed}",
+                images.len() / working.len(),
+                sources.iter().map(|s| format!("{}[{}*]", s.dir.display(), s.prefix)).collect::<Vec<_>>().join(" + "),
+                working
+            );
+            println!("{provenance}");
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir).ok();
+            }
+            let cfg = PretrainConfig { unet, patch, batch, steps, lr, seed, checkpoint_every, augment: Augment::DEFAULT, out: out.clone(), resume, provenance };
+            let pb = bar(steps, "pretrain", true);
+            let mut recent = Vec::new();
+            let state = pretrain(&images, &cfg, |step, loss| {
+                recent.push(loss);
+                if recent.len() > 50 {
+                    recent.remove(0);
+                }
+                pb.set_position(step as u64);
+                pb.set_prefix(format!("{:.5}", recent.iter().sum::<f32>() / recent.len() as f32));
+            })?;
+            pb.finish();
+            let first: f32 = state.losses.iter().take(100).sum::<f32>() / state.losses.len().clamp(1, 100) as f32;
+            let last: f32 = state.losses.iter().rev().take(100).sum::<f32>() / state.losses.len().clamp(1, 100) as f32;
+            println!("pretrained {} steps in {:.0} s; mean loss first 100 steps {first:.5}, last 100 {last:.5}; checkpoint {}", state.step, state.seconds, out.display());
+        }
+        Command::Train {
+            dataset, pretrained, mode, arch, um_per_px, timestep, feature_levels, head_hidden, tile, overlap, steps, batch, lr, cache,
+            label_fraction, val_fraction, seed, name, classes, out,
         } => {
+            let unet_cfg = arch.config()?;
             let classes = parse_classes(&classes)?;
-            let unet = UNetConfig { base_channels, channel_mults: parse_list(&channel_mults)?, res_blocks, ..UNetConfig::default() };
+            let head = HeadConfig { feature_levels: parse_list(&feature_levels)?, hidden_channels: head_hidden, num_classes: classes.len() };
+            let mut manifest = new_manifest(&name, classes, unet_cfg.clone(), head.clone());
+            (manifest.tile_size, manifest.overlap, manifest.timestep, manifest.um_per_px) = (tile, overlap, timestep, um_per_px);
+            manifest.validate()?;
+            // split train into train/validation, then keep a fraction of the labels
+            let mut all = data::load(&data_dir, dataset, Split::Train)?;
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            for i in (1..all.len()).rev() {
+                all.swap(i, data::below(&mut rng, i + 1));
+            }
+            let n_val = ((all.len() as f64 * val_fraction).round() as usize).min(all.len() - 1);
+            let val: Vec<_> = all.drain(..n_val).collect();
+            let n_train = ((all.len() as f64 * label_fraction).round() as usize).clamp(1, all.len());
+            all.truncate(n_train);
+            let train: Vec<_> = all.iter().map(|s| s.rescaled(um_per_px)).collect();
+            println!("training on {} images ({} held out for validation), {mode:?} mode, t={timestep}, levels {:?}", train.len(), val.len(), head.feature_levels);
+            let pretrained_path = (pretrained != "none").then(|| PathBuf::from(&pretrained));
+            let cfg = FitConfig { mode, head, tile, timestep, noise_seed: manifest.noise_seed, steps, batch, lr, seed, cache_patches: cache, augment: Augment::DEFAULT };
+            let started = Instant::now();
+            let pb = bar(steps, "train", true);
+            let net: HistoSegNet = fit(pretrained_path.as_deref(), &unet_cfg, &train, &cfg, |step, loss| {
+                pb.set_position(step as u64);
+                pb.set_prefix(format!("{loss:.4}"));
+            })?;
+            pb.finish();
+            manifest.trained = true;
+            manifest.provenance = format!(
+                "histoseg train --dataset {dataset:?} --pretrained {pretrained} --mode {mode:?} --um-per-px {um_per_px} --timestep {timestep} --feature-levels {feature_levels} --steps {steps} --batch {batch} --lr {lr} --label-fraction {label_fraction} --seed {seed} ({} training images, {:.0} s)",
+                train.len(),
+                started.elapsed().as_secs_f64()
+            )
+            .to_lowercase();
+            let file = ModelFile::from_bytes(&ModelFile::from_net(manifest, &net).to_bytes_with(Precision::F32))?;
+            let val_report = run_eval(&file, dataset, &val)?;
+            println!("validation ({} images): pixel Dice {:.4}", val.len(), val_report.pixel_dice);
+            let mut file = file;
+            file.manifest.metrics = serde_json::json!({ "validation_pixel_dice": val_report.pixel_dice });
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir).ok();
+            }
+            std::fs::write(&out, file.to_bytes_with(Precision::F32)).with_context(|| format!("cannot write {}", out.display()))?;
+            println!("wrote {}", out.display());
+        }
+        Command::Eval { model, dataset, limit, report } => {
+            let file = read_model(&model)?;
+            let test = test_split(&data_dir, dataset, limit)?;
+            let r = run_eval(&file, dataset, &test)?;
+            println!("{}", r.table());
+            if let Some(path) = report {
+                write_json(&path, &r)?;
+            }
+        }
+        Command::Export { checkpoint, out, dataset, limit, report } => {
+            let f32_file = read_model(&checkpoint)?;
+            let mut int8_file = ModelFile::from_bytes(&f32_file.to_bytes())?;
+            let test = test_split(&data_dir, dataset, limit)?;
+            let f = run_eval(&f32_file, dataset, &test)?;
+            let q = run_eval(&int8_file, dataset, &test)?;
+            let summary = serde_json::json!({
+                "dataset": dataset,
+                "images": test.len(),
+                "f32": { "pixel_dice": f.pixel_dice, "object_f1": f.object_f1, "object_dice": f.object_dice, "object_hausdorff": f.object_hausdorff, "aji": f.aji },
+                "int8": { "pixel_dice": q.pixel_dice, "pixel_iou": q.pixel_iou, "object_f1": q.object_f1, "object_dice": q.object_dice, "object_hausdorff": q.object_hausdorff, "aji": q.aji },
+                "dice_change": q.pixel_dice - f.pixel_dice,
+            });
+            int8_file.manifest.metrics = serde_json::json!({
+                "test": summary,
+                "validation_pixel_dice": f32_file.manifest.metrics.get("validation_pixel_dice"),
+            });
+            let bytes = int8_file.to_bytes();
+            std::fs::write(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+            println!("int8 test set:\n{}", q.table());
+            println!(
+                "wrote {} ({:.2} MB; f32 checkpoint {:.2} MB); pixel Dice f32 {:.4} -> int8 {:.4} (change {:+.4})",
+                out.display(),
+                bytes.len() as f64 / 1e6,
+                std::fs::metadata(&checkpoint)?.len() as f64 / 1e6,
+                f.pixel_dice,
+                q.pixel_dice,
+                q.pixel_dice - f.pixel_dice
+            );
+            if let Some(path) = report {
+                write_json(&path, &summary)?;
+            }
+        }
+        Command::Init { out, name, classes, arch, feature_levels, tile_size, overlap, timestep, um_per_px, seed } => {
+            let classes = parse_classes(&classes)?;
             let head = HeadConfig { feature_levels: parse_list(&feature_levels)?, hidden_channels: 32, num_classes: classes.len() };
-            let mut manifest = new_manifest(&name, classes, unet, head);
-            manifest.tile_size = tile_size;
-            manifest.overlap = overlap;
-            manifest.timestep = timestep;
-            manifest.um_per_px = um_per_px;
+            let mut manifest = new_manifest(&name, classes, arch.config()?, head);
+            (manifest.tile_size, manifest.overlap, manifest.timestep, manifest.um_per_px) = (tile_size, overlap, timestep, um_per_px);
             manifest.description = "UNTRAINED: randomly initialised weights. Its masks mean nothing yet.".into();
             manifest.provenance = format!("histoseg init --name {name} --seed {seed} (no training)");
             manifest.validate()?;
@@ -167,35 +421,33 @@ fn main() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&file.manifest)?);
             println!("parameters: {}", file.parameter_count());
         }
-        Command::Segment { model, input, output, batch } => {
+        Command::Segment { model, input, output, um_per_px, batch } => {
             let file = read_model(&model)?;
             let m = &file.manifest;
-            let device = Device::flex();
-            let segmenter = file.segmenter(&device)?;
+            let segmenter = file.segmenter(&Device::flex())?;
             std::fs::create_dir_all(&output).with_context(|| format!("cannot create {}", output.display()))?;
             let files = image_files(&input)?;
             let mut failures = 0;
             for path in &files {
                 let started = Instant::now();
-                let result = std::fs::read(path)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|b| imageio::decode(&b).map_err(anyhow::Error::from))
-                    .and_then(|img| {
-                        let grid = histoseg::tiling::TileGrid::new(img.width, img.height, m.tile_size, m.overlap)?;
-                        let pb = progress_bar(grid.tiles.len(), &path.file_name().unwrap_or_default().to_string_lossy());
-                        let seg = segment_image(&segmenter, &img, m.overlap, m.head.num_classes, batch, |d, _| pb.set_position(d as u64))?;
-                        pb.finish_and_clear();
-                        Ok(seg)
-                    });
+                let result = std::fs::read(path).map_err(anyhow::Error::from).and_then(|b| imageio::decode(&b).map_err(anyhow::Error::from)).and_then(|img| {
+                    let (w, h) = (img.width, img.height);
+                    let (mw, mh) = imageio::rescaled_size(w, h, um_per_px.unwrap_or(m.um_per_px), m.um_per_px);
+                    let work = imageio::resize(&img, mw, mh);
+                    let grid = histoseg::tiling::TileGrid::new(mw, mh, m.tile_size, m.overlap)?;
+                    let pb = bar(grid.tiles.len(), &path.file_name().unwrap_or_default().to_string_lossy(), false);
+                    let seg = segment_image(&segmenter, &work, m.overlap, m.head.num_classes, batch, |d, _| pb.set_position(d as u64))?;
+                    pb.finish_and_clear();
+                    Ok((imageio::resize_nearest(&seg.labels, mw, mh, w, h), w, h))
+                });
                 match result {
-                    Ok(seg) => {
+                    Ok((labels, w, h)) => {
                         let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-                        let out = output.join(format!("{stem}.labels.png"));
-                        image::GrayImage::from_raw(seg.width as u32, seg.height as u32, seg.labels)
-                            .expect("label buffer size")
-                            .save(&out)
-                            .with_context(|| format!("cannot write {}", out.display()))?;
-                        println!("{} -> {} ({:.2} s)", path.display(), out.display(), started.elapsed().as_secs_f64());
+                        let png = output.join(format!("{stem}.labels.png"));
+                        let gj = histoseg::export::geojson(&labels, w, h, &m.classes);
+                        image::GrayImage::from_raw(w as u32, h as u32, labels).expect("label buffer size").save(&png).with_context(|| format!("cannot write {}", png.display()))?;
+                        write_json(&output.join(format!("{stem}.geojson")), &gj)?;
+                        println!("{} -> {} (+ .geojson, {} regions, {:.2} s)", path.display(), png.display(), gj["features"].as_array().map_or(0, |f| f.len()), started.elapsed().as_secs_f64());
                     }
                     Err(e) => {
                         failures += 1;
