@@ -29,14 +29,19 @@ fn ring(points: &[(f64, f64)]) -> Vec<[f64; 2]> {
 pub fn class_polygons(labels: &[u8], width: usize, height: usize, classes: usize) -> Vec<(u8, Vec<Vec<[f64; 2]>>)> {
     let mut out = Vec::new();
     for class in 1..classes as u8 {
-        let mask = GrayImage::from_raw(width as u32, height as u32, labels.iter().map(|&l| (l == class) as u8 * 255).collect())
-            .expect("label buffer size");
+        // a one-pixel background frame: the contour tracer ignores regions touching the border
+        let mut mask = GrayImage::new(width as u32 + 2, height as u32 + 2);
+        for (i, &l) in labels.iter().enumerate() {
+            if l == class {
+                mask.put_pixel((i % width) as u32 + 1, (i / width) as u32 + 1, image::Luma([255]));
+            }
+        }
         let contours = find_contours::<i32>(&mask);
         for (i, c) in contours.iter().enumerate() {
             if c.border_type != BorderType::Outer {
                 continue;
             }
-            let pts = |c: &imageproc::contours::Contour<i32>| c.points.iter().map(|p| (p.x as f64, p.y as f64)).collect::<Vec<_>>();
+            let pts = |c: &imageproc::contours::Contour<i32>| c.points.iter().map(|p| (p.x as f64 - 1.0, p.y as f64 - 1.0)).collect::<Vec<_>>();
             let mut rings = vec![ring(&pts(c))];
             for h in contours.iter().filter(|h| h.border_type == BorderType::Hole && h.parent == Some(i)) {
                 rings.push(ring(&pts(h)));

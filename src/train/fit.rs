@@ -83,6 +83,7 @@ pub fn fit(pretrained: Option<&Path>, unet_cfg: &UNetConfig, train: &[Labeled], 
     let ad = Device::flex().autodiff();
     ad.seed(cfg.seed);
     let cpu = Device::flex();
+    cpu.seed(cfg.seed);
     let unet_device = if cfg.mode == Mode::Frozen { cpu.clone() } else { ad.clone() };
     let unet = match pretrained {
         Some(path) => {
