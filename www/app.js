@@ -2,7 +2,8 @@
 // All decoding, inference and blending happen in Rust (wasm); nothing is sent anywhere.
 
 const MODELS = [
-  { id: "glands", file: "models/glands.histoseg" },
+  { id: "glands", label: "Glands (colon, GlaS)", file: "models/glands.histoseg" },
+  { id: "nuclei", label: "Nuclei (MoNuSeg)", file: "models/nuclei.histoseg" },
 ];
 const SAMPLE = "samples/tcia-he-500x300.jpg";
 
@@ -94,6 +95,8 @@ async function loadModel(id) {
   return loaded;
 }
 
+function fmt(v, digits = 3) { return typeof v === "number" ? v.toFixed(digits) : "–"; }
+
 function describeModel(m) {
   const info = $("model-info");
   const mf = m.manifest;
@@ -101,6 +104,27 @@ function describeModel(m) {
   const p = document.createElement("p");
   p.textContent = `${mf.name}: ${mf.classes.map((c) => c.name).join(", ")}; ${mf.tile_size} px tiles at ${mf.um_per_px} µm/px; ${(m.bytes / 1e6).toFixed(2)} MB.`;
   info.append(p);
+  const test = mf.metrics && mf.metrics.test;
+  if (test && test.int8) {
+    const t = document.createElement("p");
+    t.className = "metrics";
+    const q = test.int8;
+    const parts = [`pixel Dice ${fmt(q.pixel_dice)}`];
+    const o = q.objects || {};
+    if (o.object_f1 != null) parts.push(`object F1 ${fmt(o.object_f1)}`);
+    if (o.aji != null) parts.push(`AJI ${fmt(o.aji)}`);
+    t.textContent = `Test set (${test.dataset}, ${test.images} images): ${parts.join(", ")}.`;
+    info.append(t);
+  }
+  if (mf.provenance) {
+    const d = document.createElement("details");
+    const sum = document.createElement("summary");
+    sum.textContent = "How it was trained";
+    const body = document.createElement("p");
+    body.textContent = mf.provenance;
+    d.append(sum, body);
+    info.append(d);
+  }
   if (!mf.trained) {
     const w = document.createElement("p");
     w.className = "untrained";
@@ -157,7 +181,18 @@ async function segment(info) {
   state.running = run;
   $("cancel").disabled = false;
   setStatus("segmenting");
-  const job = m.model.segment(img);
+  const umText = $("umpp").value.trim();
+  const um = umText === "" ? undefined : Number(umText);
+  let job;
+  try {
+    job = m.model.segment(img, um);
+  } catch (e) {
+    showError(`Cannot segment: ${e.message || e}`);
+    setStatus("error");
+    state.running = null;
+    $("cancel").disabled = true;
+    return;
+  }
   const progress = $("progress");
   progress.max = job.total;
   progress.value = 0;
@@ -229,9 +264,21 @@ async function main() {
   const select = $("model");
   for (const m of MODELS) {
     const o = document.createElement("option");
-    o.value = m.id; o.textContent = m.id;
+    o.value = m.id; o.textContent = m.label;
     select.append(o);
   }
+  const wanted = new URLSearchParams(location.search).get("model");
+  if (wanted && MODELS.some((m) => m.id === wanted)) select.value = wanted;
+  select.addEventListener("change", async () => {
+    clearError();
+    try {
+      const m = await loadModel(select.value);
+      describeModel(m);
+      if (state.image && !state.running) await segment({});
+    } catch (e) {
+      showError(`The model could not be loaded: ${e.message || e}`);
+    }
+  });
   $("file").addEventListener("change", async (ev) => {
     const f = ev.target.files[0];
     if (f) await openBytes(new Uint8Array(await f.arrayBuffer()), f.name);

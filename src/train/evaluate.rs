@@ -16,10 +16,9 @@ use crate::model::Segmenter;
 use crate::segment::segment_image;
 use crate::weights::Manifest;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ImageScore {
-    pub name: String,
-    pub dice: f64,
+/// Object-level metrics; each is present only for the dataset it belongs to.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ObjectMetrics {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object_f1: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -31,19 +30,21 @@ pub struct ImageScore {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct ImageScore {
+    pub name: String,
+    pub dice: f64,
+    #[serde(flatten)]
+    pub objects: ObjectMetrics,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
     pub dataset: Dataset,
     pub images: usize,
     pub pixel_dice: f64,
     pub pixel_iou: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub object_f1: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub object_dice: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub object_hausdorff: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub aji: Option<f64>,
+    #[serde(flatten)]
+    pub objects: ObjectMetrics,
     pub per_image: Vec<ImageScore>,
 }
 
@@ -77,7 +78,7 @@ pub fn evaluate(segmenter: &Segmenter, manifest: &Manifest, dataset: Dataset, te
         conf = conf.add(c);
         let min_px = (min_object_um2(dataset) / (sample.um_per_px * sample.um_per_px)).round() as u64;
         let objects = Objects::from_mask(&pred, w, h).without_small(min_px);
-        let mut score = ImageScore { name: sample.name.clone(), dice: c.dice(), object_f1: None, object_dice: None, object_hausdorff: None, aji: None };
+        let mut score = ImageScore { name: sample.name.clone(), dice: c.dice(), objects: ObjectMetrics::default() };
         match dataset {
             Dataset::Glas => {
                 let gt = Objects::from_mask(&truth, w, h);
@@ -85,16 +86,16 @@ pub fn evaluate(segmenter: &Segmenter, manifest: &Manifest, dataset: Dataset, te
                 tp += s.true_positives;
                 n_pred += s.segmented;
                 n_truth += s.ground_truth;
-                score.object_f1 = Some(s.f1);
-                score.object_dice = Some(s.dice);
-                score.object_hausdorff = Some(s.hausdorff);
+                score.objects.object_f1 = Some(s.f1);
+                score.objects.object_dice = Some(s.dice);
+                score.objects.object_hausdorff = Some(s.hausdorff);
             }
             Dataset::Monuseg => {
                 let gt = match &sample.instances {
                     Some(ids) => Objects::from_ids(ids, w, h),
                     None => Objects::from_mask(&truth, w, h),
                 };
-                score.aji = Some(aji(&objects, &gt));
+                score.objects.aji = Some(aji(&objects, &gt));
             }
         }
         per_image.push(score);
@@ -109,10 +110,12 @@ pub fn evaluate(segmenter: &Segmenter, manifest: &Manifest, dataset: Dataset, te
         images: test.len(),
         pixel_dice: conf.dice(),
         pixel_iou: conf.iou(),
-        object_f1: (dataset == Dataset::Glas).then(|| if n_pred + n_truth == 0 { 1.0 } else { 2.0 * tp as f64 / (n_pred + n_truth) as f64 }),
-        object_dice: mean(&|s| s.object_dice),
-        object_hausdorff: mean(&|s| s.object_hausdorff),
-        aji: mean(&|s| s.aji),
+        objects: ObjectMetrics {
+            object_f1: (dataset == Dataset::Glas).then(|| if n_pred + n_truth == 0 { 1.0 } else { 2.0 * tp as f64 / (n_pred + n_truth) as f64 }),
+            object_dice: mean(&|s| s.objects.object_dice),
+            object_hausdorff: mean(&|s| s.objects.object_hausdorff),
+            aji: mean(&|s| s.objects.aji),
+        },
         per_image,
     })
 }
@@ -131,10 +134,10 @@ impl EvalReport {
                 rows.push(format!("{name:<18} {v:.4}"));
             }
         };
-        opt("object F1", self.object_f1);
-        opt("object Dice", self.object_dice);
-        opt("object Hausdorff", self.object_hausdorff);
-        opt("AJI", self.aji);
+        opt("object F1", self.objects.object_f1);
+        opt("object Dice", self.objects.object_dice);
+        opt("object Hausdorff", self.objects.object_hausdorff);
+        opt("AJI", self.objects.aji);
         rows.join("\n")
     }
 }

@@ -111,13 +111,23 @@ impl Model {
         self.file.parameter_count()
     }
 
-    /// Starts a segmentation of `image` with this model.
-    pub fn segment(&self, image: &DecodedImage) -> Result<Job, JsError> {
+    /// Starts a segmentation of `image`, whose resolution is `um_per_px` (µm per pixel; `None`
+    /// means "already at the model's resolution"). The image is resampled to the model's working
+    /// resolution and the labels are resampled back, so the mask always has the image's size.
+    pub fn segment(&self, image: &DecodedImage, um_per_px: Option<f64>) -> Result<Job, JsError> {
         let m = &self.file.manifest;
-        let job = SegmentJob::new(&image.image, m.tile_size, m.overlap, m.head.num_classes)
+        let (w, h) = (image.image.width, image.image.height);
+        let from = match um_per_px {
+            Some(v) if v > 0.0 && v.is_finite() => v,
+            Some(v) => return Err(JsError::new(&format!("the image resolution must be a positive µm/px value, not {v}"))),
+            None => m.um_per_px,
+        };
+        let (mw, mh) = imageio::rescaled_size(w, h, from, m.um_per_px);
+        let work = if (mw, mh) == (w, h) { None } else { Some(imageio::resize(&image.image, mw, mh)) };
+        let job = SegmentJob::new(work.as_ref().unwrap_or(&image.image), m.tile_size, m.overlap, m.head.num_classes)
             .map_err(|e| JsError::new(&e.to_string()))?;
         let colors = m.classes.iter().map(|c| c.color).collect();
-        Ok(Job { inner: Rc::new(RefCell::new(Some(job))), segmenter: self.segmenter.clone(), colors })
+        Ok(Job { inner: Rc::new(RefCell::new(Some(job))), segmenter: self.segmenter.clone(), colors, image_size: (w, h) })
     }
 }
 
@@ -127,6 +137,8 @@ pub struct Job {
     inner: Rc<RefCell<Option<SegmentJob>>>,
     segmenter: Rc<Segmenter>,
     colors: Vec<[u8; 3]>,
+    /// The original image's size; labels are resampled back to it.
+    image_size: (usize, usize),
 }
 
 fn finished_error() -> JsError {
@@ -180,7 +192,13 @@ impl Job {
             *self.inner.borrow_mut() = Some(job);
             return Err(JsError::new(&format!("only {done} of {total} tiles are segmented")));
         }
-        let seg = job.finish();
+        let mut seg = job.finish();
+        let (w, h) = self.image_size;
+        if (seg.width, seg.height) != (w, h) {
+            seg.labels = imageio::resize_nearest(&seg.labels, seg.width, seg.height, w, h);
+            seg.probabilities = Vec::new();
+            (seg.width, seg.height) = (w, h);
+        }
         Ok(SegResult { areas: overlay::class_areas(&seg.labels, seg.classes), overlay: overlay::label_overlay(&seg.labels, &self.colors), seg })
     }
 }

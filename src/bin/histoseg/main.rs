@@ -376,8 +376,8 @@ fn main() -> Result<()> {
             let summary = serde_json::json!({
                 "dataset": dataset,
                 "images": test.len(),
-                "f32": { "pixel_dice": f.pixel_dice, "object_f1": f.object_f1, "object_dice": f.object_dice, "object_hausdorff": f.object_hausdorff, "aji": f.aji },
-                "int8": { "pixel_dice": q.pixel_dice, "pixel_iou": q.pixel_iou, "object_f1": q.object_f1, "object_dice": q.object_dice, "object_hausdorff": q.object_hausdorff, "aji": q.aji },
+                "f32": { "pixel_dice": f.pixel_dice, "pixel_iou": f.pixel_iou, "objects": f.objects },
+                "int8": { "pixel_dice": q.pixel_dice, "pixel_iou": q.pixel_iou, "objects": q.objects },
                 "dice_change": q.pixel_dice - f.pixel_dice,
             });
             int8_file.manifest.metrics = serde_json::json!({
