@@ -25,7 +25,7 @@ row() {
 }
 
 ROWS=("$@")
-[ ${#ROWS[@]} -gt 0 ] || ROWS=(pre-100 rand-100 pre-10 rand-10 pre-t10 pre-t200 pre-l0 pre-l012 pre-finetune)
+[ ${#ROWS[@]} -gt 0 ] || ROWS=(pre-100 rand-100 pre-10 rand-10 pre-t10 pre-t200 pre-l0 pre-finetune)
 for r in "${ROWS[@]}"; do
   case $r in
     pre-100)      row "$r" --pretrained "$PRE" ;;

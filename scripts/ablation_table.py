@@ -11,7 +11,6 @@ ROWS = [
     ("pre-t10", "diffusion-pretrained", "100%", "10", "0,1", "frozen"),
     ("pre-t200", "diffusion-pretrained", "100%", "200", "0,1", "frozen"),
     ("pre-l0", "diffusion-pretrained", "100%", "50", "0", "frozen"),
-    ("pre-l012", "diffusion-pretrained", "100%", "50", "0,1,2", "frozen"),
     ("pre-finetune", "diffusion-pretrained", "100%", "50", "0,1", "fine-tune"),
 ]
 root = pathlib.Path(__file__).resolve().parent.parent / "runs" / "ablation"
