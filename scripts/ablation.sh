@@ -12,7 +12,7 @@ BIN=target/release/histoseg
 PRE=${PRETRAINED:-runs/pretrain.ckpt}
 OUT=runs/ablation
 mkdir -p "$OUT"
-COMMON=(--dataset glas --um-per-px 1.0 --tile 128 --overlap 32 --steps 300 --batch 8 --cache 256 --seed 0
+COMMON=(--dataset glas --um-per-px 1.0 --tile 128 --overlap 32 --steps 300 --cache 256 --seed 0
         --name glands --classes background:000000,gland:00c853)
 
 row() {

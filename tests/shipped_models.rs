@@ -65,4 +65,5 @@ fn nuclei_model_segments_a_monuseg_test_tile() {
 }
 
 const GLANDS_MIN_DICE: f64 = 0.5;
-const NUCLEI_MIN_DICE: f64 = 0.5;
+// measured 0.760 for the shipped int8 nuclei model on this tile
+const NUCLEI_MIN_DICE: f64 = 0.65;
