@@ -17,6 +17,7 @@ pub const GLAS_UM_PER_PX: f64 = 0.62;
 pub const MONUSEG_UM_PER_PX: f64 = 0.2527;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Dataset {
     /// GlaS colon glands: train_* for training, testA_* for testing.
     Glas,

@@ -103,7 +103,10 @@ impl Model {
 
     /// The manifest as a plain JS object.
     pub fn manifest(&self) -> Result<JsValue, JsError> {
-        serde_wasm_bindgen::to_value(&self.file.manifest).map_err(|e| JsError::new(&e.to_string()))
+        use serde::Serialize;
+        // plain objects, not ES Maps, for the manifest's free-form metrics
+        let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+        self.file.manifest.serialize(&serializer).map_err(|e| JsError::new(&e.to_string()))
     }
 
     #[wasm_bindgen(js_name = parameterCount)]
