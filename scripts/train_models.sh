@@ -2,7 +2,8 @@
 # The exact commands that produced the shipped models in models/ (2 CPU cores, no GPU).
 #
 #   scripts/train_models.sh pretrain   # DDPM on GlaS train_* + MoNuSeg train (stopped at step 1000)
-#   scripts/train_models.sh glands     # frozen-UNet head on GlaS train (= ablation row pre-100), export
+#   scripts/train_models.sh glands     # fine-tuned UNet + head on GlaS train (= ablation row
+#                                      # pre-finetune, the best on the validation split), export
 #   scripts/train_models.sh nuclei     # frozen-UNet head on MoNuSeg train, export
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +22,8 @@ for what in "$@"; do
         --out runs/pretrain.ckpt ${RESUME:+--resume}
       ;;
     glands)
-      scripts/ablation.sh pre-100
-      "$BIN" export --checkpoint runs/ablation/pre-100.ckpt --out models/glands.histoseg --dataset glas \
+      scripts/ablation.sh pre-finetune
+      "$BIN" export --checkpoint runs/ablation/pre-finetune.ckpt --out models/glands.histoseg --dataset glas \
         --report runs/glands-export.json
       ;;
     nuclei)

@@ -41,7 +41,7 @@ fn glands_model_segments_a_glas_test_image() {
     let dice = scores.iter().map(|s| s.0).sum::<f64>() / 6.0;
     let chance = scores.iter().map(|s| s.1).sum::<f64>() / 6.0;
     println!("glands on testA_1..6: mean Dice {dice:.3} (chance {chance:.3}), per image {scores:.3?}");
-    assert!(dice > GLANDS_MIN_DICE && dice > chance + 0.05, "mean Dice {dice:.3}, chance {chance:.3}");
+    assert!(dice > GLANDS_MIN_DICE && dice > chance + 0.15, "mean Dice {dice:.3}, chance {chance:.3}");
 }
 
 #[test]
@@ -64,6 +64,7 @@ fn nuclei_model_segments_a_monuseg_test_tile() {
     assert!(dice > NUCLEI_MIN_DICE && dice > chance + 0.1, "Dice {dice:.3}, chance {chance:.3}");
 }
 
-const GLANDS_MIN_DICE: f64 = 0.5;
+// measured 0.669 (mean over testA_1..6) for the shipped int8 glands model
+const GLANDS_MIN_DICE: f64 = 0.58;
 // measured 0.760 for the shipped int8 nuclei model on this tile
 const NUCLEI_MIN_DICE: f64 = 0.65;
