@@ -1,5 +1,6 @@
-//! Exports of a label mask: polygons as a GeoJSON FeatureCollection that QuPath imports
-//! ("File > Import objects"), in image pixel coordinates. Pure Rust, no platform code.
+//! Exports of a label mask, all generated locally: polygons as a GeoJSON FeatureCollection that
+//! QuPath imports ("File > Import objects") in image pixel coordinates, per-class areas and
+//! per-object morphology (CSV/JSON), the label PNG and the overlay PNG. Pure Rust, no platform code.
 //!
 //! Each 8-connected region of a class becomes one Polygon feature: its outer border is the first
 //! ring and the borders of its holes follow. Ring vertices are the centres of border pixels; a
@@ -7,6 +8,7 @@
 
 use image::GrayImage;
 use imageproc::contours::{BorderType, find_contours};
+use imageproc::region_labelling::{Connectivity, connected_components};
 use serde_json::{Value, json};
 
 use crate::weights::ClassInfo;
@@ -24,51 +26,205 @@ fn ring(points: &[(f64, f64)]) -> Vec<[f64; 2]> {
     r
 }
 
-/// Polygons of every non-background class of `labels` (`width` x `height`, class per pixel).
-/// Returns the rings of each polygon (outer first) with its class index.
-pub fn class_polygons(labels: &[u8], width: usize, height: usize, classes: usize) -> Vec<(u8, Vec<Vec<[f64; 2]>>)> {
+/// One 8-connected region of a class: its polygon and basic morphology, in the mask's pixels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object {
+    pub class: u8,
+    /// Outer ring first, then one ring per hole; closed, vertices at border-pixel centres.
+    pub rings: Vec<Vec<[f64; 2]>>,
+    pub area_px: u64,
+    /// Length of the outer ring.
+    pub perimeter_px: f64,
+    /// Mean pixel position.
+    pub centroid: [f64; 2],
+    /// `[x0, y0, x1, y1]`, inclusive.
+    pub bbox: [usize; 4],
+}
+
+fn ring_length(ring: &[[f64; 2]]) -> f64 {
+    ring.windows(2).map(|w| (w[1][0] - w[0][0]).hypot(w[1][1] - w[0][1])).sum()
+}
+
+/// Every 8-connected region of every non-background class of `labels` (`width` x `height`,
+/// class per pixel), in row-major order of first pixel within each class.
+pub fn objects(labels: &[u8], width: usize, height: usize, classes: usize) -> Vec<Object> {
     let mut out = Vec::new();
     for class in 1..classes as u8 {
+        if !labels.contains(&class) {
+            continue;
+        }
         // a one-pixel background frame: the contour tracer ignores regions touching the border
-        let mut mask = GrayImage::new(width as u32 + 2, height as u32 + 2);
+        let (fw, fh) = (width as u32 + 2, height as u32 + 2);
+        let mut mask = GrayImage::new(fw, fh);
         for (i, &l) in labels.iter().enumerate() {
             if l == class {
                 mask.put_pixel((i % width) as u32 + 1, (i / width) as u32 + 1, image::Luma([255]));
             }
         }
+        let ids = connected_components(&mask, Connectivity::Eight, image::Luma([0u8]));
+        let n = ids.pixels().map(|p| p[0]).max().unwrap_or(0) as usize;
+        let mut stats = vec![(0u64, 0f64, 0f64, [usize::MAX, usize::MAX, 0, 0]); n + 1];
+        for (x, y, p) in ids.enumerate_pixels() {
+            let id = p[0] as usize;
+            if id == 0 {
+                continue;
+            }
+            let (px, py) = (x as usize - 1, y as usize - 1);
+            let s = &mut stats[id];
+            s.0 += 1;
+            s.1 += px as f64;
+            s.2 += py as f64;
+            s.3 = [s.3[0].min(px), s.3[1].min(py), s.3[2].max(px), s.3[3].max(py)];
+        }
         let contours = find_contours::<i32>(&mask);
+        let pts = |c: &imageproc::contours::Contour<i32>| c.points.iter().map(|p| (p.x as f64 - 1.0, p.y as f64 - 1.0)).collect::<Vec<_>>();
         for (i, c) in contours.iter().enumerate() {
             if c.border_type != BorderType::Outer {
                 continue;
             }
-            let pts = |c: &imageproc::contours::Contour<i32>| c.points.iter().map(|p| (p.x as f64 - 1.0, p.y as f64 - 1.0)).collect::<Vec<_>>();
+            let first = c.points[0];
+            let id = ids.get_pixel(first.x as u32, first.y as u32)[0] as usize;
+            let (area, sx, sy, bbox) = stats[id];
             let mut rings = vec![ring(&pts(c))];
             for h in contours.iter().filter(|h| h.border_type == BorderType::Hole && h.parent == Some(i)) {
                 rings.push(ring(&pts(h)));
             }
-            out.push((class, rings));
+            let perimeter_px = ring_length(&rings[0]);
+            out.push(Object { class, rings, area_px: area, perimeter_px, centroid: [sx / area as f64, sy / area as f64], bbox });
         }
     }
     out
 }
 
-/// A GeoJSON FeatureCollection of the label mask's regions, with QuPath classifications.
-pub fn geojson(labels: &[u8], width: usize, height: usize, classes: &[ClassInfo]) -> Value {
-    let features: Vec<Value> = class_polygons(labels, width, height, classes.len())
-        .into_iter()
-        .map(|(class, rings)| {
-            let info = &classes[class as usize];
+/// A GeoJSON FeatureCollection of the objects, with QuPath classifications and measurements.
+/// Coordinates are the mask's pixels plus `offset` (the region's origin in the image), so they
+/// are image pixel coordinates.
+pub fn geojson(objects: &[Object], classes: &[ClassInfo], offset: [f64; 2]) -> Value {
+    let features: Vec<Value> = objects
+        .iter()
+        .map(|o| {
+            let info = &classes[o.class as usize];
+            let rings: Vec<Vec<[f64; 2]>> = o.rings.iter().map(|r| r.iter().map(|p| [p[0] + offset[0], p[1] + offset[1]]).collect()).collect();
             json!({
                 "type": "Feature",
                 "geometry": { "type": "Polygon", "coordinates": rings },
                 "properties": {
                     "objectType": "annotation",
                     "classification": { "name": info.name, "color": info.color },
+                    "measurements": { "Area px^2": o.area_px, "Perimeter px": o.perimeter_px },
                 }
             })
         })
         .collect();
     json!({ "type": "FeatureCollection", "features": features })
+}
+
+/// Per-class totals of a segmentation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ClassSummary {
+    pub class: String,
+    pub area_px: u64,
+    pub area_um2: Option<f64>,
+    /// Share of the segmented region's pixels.
+    pub fraction: f64,
+    pub objects: usize,
+}
+
+/// One object's row in the measurement table, in image pixel coordinates.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ObjectRow {
+    pub id: usize,
+    pub class: String,
+    pub area_px: u64,
+    pub area_um2: Option<f64>,
+    pub perimeter_px: f64,
+    pub perimeter_um: Option<f64>,
+    pub centroid_x: f64,
+    pub centroid_y: f64,
+}
+
+/// Areas, counts and per-object morphology; areas in µm² when the resolution is known.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Measurements {
+    pub um_per_px: Option<f64>,
+    pub region: [usize; 4],
+    pub classes: Vec<ClassSummary>,
+    pub objects: Vec<ObjectRow>,
+}
+
+/// Measures a segmentation of the region at `offset` (`width` x `height` labels, image pixels).
+pub fn measurements(labels: &[u8], width: usize, height: usize, objects: &[Object], classes: &[ClassInfo], offset: [usize; 2], um_per_px: Option<f64>) -> Measurements {
+    let areas = crate::overlay::class_areas(labels, classes.len());
+    let um2 = |px: f64| um_per_px.map(|u| px * u * u);
+    let total = (width * height).max(1) as f64;
+    let summaries = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ClassSummary {
+            class: c.name.clone(),
+            area_px: areas[i],
+            area_um2: um2(areas[i] as f64),
+            fraction: areas[i] as f64 / total,
+            objects: objects.iter().filter(|o| o.class as usize == i).count(),
+        })
+        .collect();
+    let rows = objects
+        .iter()
+        .enumerate()
+        .map(|(i, o)| ObjectRow {
+            id: i + 1,
+            class: classes[o.class as usize].name.clone(),
+            area_px: o.area_px,
+            area_um2: um2(o.area_px as f64),
+            perimeter_px: o.perimeter_px,
+            perimeter_um: um_per_px.map(|u| o.perimeter_px * u),
+            centroid_x: o.centroid[0] + offset[0] as f64,
+            centroid_y: o.centroid[1] + offset[1] as f64,
+        })
+        .collect();
+    Measurements { um_per_px, region: [offset[0], offset[1], width, height], classes: summaries, objects: rows }
+}
+
+impl Measurements {
+    /// The per-class summary followed by the object table, as CSV.
+    pub fn to_csv(&self) -> String {
+        let opt = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_default();
+        let mut s = String::from("class,area_px,area_um2,fraction,objects\n");
+        for c in &self.classes {
+            s += &format!("{},{},{},{:.5},{}\n", c.class, c.area_px, opt(c.area_um2), c.fraction, c.objects);
+        }
+        s += "\nid,class,area_px,area_um2,perimeter_px,perimeter_um,centroid_x,centroid_y\n";
+        for o in &self.objects {
+            s += &format!("{},{},{},{},{:.2},{},{:.1},{:.1}\n", o.id, o.class, o.area_px, opt(o.area_um2), o.perimeter_px, opt(o.perimeter_um), o.centroid_x, o.centroid_y);
+        }
+        s
+    }
+}
+
+/// A label mask as an 8-bit greyscale PNG whose pixel values are class indices.
+pub fn label_png(labels: &[u8], width: usize, height: usize) -> Vec<u8> {
+    let img = GrayImage::from_raw(width as u32, height as u32, labels.to_vec()).expect("label buffer size");
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("PNG encoding to memory");
+    out.into_inner()
+}
+
+/// An RGB image with the overlay `rgba` blended on at `opacity`, as a PNG.
+pub fn overlay_png(image: &crate::imageio::RgbImage, rgba: &[u8], opacity: f32) -> Vec<u8> {
+    let a = opacity.clamp(0.0, 1.0);
+    let pixels: Vec<u8> = image
+        .pixels
+        .chunks_exact(3)
+        .zip(rgba.chunks_exact(4))
+        .flat_map(|(p, o)| {
+            let w = a * o[3] as f32 / 255.0;
+            [0, 1, 2].map(|c| (p[c] as f32 * (1.0 - w) + o[c] as f32 * w).round() as u8)
+        })
+        .collect();
+    let img = image::RgbImage::from_raw(image.width as u32, image.height as u32, pixels).expect("RGB buffer size");
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("PNG encoding to memory");
+    out.into_inner()
 }
 
 #[cfg(test)]
@@ -87,7 +243,19 @@ mod tests {
             0, 0, 0, 0, 0, 0,
         ];
         let classes = vec![ClassInfo { name: "bg".into(), color: [0, 0, 0] }, ClassInfo { name: "gland".into(), color: [0, 200, 80] }];
-        let gj = geojson(&labels, 6, 5, &classes);
+        let objs = objects(&labels, 6, 5, 2);
+        assert_eq!(objs.len(), 2);
+        assert_eq!(objs.iter().map(|o| o.area_px).collect::<Vec<_>>(), vec![8, 1]);
+        assert_eq!(objs[0].bbox, [0, 0, 2, 2]);
+        assert_eq!(objs[0].centroid, [1.0, 1.0]);
+        assert!((objs[0].perimeter_px - 8.0).abs() < 1e-9, "ring through the border-pixel centres: {}", objs[0].perimeter_px);
+        let m = measurements(&labels, 6, 5, &objs, &classes, [100, 200], Some(0.5));
+        assert_eq!(m.classes[1].area_px, 9);
+        assert_eq!(m.classes[1].area_um2, Some(2.25));
+        assert_eq!(m.classes[1].objects, 2);
+        assert_eq!((m.objects[1].centroid_x, m.objects[1].centroid_y), (105.0, 203.0));
+        assert!(m.to_csv().contains("\n2,gland,1,0.25,4.00,2.00,105.0,203.0\n"), "{}", m.to_csv());
+        let gj = geojson(&objs, &classes, [0.0, 0.0]);
         let features = gj["features"].as_array().unwrap();
         assert_eq!(features.len(), 2);
         let rings_of = |f: &Value| f["geometry"]["coordinates"].as_array().unwrap().len();

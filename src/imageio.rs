@@ -76,6 +76,11 @@ fn to_rgb8(img: DynamicImage) -> RgbImage {
     RgbImage::new(w, h, pixels)
 }
 
+/// The format name of image bytes ("PNG", "JPEG", ...), or "image" when unrecognised.
+pub fn sniff_format(bytes: &[u8]) -> String {
+    format_name(image::guess_format(bytes).ok())
+}
+
 /// Decodes PNG, JPEG or BMP bytes (format sniffed from the content, not the file name).
 pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageError> {
     let reader = ImageReader::new(Cursor::new(bytes))

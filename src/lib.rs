@@ -1,10 +1,11 @@
 //! histoseg: histopathology segmentation with a diffusion-pretrained UNet feature extractor and
 //! a light FCN head, running natively (CLI) and in the browser (WebGPU or CPU).
 //!
-//! Data flows one way: image bytes → [`imageio`] → tiles ([`tiling`]) → [`model`] features and
+//! Data flows one way: image bytes → [`slide`] / [`imageio`] → tiles ([`tiling`]) → [`model`] features and
 //! logits → blended probabilities ([`segment`]) → labels → [`overlay`] and [`metrics`].
 //!
-//! Pure core (no platform code): [`tiling`], [`imageio`], [`overlay`], [`metrics`].
+//! Pure core (no platform code): [`slide`], [`tiling`], [`imageio`], [`overlay`], [`metrics`],
+//! [`export`].
 //! Model and weights: [`model`], [`weights`]. Browser boundary: `web` (wasm32 only).
 
 pub mod export;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod model;
 pub mod overlay;
 pub mod segment;
+pub mod slide;
 pub mod stain;
 pub mod tiling;
 pub mod weights;

@@ -7,10 +7,32 @@
 //! result back (synchronously natively, asynchronously in the browser) and hands it to
 //! [`SegmentJob::accept`].
 
-use crate::imageio::RgbImage;
+use crate::imageio::{self, RgbImage};
+use crate::slide::{Region, Slide, SlideError};
 #[cfg(not(target_family = "wasm"))]
 use crate::model::Segmenter;
 use crate::tiling::{Blender, TileGrid, TilingError, argmax_labels};
+
+/// The most pixels one segmentation works on at the model's resolution (the blended class
+/// probabilities of every pixel are held until the end).
+pub const MAX_WORK_PIXELS: usize = 16_000_000;
+
+/// Reads `region` (level-0 pixels, clamped to the image) of a slide whose level 0 has `level0_um`
+/// µm/px, at the model's `model_um` µm/px, ready for a [`SegmentJob`]. Returns the clamped
+/// region and the image to segment.
+pub fn read_for_model(slide: &mut Slide, region: Region, level0_um: f64, model_um: f64) -> Result<(Region, RgbImage), SlideError> {
+    let region = region.clamp_to(slide.width(), slide.height()).ok_or(SlideError::OutsideImage(slide.width(), slide.height()))?;
+    let (w, h) = imageio::rescaled_size(region.width, region.height, level0_um, model_um);
+    if w * h > MAX_WORK_PIXELS {
+        return Err(SlideError::TooLargeToSegment(w, h));
+    }
+    Ok((region, slide.read_at_resolution(region, level0_um, model_um)?))
+}
+
+/// Labels of a segmentation resampled (nearest neighbour) to the region's level-0 size.
+pub fn labels_for_region(seg: &Segmentation, region: Region) -> Vec<u8> {
+    imageio::resize_nearest(&seg.labels, seg.width, seg.height, region.width, region.height)
+}
 
 /// Input for a batch of consecutive tiles: planar `[count, 3, tile, tile]` values in [-1, 1].
 pub struct Batch {

@@ -8,9 +8,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use clap::{Args, Parser, Subcommand};
-use histoseg::imageio;
 use histoseg::model::{HeadConfig, HistoSegNet, UNetConfig};
-use histoseg::segment::segment_image;
+use histoseg::export;
+use histoseg::segment::{labels_for_region, read_for_model, segment_image};
+use histoseg::slide::{Region, Slide};
 use histoseg::train::data::{self, Augment, Dataset, Source, Split};
 use histoseg::train::evaluate::{EvalReport, evaluate};
 use histoseg::train::fit::{FitConfig, Mode, fit};
@@ -190,13 +191,17 @@ enum Command {
         model: PathBuf,
         #[arg(long)]
         input: PathBuf,
-        /// Output folder for `<name>.labels.png` (class index per pixel) and `<name>.geojson`.
+        /// Output folder for `<name>.labels.png` (class index per pixel), `<name>.geojson`
+        /// (QuPath objects, image pixel coordinates) and `<name>.measurements.csv`.
         #[arg(long)]
         output: PathBuf,
-        /// Resolution of the input images (µm/px); they are resampled to the model's.
-        /// Without it the images are assumed to be at the model's resolution.
+        /// Resolution of the input images (µm/px); they are resampled to the model's. Without
+        /// it, the file's own (SVS MPP, TIFF resolution) is used, else the model's is assumed.
         #[arg(long)]
         um_per_px: Option<f64>,
+        /// Segment only this region, X,Y,WIDTH,HEIGHT in level-0 pixels.
+        #[arg(long, value_parser = histoseg::slide::Region::parse)]
+        region: Option<histoseg::slide::Region>,
         #[arg(long, default_value_t = 4)]
         batch: usize,
     },
@@ -244,9 +249,17 @@ fn image_files(input: &Path) -> Result<Vec<PathBuf>> {
     if input.is_file() {
         return Ok(vec![input.to_path_buf()]);
     }
-    let files = data::list_images(input, "")?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(input)
+        .with_context(|| format!("cannot read folder {}", input.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+            matches!(ext.as_str(), "png" | "jpg" | "jpeg" | "bmp" | "tif" | "tiff" | "svs")
+        })
+        .collect();
+    files.sort();
     if files.is_empty() {
-        bail!("no PNG, JPEG or BMP images in {}", input.display());
+        bail!("no PNG, JPEG, BMP, TIFF or SVS images in {}", input.display());
     }
     Ok(files)
 }
@@ -421,7 +434,7 @@ fn main() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&file.manifest)?);
             println!("parameters: {}", file.parameter_count());
         }
-        Command::Segment { model, input, output, um_per_px, batch } => {
+        Command::Segment { model, input, output, um_per_px, batch, region } => {
             let file = read_model(&model)?;
             let m = &file.manifest;
             let segmenter = file.segmenter(&Device::flex())?;
@@ -430,24 +443,34 @@ fn main() -> Result<()> {
             let mut failures = 0;
             for path in &files {
                 let started = Instant::now();
-                let result = std::fs::read(path).map_err(anyhow::Error::from).and_then(|b| imageio::decode(&b).map_err(anyhow::Error::from)).and_then(|img| {
-                    let (w, h) = (img.width, img.height);
-                    let (mw, mh) = imageio::rescaled_size(w, h, um_per_px.unwrap_or(m.um_per_px), m.um_per_px);
-                    let work = imageio::resize(&img, mw, mh);
-                    let grid = histoseg::tiling::TileGrid::new(mw, mh, m.tile_size, m.overlap)?;
-                    let pb = bar(grid.tiles.len(), &path.file_name().unwrap_or_default().to_string_lossy(), false);
-                    let seg = segment_image(&segmenter, &work, m.overlap, m.head.num_classes, batch, |d, _| pb.set_position(d as u64))?;
-                    pb.finish_and_clear();
-                    Ok((imageio::resize_nearest(&seg.labels, mw, mh, w, h), w, h))
-                });
+                let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+                let result = (|| -> Result<_> {
+                    let mut slide = Slide::open(path)?;
+                    let level0_um = um_per_px.or(slide.um_per_px).unwrap_or(m.um_per_px);
+                    let wanted = region.unwrap_or(Region { x: 0, y: 0, width: slide.width(), height: slide.height() });
+                    let (region, work) = read_for_model(&mut slide, wanted, level0_um, m.um_per_px)?;
+                    let mut pb = None;
+                    let seg = segment_image(&segmenter, &work, m.overlap, m.head.num_classes, batch, |done, total| {
+                        pb.get_or_insert_with(|| bar(total, &name, false)).set_position(done as u64)
+                    })?;
+                    if let Some(pb) = pb {
+                        pb.finish_and_clear();
+                    }
+                    Ok((labels_for_region(&seg, region), region, slide.um_per_px.or(um_per_px)))
+                })();
                 match result {
-                    Ok((labels, w, h)) => {
+                    Ok((labels, region, known_um)) => {
+                        let (w, h) = (region.width, region.height);
                         let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+                        let objects = export::objects(&labels, w, h, m.classes.len());
+                        let gj = export::geojson(&objects, &m.classes, [region.x as f64, region.y as f64]);
+                        let table = export::measurements(&labels, w, h, &objects, &m.classes, [region.x, region.y], known_um);
                         let png = output.join(format!("{stem}.labels.png"));
-                        let gj = histoseg::export::geojson(&labels, w, h, &m.classes);
-                        image::GrayImage::from_raw(w as u32, h as u32, labels).expect("label buffer size").save(&png).with_context(|| format!("cannot write {}", png.display()))?;
+                        std::fs::write(&png, export::label_png(&labels, w, h)).with_context(|| format!("cannot write {}", png.display()))?;
                         write_json(&output.join(format!("{stem}.geojson")), &gj)?;
-                        println!("{} -> {} (+ .geojson, {} regions, {:.2} s)", path.display(), png.display(), gj["features"].as_array().map_or(0, |f| f.len()), started.elapsed().as_secs_f64());
+                        let csv = output.join(format!("{stem}.measurements.csv"));
+                        std::fs::write(&csv, table.to_csv()).with_context(|| format!("cannot write {}", csv.display()))?;
+                        println!("{} -> {} (+ .geojson, .measurements.csv; {} objects, {:.2} s)", path.display(), png.display(), objects.len(), started.elapsed().as_secs_f64());
                     }
                     Err(e) => {
                         failures += 1;

@@ -1,0 +1,512 @@
+//! Opening images of any size as a *slide*: a pyramid of resolution levels read region by region.
+//!
+//! - TIFF, including tiled and pyramidal TIFF, BigTIFF and Aperio SVS (JPEG tiles with shared
+//!   JPEGTables, RGB or YCbCr), is read through the `tiff` crate one tile or strip at a time, so
+//!   a slide never has to fit in memory as one RGB buffer. Decoded tiles are kept in a small
+//!   least-recently-used cache.
+//! - PNG, JPEG and BMP are decoded whole (they are bounded by [`crate::imageio::MAX_PIXELS`]) and
+//!   get halved display levels computed from them.
+//!
+//! The resolution (µm per pixel at level 0) comes from the SVS description (`MPP = ...`) or the
+//! TIFF resolution tags when they describe a microscope rather than a 72 dpi default.
+//!
+//! Pure Rust with no platform code: bytes come from any `Read + Seek` (a file natively, a buffer
+//! in the browser).
+
+use std::collections::HashMap;
+use std::io::{Cursor, Read, Seek};
+use std::rc::Rc;
+
+use tiff::decoder::{Decoder, DecodingResult, Limits};
+use tiff::tags::Tag;
+use tiff::{ColorType, TiffError};
+
+use crate::imageio::{self, ImageError, RgbImage};
+
+/// The largest region read at once (the browser and the CLI ask for tiles or model-sized regions).
+pub const MAX_REGION_PIXELS: u64 = 64_000_000;
+/// Decoded tiles kept for reuse, in bytes.
+const CACHE_BYTES: usize = 96 << 20;
+/// Plain images get display levels until the smallest is at most this many pixels across.
+const DISPLAY_LEVEL_MIN: usize = 1024;
+
+pub trait ReadSeek: Read + Seek {}
+impl<T: Read + Seek> ReadSeek for T {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SlideError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("the TIFF file is damaged or truncated ({0})")]
+    CorruptTiff(String),
+    #[error("this TIFF cannot be read: {0}")]
+    UnsupportedTiff(String),
+    #[error("level {0} does not exist (the slide has {1})")]
+    NoLevel(usize, usize),
+    #[error("the region is {0}x{1} pixels at the model's resolution, more than the {max} pixels histoseg segments at once: segment a smaller region (zoom in and segment the visible region)", max = crate::segment::MAX_WORK_PIXELS)]
+    TooLargeToSegment(usize, usize),
+    #[error("the region lies outside the {0}x{1} pixel image")]
+    OutsideImage(usize, usize),
+    #[error("a {0}x{1} pixel region is too large to read at once (at most {MAX_REGION_PIXELS} pixels): choose a smaller region or a lower-resolution level")]
+    RegionTooLarge(usize, usize),
+}
+
+fn tiff_error(e: TiffError) -> SlideError {
+    match e {
+        TiffError::UnsupportedError(u) => SlideError::UnsupportedTiff(u.to_string()),
+        TiffError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            SlideError::CorruptTiff("the file ends early".into())
+        }
+        TiffError::LimitsExceeded => SlideError::UnsupportedTiff("a tile or strip is larger than histoseg reads at once".into()),
+        other => SlideError::CorruptTiff(other.to_string()),
+    }
+}
+
+/// One resolution level.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LevelInfo {
+    pub width: usize,
+    pub height: usize,
+    /// Level-0 pixels per pixel of this level (1 for level 0).
+    pub downsample: f64,
+}
+
+/// A region in level-0 pixel coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Region {
+    pub x: usize,
+    pub y: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+impl Region {
+    /// Parses `X,Y,W,H`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let v: Vec<usize> = s
+            .split(',')
+            .map(|p| p.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("'{s}' is not a region: expected X,Y,WIDTH,HEIGHT in pixels"))?;
+        match v[..] {
+            [x, y, width, height] if width > 0 && height > 0 => Ok(Region { x, y, width, height }),
+            _ => Err(format!("'{s}' is not a region: expected X,Y,WIDTH,HEIGHT with a non-zero size")),
+        }
+    }
+
+    /// The part of the region inside a `width` x `height` image, or `None` if none is.
+    pub fn clamp_to(self, width: usize, height: usize) -> Option<Region> {
+        let x1 = (self.x + self.width).min(width);
+        let y1 = (self.y + self.height).min(height);
+        (self.x < x1 && self.y < y1).then(|| Region { x: self.x, y: self.y, width: x1 - self.x, height: y1 - self.y })
+    }
+}
+
+/// How a TIFF level's samples become RGB.
+#[derive(Debug, Clone, Copy)]
+struct TiffLevel {
+    ifd: usize,
+    chunk_width: usize,
+    chunk_height: usize,
+    chunks_across: usize,
+    color: ColorType,
+}
+
+struct TileCache {
+    tiles: HashMap<(usize, usize), (Rc<RgbImage>, u64)>,
+    bytes: usize,
+    clock: u64,
+}
+
+impl TileCache {
+    fn get(&mut self, key: (usize, usize)) -> Option<Rc<RgbImage>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.tiles.get_mut(&key).map(|(t, used)| {
+            *used = clock;
+            t.clone()
+        })
+    }
+
+    fn put(&mut self, key: (usize, usize), tile: Rc<RgbImage>) {
+        self.bytes += tile.pixels.len();
+        self.clock += 1;
+        self.tiles.insert(key, (tile, self.clock));
+        while self.bytes > CACHE_BYTES && self.tiles.len() > 1 {
+            let oldest = *self.tiles.iter().min_by_key(|(_, (_, used))| *used).expect("non-empty").0;
+            let (t, _) = self.tiles.remove(&oldest).expect("present");
+            self.bytes -= t.pixels.len();
+        }
+    }
+}
+
+enum Source {
+    /// Decoded levels of a plain image (level 0 first).
+    Raster(Vec<Rc<RgbImage>>),
+    Tiff { decoder: Box<Decoder<Box<dyn ReadSeek>>>, levels: Vec<TiffLevel>, current_ifd: usize, cache: TileCache },
+}
+
+/// An opened image or slide.
+pub struct Slide {
+    /// "PNG", "JPEG", "BMP", "TIFF" or "Aperio SVS".
+    pub format: String,
+    pub levels: Vec<LevelInfo>,
+    /// µm per level-0 pixel, when the file says.
+    pub um_per_px: Option<f64>,
+    source: Source,
+}
+
+fn is_tiff(bytes: &[u8]) -> bool {
+    matches!(bytes.get(..4), Some(b"II*\0" | b"MM\0*" | b"II+\0" | b"MM\0+"))
+}
+
+impl Slide {
+    /// Opens an image from its bytes (the format is sniffed from the content).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Slide, SlideError> {
+        if is_tiff(&bytes) {
+            Self::open_tiff(Box::new(Cursor::new(bytes)))
+        } else {
+            let format = imageio::sniff_format(&bytes);
+            let image = imageio::decode(&bytes)?;
+            Ok(Self::from_image(image, format))
+        }
+    }
+
+    /// Opens a file, reading a TIFF lazily from disk.
+    pub fn open(path: &std::path::Path) -> Result<Slide, SlideError> {
+        let io = |e: std::io::Error| SlideError::Image(ImageError::Corrupt { format: "file".into(), detail: e.to_string() });
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let mut magic = [0u8; 4];
+        let n = file.read(&mut magic).map_err(io)?;
+        if is_tiff(&magic[..n]) {
+            file.rewind().map_err(io)?;
+            Self::open_tiff(Box::new(std::io::BufReader::new(file)))
+        } else {
+            Self::from_bytes(std::fs::read(path).map_err(io)?)
+        }
+    }
+
+    /// A slide of one decoded image, with halved display levels.
+    pub fn from_image(image: RgbImage, format: String) -> Slide {
+        let mut images = vec![Rc::new(image)];
+        loop {
+            let last = images.last().expect("level 0");
+            if last.width.max(last.height) <= DISPLAY_LEVEL_MIN || last.width < 2 || last.height < 2 {
+                break;
+            }
+            let next = imageio::resize(last, last.width / 2, last.height / 2);
+            images.push(Rc::new(next));
+        }
+        let w0 = images[0].width as f64;
+        let levels = images.iter().map(|i| LevelInfo { width: i.width, height: i.height, downsample: w0 / i.width as f64 }).collect();
+        Slide { format, levels, um_per_px: None, source: Source::Raster(images) }
+    }
+
+    fn open_tiff(reader: Box<dyn ReadSeek>) -> Result<Slide, SlideError> {
+        let mut limits = Limits::default();
+        limits.decoding_buffer_size = 64 << 20;
+        let mut decoder = Decoder::new(reader).map_err(tiff_error)?.with_limits(limits);
+        let description = match decoder.find_tag(Tag::ImageDescription) {
+            Ok(Some(v)) => v.into_string().unwrap_or_default(),
+            _ => String::new(),
+        };
+        let aperio = description.starts_with("Aperio");
+        let um_per_px = if aperio { aperio_mpp(&description) } else { None }.or_else(|| resolution_um_per_px(&mut decoder));
+
+        // every directory that is a reduced copy of level 0 (same aspect ratio), skipping the
+        // label and macro images and masks
+        let mut candidates = Vec::new();
+        let mut ifd = 0;
+        loop {
+            let (w, h) = decoder.dimensions().map_err(tiff_error)?;
+            let subfile = decoder.find_tag_unsigned::<u32>(Tag::NewSubfileType).ok().flatten().unwrap_or(0);
+            let desc = match decoder.find_tag(Tag::ImageDescription) {
+                Ok(Some(v)) => v.into_string().unwrap_or_default(),
+                _ => String::new(),
+            };
+            let special = subfile & 4 != 0 || (ifd > 0 && (desc.contains("label") || desc.contains("macro")));
+            if !special {
+                candidates.push((ifd, w as usize, h as usize));
+            }
+            if !decoder.more_images() || ifd >= 64 {
+                break;
+            }
+            decoder.next_image().map_err(tiff_error)?;
+            ifd += 1;
+        }
+        let &(_, w0, h0) = candidates.first().ok_or_else(|| SlideError::CorruptTiff("the first image is a mask".into()))?;
+        if w0 == 0 || h0 == 0 {
+            return Err(ImageError::Empty(w0 as u32, h0 as u32).into());
+        }
+        let aspect = w0 as f64 / h0 as f64;
+        let mut picked: Vec<(usize, usize, usize)> = vec![candidates[0]];
+        for &(i, w, h) in &candidates[1..] {
+            let same_shape = h > 0 && ((w as f64 / h as f64) / aspect - 1.0).abs() < 0.02;
+            if same_shape && w < picked.last().expect("level 0").1 {
+                picked.push((i, w, h));
+            }
+        }
+        let mut levels = Vec::new();
+        let mut infos = Vec::new();
+        for (i, w, h) in picked {
+            decoder.seek_to_image(i).map_err(tiff_error)?;
+            let level = match describe_level(&mut decoder, i, w) {
+                Ok(l) => l,
+                // a lower level we cannot read is dropped; level 0 must be readable
+                Err(e) if i == 0 => return Err(e),
+                Err(_) => continue,
+            };
+            levels.push(level);
+            infos.push(LevelInfo { width: w, height: h, downsample: w0 as f64 / w as f64 });
+        }
+        decoder.seek_to_image(0).map_err(tiff_error)?;
+        let format = if aperio { "Aperio SVS" } else { "TIFF" }.to_string();
+        Ok(Slide {
+            format,
+            levels: infos,
+            um_per_px,
+            source: Source::Tiff { decoder: Box::new(decoder), levels, current_ifd: 0, cache: TileCache { tiles: HashMap::new(), bytes: 0, clock: 0 } },
+        })
+    }
+
+    pub fn width(&self) -> usize {
+        self.levels[0].width
+    }
+
+    pub fn height(&self) -> usize {
+        self.levels[0].height
+    }
+
+    /// The level with the fewest pixels whose resolution is still at least `um_per_px`
+    /// (µm/px at level 0 is `level0_um`). Level 0 when nothing coarser is fine enough.
+    pub fn level_for(&self, level0_um: f64, um_per_px: f64) -> usize {
+        let mut best = 0;
+        for (i, l) in self.levels.iter().enumerate() {
+            if l.downsample * level0_um <= um_per_px * 1.001 {
+                best = i;
+            }
+        }
+        best
+    }
+
+    /// Reads `width` x `height` pixels at (`x`, `y`) of `level`, in that level's pixels. Parts
+    /// outside the image are white.
+    pub fn read_region(&mut self, level: usize, x: usize, y: usize, width: usize, height: usize) -> Result<RgbImage, SlideError> {
+        let info = *self.levels.get(level).ok_or(SlideError::NoLevel(level, self.levels.len()))?;
+        if width as u64 * height as u64 > MAX_REGION_PIXELS {
+            return Err(SlideError::RegionTooLarge(width, height));
+        }
+        let mut out = RgbImage::new(width, height, vec![255; width * height * 3]);
+        let Some(inside) = (Region { x, y, width, height }).clamp_to(info.width, info.height) else {
+            return Ok(out);
+        };
+        match &mut self.source {
+            Source::Raster(images) => {
+                let src = &images[level];
+                for row in 0..inside.height {
+                    let s = ((inside.y + row) * src.width + inside.x) * 3;
+                    let d = ((inside.y - y + row) * width + (inside.x - x)) * 3;
+                    out.pixels[d..d + inside.width * 3].copy_from_slice(&src.pixels[s..s + inside.width * 3]);
+                }
+            }
+            Source::Tiff { decoder, levels, current_ifd, cache } => {
+                let tl = levels[level];
+                let (cw, ch) = (tl.chunk_width, tl.chunk_height);
+                for cy in inside.y / ch..=(inside.y + inside.height - 1) / ch {
+                    for cx in inside.x / cw..=(inside.x + inside.width - 1) / cw {
+                        let index = cy * tl.chunks_across + cx;
+                        let tile = match cache.get((level, index)) {
+                            Some(t) => t,
+                            None => {
+                                if *current_ifd != tl.ifd {
+                                    decoder.seek_to_image(tl.ifd).map_err(tiff_error)?;
+                                    *current_ifd = tl.ifd;
+                                }
+                                let t = Rc::new(read_chunk_rgb(decoder, &tl, index)?);
+                                cache.put((level, index), t.clone());
+                                t
+                            }
+                        };
+                        // copy the overlap of this chunk and the region
+                        let (tx0, ty0) = (cx * cw, cy * ch);
+                        let ox0 = tx0.max(inside.x);
+                        let oy0 = ty0.max(inside.y);
+                        let ox1 = (tx0 + tile.width).min(inside.x + inside.width);
+                        let oy1 = (ty0 + tile.height).min(inside.y + inside.height);
+                        if ox0 >= ox1 || oy0 >= oy1 {
+                            continue;
+                        }
+                        let n = (ox1 - ox0) * 3;
+                        for yy in oy0..oy1 {
+                            let s = ((yy - ty0) * tile.width + (ox0 - tx0)) * 3;
+                            let d = ((yy - y) * width + (ox0 - x)) * 3;
+                            out.pixels[d..d + n].copy_from_slice(&tile.pixels[s..s + n]);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads a level-0 `region` at the resolution `um_per_px`, using the coarsest pyramid level
+    /// that is still fine enough and resampling the rest of the way. `level0_um` is the slide's
+    /// resolution. Returns the image at the requested resolution.
+    pub fn read_at_resolution(&mut self, region: Region, level0_um: f64, um_per_px: f64) -> Result<RgbImage, SlideError> {
+        let level = self.level_for(level0_um, um_per_px);
+        let ds = self.levels[level].downsample;
+        let lx = (region.x as f64 / ds).floor() as usize;
+        let ly = (region.y as f64 / ds).floor() as usize;
+        let lw = ((region.width as f64 / ds).round() as usize).max(1);
+        let lh = ((region.height as f64 / ds).round() as usize).max(1);
+        let img = self.read_region(level, lx, ly, lw, lh)?;
+        let (tw, th) = imageio::rescaled_size(region.width, region.height, level0_um, um_per_px);
+        Ok(imageio::resize(&img, tw, th))
+    }
+}
+
+fn aperio_mpp(description: &str) -> Option<f64> {
+    description.split('|').find_map(|field| {
+        let (k, v) = field.split_once('=')?;
+        (k.trim() == "MPP").then(|| v.trim().parse::<f64>().ok()).flatten()
+    }).filter(|v| v.is_finite() && *v > 0.0)
+}
+
+/// µm per pixel from XResolution/ResolutionUnit, when it is plausibly a microscope's
+/// (between 0.05 and 50 µm/px; a 72 or 300 dpi default is not).
+fn resolution_um_per_px(decoder: &mut Decoder<Box<dyn ReadSeek>>) -> Option<f64> {
+    let xres = match decoder.find_tag(Tag::XResolution).ok()?? {
+        tiff::decoder::ifd::Value::Rational(n, d) if d != 0 => n as f64 / d as f64,
+        other => other.into_f64().ok()?,
+    };
+    let unit = decoder.find_tag_unsigned::<u16>(Tag::ResolutionUnit).ok().flatten().unwrap_or(2);
+    let um = match unit {
+        2 => 25_400.0 / xres,
+        3 => 10_000.0 / xres,
+        _ => return None,
+    };
+    (um.is_finite() && (0.05..=50.0).contains(&um)).then_some(um)
+}
+
+fn describe_level(decoder: &mut Decoder<Box<dyn ReadSeek>>, ifd: usize, width: usize) -> Result<TiffLevel, SlideError> {
+    let compression = decoder.find_tag_unsigned::<u16>(Tag::Compression).ok().flatten().unwrap_or(1);
+    match compression {
+        1 | 5 | 7 | 8 | 32946 | 32773 => {}
+        33003 | 33005 => {
+            return Err(SlideError::UnsupportedTiff(format!(
+                "it uses Aperio JPEG 2000 compression ({compression}); convert it to JPEG-compressed SVS or TIFF first"
+            )));
+        }
+        other => return Err(SlideError::UnsupportedTiff(format!("compression scheme {other} is not supported (histoseg reads uncompressed, LZW, Deflate, PackBits and JPEG TIFF)"))),
+    }
+    let planar = decoder.find_tag_unsigned::<u16>(Tag::PlanarConfiguration).ok().flatten().unwrap_or(1);
+    if planar != 1 {
+        return Err(SlideError::UnsupportedTiff("its colour planes are stored separately (PlanarConfiguration 2)".into()));
+    }
+    let color = decoder.colortype().map_err(tiff_error)?;
+    match color {
+        ColorType::Gray(8 | 16) | ColorType::GrayA(8 | 16) | ColorType::RGB(8 | 16) | ColorType::RGBA(8 | 16) | ColorType::YCbCr(8) | ColorType::CMYK(8) => {}
+        other => return Err(SlideError::UnsupportedTiff(format!("its pixel type {other:?} is not supported (8- or 16-bit grey, RGB, YCbCr or CMYK)"))),
+    }
+    let (cw, ch) = decoder.chunk_dimensions();
+    let (cw, ch) = (cw.max(1) as usize, ch.max(1) as usize);
+    Ok(TiffLevel { ifd, chunk_width: cw, chunk_height: ch, chunks_across: width.div_ceil(cw), color })
+}
+
+/// Decodes one tile or strip to 8-bit RGB.
+fn read_chunk_rgb(decoder: &mut Decoder<Box<dyn ReadSeek>>, level: &TiffLevel, index: usize) -> Result<RgbImage, SlideError> {
+    let (w, h) = decoder.chunk_data_dimensions(index as u32);
+    let (w, h) = (w as usize, h as usize);
+    let data = decoder.read_chunk(index as u32).map_err(tiff_error)?;
+    let samples: Vec<u16>;
+    let (values, max): (&[u16], u32) = match &data {
+        DecodingResult::U8(v) => {
+            samples = v.iter().map(|&b| b as u16).collect();
+            (&samples, 255)
+        }
+        DecodingResult::U16(v) => (v, 65535),
+        _ => return Err(SlideError::UnsupportedTiff("only 8- and 16-bit samples are supported".into())),
+    };
+    let to8 = |v: u16| -> u8 { if max == 255 { v as u8 } else { ((v as u32 * 255 + 32767) / 65535) as u8 } };
+    let channels = match level.color {
+        ColorType::Gray(_) => 1,
+        ColorType::GrayA(_) => 2,
+        ColorType::RGB(_) | ColorType::YCbCr(_) => 3,
+        _ => 4,
+    };
+    if values.len() < w * h * channels {
+        return Err(SlideError::CorruptTiff(format!("tile {index} holds {} samples, expected {}", values.len(), w * h * channels)));
+    }
+    let over_white = |c: u8, a: u8| ((c as u32 * a as u32 + 255 * (255 - a as u32) + 127) / 255) as u8;
+    let mut pixels = Vec::with_capacity(w * h * 3);
+    for p in values.chunks_exact(channels).take(w * h) {
+        let rgb = match level.color {
+            ColorType::Gray(_) => [to8(p[0]); 3],
+            ColorType::GrayA(_) => [over_white(to8(p[0]), to8(p[1])); 3],
+            ColorType::RGB(_) => [to8(p[0]), to8(p[1]), to8(p[2])],
+            ColorType::RGBA(_) => {
+                let a = to8(p[3]);
+                [over_white(to8(p[0]), a), over_white(to8(p[1]), a), over_white(to8(p[2]), a)]
+            }
+            ColorType::YCbCr(_) => ycbcr_to_rgb(p[0] as f32, p[1] as f32, p[2] as f32),
+            ColorType::CMYK(_) => {
+                let k = 255 - p[3] as u32;
+                let c = |v: u16| ((255 - v as u32) * k / 255) as u8;
+                [c(p[0]), c(p[1]), c(p[2])]
+            }
+            _ => unreachable!("checked in describe_level"),
+        };
+        pixels.extend_from_slice(&rgb);
+    }
+    Ok(RgbImage::new(w, h, pixels))
+}
+
+/// JFIF (ITU-R BT.601 full range) YCbCr to RGB.
+fn ycbcr_to_rgb(y: f32, cb: f32, cr: f32) -> [u8; 3] {
+    let (cb, cr) = (cb - 128.0, cr - 128.0);
+    let clamp = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+    [clamp(y + 1.402 * cr), clamp(y - 0.344_136 * cb - 0.714_136 * cr), clamp(y + 1.772 * cb)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_parse_and_clamp() {
+        assert_eq!(Region::parse("1, 2,30,40").unwrap(), Region { x: 1, y: 2, width: 30, height: 40 });
+        assert!(Region::parse("1,2,0,4").is_err());
+        assert!(Region::parse("1,2,3").is_err());
+        let r = Region { x: 90, y: 5, width: 20, height: 10 };
+        assert_eq!(r.clamp_to(100, 100), Some(Region { x: 90, y: 5, width: 10, height: 10 }));
+        assert_eq!(r.clamp_to(80, 100), None);
+    }
+
+    #[test]
+    fn aperio_description_gives_mpp() {
+        let d = "Aperio Image Library v10.0.51\r\n46920x33014 [0,100 46000x32914] (256x256) JPEG/RGB Q=30|AppMag = 20|StripeWidth = 2040|MPP = 0.4990|Filename = CMU-1";
+        assert_eq!(aperio_mpp(d), Some(0.499));
+        assert_eq!(aperio_mpp("Aperio Image Library|AppMag = 20"), None);
+    }
+
+    #[test]
+    fn ycbcr_white_and_grey_map_to_rgb() {
+        assert_eq!(ycbcr_to_rgb(255.0, 128.0, 128.0), [255, 255, 255]);
+        assert_eq!(ycbcr_to_rgb(100.0, 128.0, 128.0), [100, 100, 100]);
+        let [r, g, b] = ycbcr_to_rgb(76.0, 85.0, 255.0);
+        assert!(r > 240 && g < 10 && b < 10, "pure red: {r} {g} {b}");
+    }
+
+    #[test]
+    fn plain_images_get_display_levels_and_white_outside() {
+        let img = RgbImage::new(3000, 1000, (0..3000 * 1000 * 3).map(|i| (i % 251) as u8).collect());
+        let mut s = Slide::from_image(img.clone(), "PNG".into());
+        assert_eq!(s.levels.iter().map(|l| l.width).collect::<Vec<_>>(), vec![3000, 1500, 750]);
+        let r = s.read_region(0, 2990, 995, 20, 10).unwrap();
+        assert_eq!((r.width, r.height), (20, 10));
+        assert_eq!(&r.pixels[..3], &img.pixels[(995 * 3000 + 2990) * 3..][..3]);
+        assert_eq!(&r.pixels[(9 * 20 + 19) * 3..][..3], &[255, 255, 255], "outside is white");
+        assert!(matches!(s.read_region(5, 0, 0, 1, 1), Err(SlideError::NoLevel(5, 3))));
+        assert!(matches!(s.read_region(0, 0, 0, 10_000, 10_000), Err(SlideError::RegionTooLarge(..))));
+    }
+}
