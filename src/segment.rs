@@ -16,6 +16,8 @@ use crate::tiling::{Blender, TileGrid, TilingError, argmax_labels};
 /// The most pixels one segmentation works on at the model's resolution (the blended class
 /// probabilities of every pixel are held until the end).
 pub const MAX_WORK_PIXELS: usize = 16_000_000;
+/// The largest region (level-0 pixels) one segmentation covers; its labels are kept at that size.
+pub const MAX_LABEL_PIXELS: usize = 36_000_000;
 
 /// Reads `region` (level-0 pixels, clamped to the image) of a slide whose level 0 has `level0_um`
 /// µm/px, at the model's `model_um` µm/px, ready for a [`SegmentJob`]. Returns the clamped
@@ -23,8 +25,9 @@ pub const MAX_WORK_PIXELS: usize = 16_000_000;
 pub fn read_for_model(slide: &mut Slide, region: Region, level0_um: f64, model_um: f64) -> Result<(Region, RgbImage), SlideError> {
     let region = region.clamp_to(slide.width(), slide.height()).ok_or(SlideError::OutsideImage(slide.width(), slide.height()))?;
     let (w, h) = imageio::rescaled_size(region.width, region.height, level0_um, model_um);
-    if w * h > MAX_WORK_PIXELS {
-        return Err(SlideError::TooLargeToSegment(w, h));
+    // the labels come back at level-0 resolution, so that is bounded too
+    if w * h > MAX_WORK_PIXELS || region.width * region.height > MAX_LABEL_PIXELS {
+        return Err(SlideError::TooLargeToSegment(region.width, region.height));
     }
     Ok((region, slide.read_at_resolution(region, level0_um, model_um)?))
 }

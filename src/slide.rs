@@ -43,7 +43,7 @@ pub enum SlideError {
     UnsupportedTiff(String),
     #[error("level {0} does not exist (the slide has {1})")]
     NoLevel(usize, usize),
-    #[error("the region is {0}x{1} pixels at the model's resolution, more than the {max} pixels histoseg segments at once: segment a smaller region (zoom in and segment the visible region)", max = crate::segment::MAX_WORK_PIXELS)]
+    #[error("a {0}x{1} pixel region is more than histoseg segments at once ({work} pixels at the model's resolution, {label} at the image's): segment a smaller region (zoom in and segment the visible region)", work = crate::segment::MAX_WORK_PIXELS, label = crate::segment::MAX_LABEL_PIXELS)]
     TooLargeToSegment(usize, usize),
     #[error("the region lies outside the {0}x{1} pixel image")]
     OutsideImage(usize, usize),

@@ -1,23 +1,39 @@
-// The page's glue: file picking, backend choice, driving a segmentation job, drawing.
-// All decoding, inference and blending happen in Rust (wasm); nothing is sent anywhere.
+// The page's glue: opening files, choosing the backend and model, driving a segmentation job
+// tile by tile (progress, ETA, cancel), overlay controls and downloads. Decoding, inference,
+// blending, overlay drawing and every export are done in Rust (wasm); the pan/zoom view is in
+// viewer.js. Nothing is sent anywhere: the only requests are for this page's own files.
+import { SlideViewer } from "./viewer.js";
 
 const MODELS = [
   { id: "glands", label: "Glands (colon, GlaS)", file: "models/glands.histoseg" },
   { id: "nuclei", label: "Nuclei (MoNuSeg)", file: "models/nuclei.histoseg" },
 ];
-const SAMPLE = "samples/tcia-he-500x300.jpg";
+const SAMPLES = {
+  glands: { file: "samples/cmu-small-region.svs", model: "glands" },
+  // the PNG records no resolution; its nuclei put it at about 40x
+  nuclei: { file: "samples/he-1000x1000.png", model: "nuclei", umPerPx: 0.25 },
+};
 
 const $ = (id) => document.getElementById(id);
 const state = {
   wasm: null,
-  image: null,        // DecodedImage
-  models: new Map(),  // id -> { model, manifest }
+  slide: null,        // wasm Slide
+  image: null,        // { name, width, height, format, umPerPx, umSource }
+  models: new Map(),  // id -> { model, manifest, bytes, fetchMs, initMs }
+  styles: new Map(),  // model id -> { colors: [[r,g,b]], visible: [bool] }
   running: null,      // { cancelled }
+  result: null,       // { res, modelId, manifest, name }
   adapterInfo: null,
   webgpuUsable: null, // null = not probed yet
+  viewer: null,
 };
 // Read by the browser tests and handy in the console.
-window.histoseg = { status: "starting", lastResult: null, errors: [], notices: [] };
+window.histoseg = {
+  status: "starting", lastResult: null, errors: [], notices: [], image: null,
+  labels: () => state.result && state.result.res.labels(),
+  geojson: () => state.result && state.result.res.geojson(),
+  viewer: () => state.viewer,
+};
 
 function setStatus(s) { window.histoseg.status = s; document.body.dataset.status = s; }
 
@@ -34,6 +50,7 @@ function notice(msg) {
   el.hidden = false;
   window.histoseg.notices.push(msg);
 }
+const message = (e) => (e && e.message) || String(e);
 
 function setStats(entries) {
   const dl = $("stats");
@@ -62,7 +79,7 @@ async function probeWebGPU() {
     state.adapterInfo = { vendor: info.vendor || "", architecture: info.architecture || "", description: info.description || "" };
     return { usable: true };
   } catch (e) {
-    return { usable: false, why: `WebGPU adapter request failed: ${e}` };
+    return { usable: false, why: `WebGPU adapter request failed: ${message(e)}` };
   }
 }
 
@@ -73,7 +90,7 @@ async function loadModel(id) {
   const resp = await fetch(entry.file);
   if (!resp.ok) throw new Error(`could not fetch the model file ${entry.file} (HTTP ${resp.status})`);
   const bytes = new Uint8Array(await resp.arrayBuffer());
-  const tFetch = performance.now() - t0;
+  const fetchMs = performance.now() - t0;
   if (state.webgpuUsable === null) {
     const probe = await probeWebGPU();
     state.webgpuUsable = probe.usable;
@@ -86,23 +103,27 @@ async function loadModel(id) {
       model = await state.wasm.Model.load(bytes, "webgpu");
     } catch (e) {
       state.webgpuUsable = false;
-      notice(`WebGPU failed (${e.message || e}); running on the CPU instead.`);
+      notice(`WebGPU failed (${message(e)}); running on the CPU instead.`);
     }
   }
   if (!model) model = await state.wasm.Model.load(bytes, "cpu");
-  const loaded = { model, manifest: model.manifest(), bytes: bytes.length, fetchMs: tFetch, initMs: performance.now() - t1 };
+  const manifest = model.manifest();
+  const loaded = { model, manifest, bytes: bytes.length, fetchMs, initMs: performance.now() - t1 };
   state.models.set(id, loaded);
+  if (!state.styles.has(id)) {
+    state.styles.set(id, { colors: manifest.classes.map((c) => [...c.color]), visible: manifest.classes.map(() => true) });
+  }
   return loaded;
 }
 
-function fmt(v, digits = 3) { return typeof v === "number" ? v.toFixed(digits) : "–"; }
+const fmt = (v, digits = 3) => (typeof v === "number" ? v.toFixed(digits) : "–");
 
-function describeModel(m) {
+function describeModel(id, m) {
   const info = $("model-info");
   const mf = m.manifest;
   info.replaceChildren();
   const p = document.createElement("p");
-  p.textContent = `${mf.name}: ${mf.classes.map((c) => c.name).join(", ")}; ${mf.tile_size} px tiles at ${mf.um_per_px} µm/px; ${(m.bytes / 1e6).toFixed(2)} MB.`;
+  p.textContent = `Classes: ${mf.classes.map((c) => c.name).join(", ")}. Works at ${mf.um_per_px} µm/px in ${mf.tile_size} px tiles; ${(m.bytes / 1e6).toFixed(2)} MB.`;
   info.append(p);
   const test = mf.metrics && mf.metrics.test;
   if (test && test.int8) {
@@ -119,7 +140,7 @@ function describeModel(m) {
   if (mf.provenance) {
     const d = document.createElement("details");
     const sum = document.createElement("summary");
-    sum.textContent = "How it was trained";
+    sum.textContent = "Training data and command";
     const body = document.createElement("p");
     body.textContent = mf.provenance;
     d.append(sum, body);
@@ -131,136 +152,253 @@ function describeModel(m) {
     w.textContent = "This model is UNTRAINED (random weights): its masks are not meaningful.";
     info.append(w);
   }
+  if (!state.result) buildLegend(id, mf);
+}
+
+const hex = (c) => `#${c.map((v) => v.toString(16).padStart(2, "0")).join("")}`;
+const unhex = (h) => [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16));
+
+// Per-class colour pickers and visibility toggles for the classes of `manifest`.
+function buildLegend(modelId, manifest) {
   const legend = $("legend");
   legend.replaceChildren();
-  mf.classes.forEach((c, i) => {
-    if (i === 0) return;
+  const style = state.styles.get(modelId);
+  manifest.classes.forEach((c, i) => {
+    if (i === 0) return; // background is never drawn
     const li = document.createElement("li");
-    const sw = document.createElement("span");
-    sw.style.background = `rgb(${c.color.join(",")})`;
-    li.append(sw, c.name);
+    const vis = document.createElement("input");
+    vis.type = "checkbox"; vis.checked = style.visible[i]; vis.id = `class-visible-${i}`;
+    vis.title = `Show ${c.name}`;
+    vis.addEventListener("change", () => { style.visible[i] = vis.checked; renderOverlay(); });
+    const col = document.createElement("input");
+    col.type = "color"; col.value = hex(style.colors[i]); col.id = `class-color-${i}`;
+    col.title = `Colour of ${c.name}`;
+    col.addEventListener("input", () => { style.colors[i] = unhex(col.value); renderOverlay(); });
+    const name = document.createElement("label");
+    name.htmlFor = vis.id; name.textContent = c.name;
+    li.append(vis, col, name);
     legend.append(li);
   });
 }
 
-function drawImage(img) {
-  const canvas = $("image");
-  canvas.width = img.width;
-  canvas.height = img.height;
-  const data = new ImageData(new Uint8ClampedArray(img.rgba()), img.width, img.height);
-  canvas.getContext("2d").putImageData(data, 0, 0);
-  const ov = $("overlay");
-  ov.width = img.width;
-  ov.height = img.height;
-  ov.getContext("2d").clearRect(0, 0, ov.width, ov.height);
+function renderOverlay() {
+  const r = state.result;
+  if (!r) return;
+  const style = state.styles.get(r.modelId);
+  const colors = new Uint8Array(style.colors.flat());
+  const visible = new Uint8Array(style.visible.map((v) => (v ? 1 : 0)));
+  const contour = $("mode").value === "contour";
+  const rgba = r.res.overlay(colors, visible, contour);
+  const c = document.createElement("canvas");
+  c.width = r.res.width; c.height = r.res.height;
+  c.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer), c.width, c.height), 0, 0);
+  state.viewer.setOverlay({ canvas: c, x: r.res.x, y: r.res.y, width: r.res.width, height: r.res.height });
 }
 
-async function openBytes(bytes, name) {
+function setBusy(busy) {
+  $("segment-view").disabled = busy || !state.slide;
+  $("segment-all").disabled = busy || !state.slide;
+  $("cancel").disabled = !busy;
+  for (const id of ["export-labels", "export-overlay", "export-geojson", "export-csv", "export-json"]) $(id).disabled = !state.result;
+}
+
+function resolutionInput() {
+  const text = $("umpp").value.trim();
+  if (text === "") return undefined;
+  const v = Number(text);
+  if (!(v > 0) || !Number.isFinite(v)) throw new Error(`the resolution must be a positive number of µm per pixel, not "${text}"`);
+  return v;
+}
+
+async function openBytes(bytes, name, hint = {}) {
   clearError();
-  let img;
+  let slide;
   const t0 = performance.now();
   try {
-    img = state.wasm.decodeImage(bytes);
+    slide = state.wasm.Slide.open(bytes);
   } catch (e) {
     // keep whatever image and mask the user already has
-    showError(`Cannot open ${name}: ${e.message || e}`);
-    return;
+    showError(`Cannot open ${name}: ${message(e)}`);
+    return false;
   }
-  const decodeMs = performance.now() - t0;
+  const openMs = performance.now() - t0;
   if (state.running) state.running.cancelled = true;
-  state.image = img;
-  drawImage(img);
-  await segment({ decodeMs, name });
+  if (state.result) { state.result.res.free(); state.result = null; }
+  if (state.slide) state.slide.free();
+  state.slide = slide;
+  const levels = slide.levels();
+  let um = slide.umPerPx, umSource = "from the file";
+  if (um == null && hint.umPerPx) { um = hint.umPerPx; umSource = "assumed for this sample"; }
+  if (um == null) umSource = "unknown";
+  $("umpp").value = um == null ? "" : String(Math.round(um * 10000) / 10000);
+  $("mag").value = "";
+  state.image = { name, width: slide.width, height: slide.height, format: slide.format, umPerPx: um ?? null, umSource, levels: levels.length, openMs };
+  window.histoseg.image = state.image;
+  $("image-info").textContent = `${name}: ${slide.format}, ${slide.width}×${slide.height} px, ${levels.length} level${levels.length > 1 ? "s" : ""}; resolution ${um == null ? "not recorded: set it or the magnification below (the model's own is assumed until then)" : `${fmt(um, 3)} µm/px (${umSource})`}.`;
+  state.viewer.setSlide(slide);
+  const m = state.models.get($("model").value);
+  if (m) buildLegend($("model").value, m.manifest);
+  $("progress").value = 0;
+  $("progress-text").textContent = "Segment the visible region or the whole image.";
+  setBusy(false);
+  setStatus("opened");
+  return true;
 }
 
-async function segment(info) {
-  const m = await loadModel($("model").value);
-  describeModel(m);
-  const img = state.image;
-  const run = { cancelled: false };
-  state.running = run;
-  $("cancel").disabled = false;
-  setStatus("segmenting");
-  const umText = $("umpp").value.trim();
-  const um = umText === "" ? undefined : Number(umText);
-  let job;
+function formatDuration(ms) {
+  const s = Math.round(ms / 1000);
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
+}
+
+async function segment(region) {
+  if (!state.slide || state.running) return;
+  clearError();
+  const modelId = $("model").value;
+  let m;
   try {
-    job = m.model.segment(img, um);
+    m = await loadModel(modelId);
   } catch (e) {
-    showError(`Cannot segment: ${e.message || e}`);
-    setStatus("error");
-    state.running = null;
-    $("cancel").disabled = true;
+    showError(`The model could not be loaded: ${message(e)}`);
     return;
   }
-  const progress = $("progress");
+  let um, job;
+  try {
+    um = resolutionInput();
+    job = m.model.segment(state.slide, region.x, region.y, region.width, region.height, um);
+  } catch (e) {
+    showError(`Cannot segment: ${message(e)}`);
+    return;
+  }
+  const run = { cancelled: false };
+  state.running = run;
+  setBusy(true);
+  setStatus("segmenting");
+  const progress = $("progress"), text = $("progress-text");
   progress.max = job.total;
   progress.value = 0;
   const tileMs = [];
   const t0 = performance.now();
   try {
     for (;;) {
-      if (run.cancelled) { job.free(); setStatus("cancelled"); return; }
+      // let the page paint and handle input between tiles
+      await new Promise((r) => setTimeout(r, 0));
+      if (run.cancelled) {
+        text.textContent = `Cancelled after ${job.done} of ${job.total} tiles.`;
+        job.free();
+        setStatus("cancelled");
+        return;
+      }
       const ts = performance.now();
       const done = await job.step(1);
       tileMs.push(performance.now() - ts);
       progress.value = job.done;
+      const elapsed = performance.now() - t0;
+      const eta = (elapsed / job.done) * (job.total - job.done);
+      text.textContent = `${job.done} / ${job.total} tiles, ${done ? "blending…" : `about ${formatDuration(eta)} left`}`;
       if (done) break;
     }
   } catch (e) {
-    showError(`Segmentation failed: ${e.message || e}`);
+    showError(`Segmentation failed: ${message(e)}`);
     setStatus("error");
+    job.free();
     return;
   } finally {
-    if (state.running === run) { state.running = null; $("cancel").disabled = true; }
+    if (state.running === run) state.running = null;
+    setBusy(false);
   }
   const inferMs = performance.now() - t0;
   const tiles = job.total;
   const t1 = performance.now();
-  const result = job.finish();
+  const res = job.finish();
+  job.free();
   const blendMs = performance.now() - t1;
+  if (state.result) state.result.res.free();
+  state.result = { res, modelId, manifest: m.manifest, name: state.image.name };
+  buildLegend(modelId, m.manifest);
   const t2 = performance.now();
-  const ov = $("overlay");
-  const overlay = new ImageData(new Uint8ClampedArray(result.overlayRgba()), result.width, result.height);
-  ov.getContext("2d").putImageData(overlay, 0, 0);
-  ov.style.opacity = $("opacity").value;
+  renderOverlay();
   const overlayMs = performance.now() - t2;
+  setBusy(false);
   const mean = tileMs.reduce((a, b) => a + b, 0) / tileMs.length;
   const backend = m.model.backend === "webgpu"
     ? `WebGPU${state.adapterInfo ? ` (${[state.adapterInfo.vendor, state.adapterInfo.architecture].filter(Boolean).join(" ")})` : ""}`
     : "CPU (burn flex)";
+  const areas = res.classAreas();
+  const total = res.width * res.height;
+  const umKnown = um ?? null;
   setStats([
     ["backend", backend],
-    ["image", `${result.width}×${result.height} px, ${tiles} tiles of ${m.manifest.tile_size} px`],
+    ["region", `${res.width}×${res.height} px at (${res.x}, ${res.y}); ${tiles} tiles of ${m.manifest.tile_size} px`],
     ["model fetch", `${m.fetchMs.toFixed(0)} ms`],
     ["model init", `${m.initMs.toFixed(0)} ms`],
-    ["decode", `${(info.decodeMs ?? 0).toFixed(0)} ms`],
+    ["open", `${state.image.openMs.toFixed(0)} ms`],
     ["inference", `${inferMs.toFixed(0)} ms (${mean.toFixed(0)} ms/tile)`],
     ["blend + labels", `${blendMs.toFixed(0)} ms`],
     ["overlay", `${overlayMs.toFixed(0)} ms`],
-    ...m.manifest.classes.map((c, i) => [`${c.name} area`, `${(100 * result.classAreas()[i] / (result.width * result.height)).toFixed(1)} %`]),
+    ...m.manifest.classes.slice(1).map((c, i) => [`${c.name}`,
+      `${(100 * areas[i + 1] / total).toFixed(1)} %${umKnown ? `, ${(areas[i + 1] * umKnown * umKnown / 1e6).toFixed(3)} mm²` : ""}`]),
+    ["objects", `${res.objectCount()}`],
   ]);
+  $("progress-text").textContent = `Done: ${tiles} tiles in ${formatDuration(inferMs)}.`;
   window.histoseg.lastResult = {
-    width: result.width,
-    height: result.height,
-    labels: Array.from(result.labels()),
-    backend: m.model.backend,
-    adapter: state.adapterInfo,
-    tiles,
-    msPerTile: mean,
-    timings: { fetchMs: m.fetchMs, initMs: m.initMs, decodeMs: info.decodeMs, inferMs, blendMs, overlayMs },
+    x: res.x, y: res.y, width: res.width, height: res.height,
+    backend: m.model.backend, adapter: state.adapterInfo, tiles, msPerTile: mean,
+    classAreas: Array.from(areas), objects: res.objectCount(),
+    timings: { fetchMs: m.fetchMs, initMs: m.initMs, openMs: state.image.openMs, inferMs, blendMs, overlayMs },
   };
-  result.free();
   setStatus("done");
 }
 
-async function main() {
+function download(bytes, name, type) {
+  const url = URL.createObjectURL(new Blob([bytes], { type }));
+  const a = document.createElement("a");
+  a.href = url; a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+function exportName(ext) {
+  const r = state.result.res;
+  const stem = state.result.name.replace(/\.[^.]+$/, "");
+  const whole = r.x === 0 && r.y === 0 && r.width === state.slide.width && r.height === state.slide.height;
+  return `${stem}${whole ? "" : `_x${r.x}_y${r.y}_${r.width}x${r.height}`}.${ext}`;
+}
+
+function exportResult(kind) {
+  const r = state.result;
+  if (!r) return;
+  clearError();
   try {
-    state.wasm = await wasmBindings();
+    const style = state.styles.get(r.modelId);
+    switch (kind) {
+      case "labels": download(r.res.labelPng(), exportName("labels.png"), "image/png"); break;
+      case "overlay": download(r.res.overlayPng(state.slide, Number($("opacity").value), new Uint8Array(style.colors.flat()),
+        new Uint8Array(style.visible.map((v) => (v ? 1 : 0))), $("mode").value === "contour"), exportName("overlay.png"), "image/png"); break;
+      case "geojson": download(r.res.geojson(), exportName("geojson"), "application/geo+json"); break;
+      case "csv": download(r.res.measurementsCsv(), exportName("measurements.csv"), "text/csv"); break;
+      case "json": download(r.res.measurementsJson(), exportName("measurements.json"), "application/json"); break;
+    }
   } catch (e) {
-    showError(`The viewer could not start: ${e}`);
-    return;
+    showError(`The export failed: ${message(e)}`);
   }
+}
+
+async function openSample(key) {
+  const s = SAMPLES[key];
+  $("model").value = s.model;
+  $("model").dispatchEvent(new Event("change"));
+  try {
+    const resp = await fetch(s.file);
+    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    await openBytes(new Uint8Array(await resp.arrayBuffer()), s.file.split("/").pop(), s);
+  } catch (e) {
+    showError(`The sample could not be loaded: ${message(e)}`);
+  }
+}
+
+function bindControls() {
   const select = $("model");
   for (const m of MODELS) {
     const o = document.createElement("option");
@@ -272,38 +410,70 @@ async function main() {
   select.addEventListener("change", async () => {
     clearError();
     try {
-      const m = await loadModel(select.value);
-      describeModel(m);
-      if (state.image && !state.running) await segment({});
+      describeModel(select.value, await loadModel(select.value));
     } catch (e) {
-      showError(`The model could not be loaded: ${e.message || e}`);
+      showError(`The model could not be loaded: ${message(e)}`);
     }
   });
-  $("file").addEventListener("change", async (ev) => {
-    const f = ev.target.files[0];
-    if (f) await openBytes(new Uint8Array(await f.arrayBuffer()), f.name);
-  });
+  const openFile = async (f) => { if (f) await openBytes(new Uint8Array(await f.arrayBuffer()), f.name); };
+  $("file").addEventListener("change", async (ev) => { await openFile(ev.target.files[0]); ev.target.value = ""; });
   const drop = $("drop");
-  drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", async (ev) => {
-    ev.preventDefault();
-    drop.classList.remove("over");
-    const f = ev.dataTransfer.files[0];
-    if (f) await openBytes(new Uint8Array(await f.arrayBuffer()), f.name);
-  });
-  $("sample").addEventListener("click", async () => {
-    const resp = await fetch(SAMPLE);
-    await openBytes(new Uint8Array(await resp.arrayBuffer()), SAMPLE);
-  });
-  $("opacity").addEventListener("input", (ev) => { $("overlay").style.opacity = ev.target.value; });
+  for (const el of [drop, $("viewer")]) {
+    el.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
+    el.addEventListener("dragleave", () => drop.classList.remove("over"));
+    el.addEventListener("drop", async (ev) => {
+      ev.preventDefault();
+      drop.classList.remove("over");
+      await openFile(ev.dataTransfer.files[0]);
+    });
+  }
+  $("sample-glands").addEventListener("click", () => openSample("glands"));
+  $("sample-nuclei").addEventListener("click", () => openSample("nuclei"));
+  $("mag").addEventListener("change", () => { if ($("mag").value) $("umpp").value = $("mag").value; });
+  $("segment-view").addEventListener("click", () => { const r = state.viewer.visibleRegion(); if (r) segment(r); });
+  $("segment-all").addEventListener("click", () => segment({ x: 0, y: 0, width: state.slide.width, height: state.slide.height }));
   $("cancel").addEventListener("click", () => { if (state.running) state.running.cancelled = true; });
+  const style = () => state.viewer.setOverlayStyle({ visible: $("show-overlay").checked, opacity: Number($("opacity").value) });
+  $("opacity").addEventListener("input", style);
+  $("show-overlay").addEventListener("change", style);
+  $("mode").addEventListener("change", renderOverlay);
+  addEventListener("keydown", (ev) => {
+    if (ev.target.closest && ev.target.closest("input, select, textarea")) return;
+    if ((ev.key === "c" || ev.key === "C") && !ev.ctrlKey && !ev.metaKey && !ev.altKey) {
+      $("show-overlay").checked = !$("show-overlay").checked;
+      style();
+    }
+  });
+  for (const [id, kind] of [["export-labels", "labels"], ["export-overlay", "overlay"], ["export-geojson", "geojson"], ["export-csv", "csv"], ["export-json", "json"]]) {
+    $(id).addEventListener("click", () => exportResult(kind));
+  }
+  $("zoom-in").addEventListener("click", () => state.viewer.zoomBy(1.5));
+  $("zoom-out").addEventListener("click", () => state.viewer.zoomBy(1 / 1.5));
+  $("zoom-fit").addEventListener("click", () => state.viewer.fit());
+}
+
+async function main() {
+  // the service worker caches the app and models so the page works offline after a first visit
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("sw.js").catch((e) => console.warn(`offline cache unavailable: ${message(e)}`));
+  }
+  state.viewer = new SlideViewer($("viewer"), $("view"), {
+    onChange: (v) => { $("zoom-level").textContent = `${(v.scale * 100).toFixed(v.scale < 0.1 ? 1 : 0)} %`; },
+  });
   try {
-    const m = await loadModel(select.value);
-    describeModel(m);
+    state.wasm = await wasmBindings();
+  } catch (e) {
+    showError(`The viewer could not start: ${message(e)}`);
+    return;
+  }
+  bindControls();
+  setBusy(false);
+  try {
+    const id = $("model").value;
+    describeModel(id, await loadModel(id));
     setStatus("ready");
   } catch (e) {
-    showError(`The model could not be loaded: ${e.message || e}`);
+    showError(`The model could not be loaded: ${message(e)}`);
     setStatus("error");
   }
 }

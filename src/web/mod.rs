@@ -1,6 +1,7 @@
 //! The browser boundary (wasm32 only): a few wasm-bindgen types over the pure core and the
-//! model. JavaScript hands in file bytes and drives a segmentation job tile batch by tile batch
-//! (so it can show progress and cancel); Rust decodes, runs the network and blends.
+//! model. JavaScript hands in file bytes ([`Slide`]), asks for display regions, and drives a
+//! segmentation job tile batch by tile batch (so it can show progress and cancel); Rust decodes,
+//! runs the network, blends, draws the overlay and writes the exports ([`SegResult`]).
 //!
 //! Every fallible entry point returns a `JsError` with a readable message; nothing panics on bad
 //! input.
@@ -13,11 +14,10 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::imageio::{self, RgbImage};
 use crate::model::Segmenter;
-use crate::overlay;
-use crate::segment::SegmentJob;
+use crate::segment::{SegmentJob, labels_for_region, read_for_model};
 use crate::weights::ModelFile;
+use crate::{export, overlay, slide};
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -29,33 +29,51 @@ thread_local! {
     static WEBGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
 }
 
-/// A decoded image, held in wasm memory so it is not copied back and forth.
+/// An opened image or whole-slide file, held in wasm memory; TIFF and SVS tiles are decoded
+/// only when a region needs them.
 #[wasm_bindgen]
-pub struct DecodedImage {
-    image: Rc<RgbImage>,
+pub struct Slide {
+    inner: Rc<RefCell<slide::Slide>>,
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
 }
 
 #[wasm_bindgen]
-impl DecodedImage {
+impl Slide {
+    /// Opens PNG, JPEG, BMP, TIFF (tiled, pyramidal, BigTIFF) or Aperio SVS bytes.
+    pub fn open(bytes: Vec<u8>) -> Result<Slide, JsError> {
+        let inner = slide::Slide::from_bytes(bytes).map_err(js_err)?;
+        Ok(Slide { inner: Rc::new(RefCell::new(inner)) })
+    }
     #[wasm_bindgen(getter)]
     pub fn width(&self) -> usize {
-        self.image.width
+        self.inner.borrow().width()
     }
     #[wasm_bindgen(getter)]
     pub fn height(&self) -> usize {
-        self.image.height
+        self.inner.borrow().height()
     }
-    /// RGBA pixels for a canvas `ImageData`.
-    pub fn rgba(&self) -> Vec<u8> {
-        self.image.to_rgba()
+    /// "PNG", "JPEG", "BMP", "TIFF" or "Aperio SVS".
+    #[wasm_bindgen(getter)]
+    pub fn format(&self) -> String {
+        self.inner.borrow().format.clone()
     }
-}
-
-/// Decodes PNG, JPEG or BMP bytes.
-#[wasm_bindgen(js_name = decodeImage)]
-pub fn decode_image(bytes: &[u8]) -> Result<DecodedImage, JsError> {
-    let image = imageio::decode(bytes).map_err(|e| JsError::new(&e.to_string()))?;
-    Ok(DecodedImage { image: Rc::new(image) })
+    /// µm per level-0 pixel from the file's metadata, if it has any.
+    #[wasm_bindgen(getter, js_name = umPerPx)]
+    pub fn um_per_px(&self) -> Option<f64> {
+        self.inner.borrow().um_per_px
+    }
+    /// `[{width, height, downsample}, ...]`, level 0 first.
+    pub fn levels(&self) -> Result<JsValue, JsError> {
+        serde_wasm_bindgen::to_value(&self.inner.borrow().levels).map_err(js_err)
+    }
+    /// RGBA pixels of a `width` x `height` region at (`x`, `y`) of `level`, in that level's
+    /// pixels; white outside the image.
+    pub fn region(&self, level: usize, x: usize, y: usize, width: usize, height: usize) -> Result<Vec<u8>, JsError> {
+        Ok(self.inner.borrow_mut().read_region(level, x, y, width, height).map_err(js_err)?.to_rgba())
+    }
 }
 
 /// A loaded model on a device.
@@ -114,23 +132,20 @@ impl Model {
         self.file.parameter_count()
     }
 
-    /// Starts a segmentation of `image`, whose resolution is `um_per_px` (µm per pixel; `None`
-    /// means "already at the model's resolution"). The image is resampled to the model's working
-    /// resolution and the labels are resampled back, so the mask always has the image's size.
-    pub fn segment(&self, image: &DecodedImage, um_per_px: Option<f64>) -> Result<Job, JsError> {
+    /// Starts a segmentation of a level-0 region of `slide` whose resolution is `um_per_px`
+    /// (µm per level-0 pixel; `None` means "at the model's resolution"). The region is read at
+    /// the model's working resolution and the labels come back at level-0 resolution.
+    pub fn segment(&self, slide: &Slide, x: usize, y: usize, width: usize, height: usize, um_per_px: Option<f64>) -> Result<Job, JsError> {
         let m = &self.file.manifest;
-        let (w, h) = (image.image.width, image.image.height);
-        let from = match um_per_px {
+        let level0_um = match um_per_px {
             Some(v) if v > 0.0 && v.is_finite() => v,
             Some(v) => return Err(JsError::new(&format!("the image resolution must be a positive µm/px value, not {v}"))),
             None => m.um_per_px,
         };
-        let (mw, mh) = imageio::rescaled_size(w, h, from, m.um_per_px);
-        let work = if (mw, mh) == (w, h) { None } else { Some(imageio::resize(&image.image, mw, mh)) };
-        let job = SegmentJob::new(work.as_ref().unwrap_or(&image.image), m.tile_size, m.overlap, m.head.num_classes)
-            .map_err(|e| JsError::new(&e.to_string()))?;
-        let colors = m.classes.iter().map(|c| c.color).collect();
-        Ok(Job { inner: Rc::new(RefCell::new(Some(job))), segmenter: self.segmenter.clone(), colors, image_size: (w, h) })
+        let wanted = slide::Region { x, y, width, height };
+        let (region, work) = read_for_model(&mut slide.inner.borrow_mut(), wanted, level0_um, m.um_per_px).map_err(js_err)?;
+        let job = SegmentJob::new(&work, m.tile_size, m.overlap, m.head.num_classes).map_err(js_err)?;
+        Ok(Job { inner: Rc::new(RefCell::new(Some(job))), segmenter: self.segmenter.clone(), file: self.file.clone(), region, um_per_px })
     }
 }
 
@@ -139,9 +154,10 @@ impl Model {
 pub struct Job {
     inner: Rc<RefCell<Option<SegmentJob>>>,
     segmenter: Rc<Segmenter>,
-    colors: Vec<[u8; 3]>,
-    /// The original image's size; labels are resampled back to it.
-    image_size: (usize, usize),
+    file: Rc<ModelFile>,
+    region: slide::Region,
+    /// The resolution the user or the file gave, for µm² measurements.
+    um_per_px: Option<f64>,
 }
 
 fn finished_error() -> JsError {
@@ -187,7 +203,7 @@ impl Job {
         })
     }
 
-    /// Blends the tiles into labels. The job is consumed.
+    /// Blends the tiles into labels at level-0 resolution. The job is consumed.
     pub fn finish(&self) -> Result<SegResult, JsError> {
         let job = self.inner.borrow_mut().take().ok_or_else(finished_error)?;
         if !job.is_done() {
@@ -195,47 +211,107 @@ impl Job {
             *self.inner.borrow_mut() = Some(job);
             return Err(JsError::new(&format!("only {done} of {total} tiles are segmented")));
         }
-        let mut seg = job.finish();
-        let (w, h) = self.image_size;
-        if (seg.width, seg.height) != (w, h) {
-            seg.labels = imageio::resize_nearest(&seg.labels, seg.width, seg.height, w, h);
-            seg.probabilities = Vec::new();
-            (seg.width, seg.height) = (w, h);
-        }
-        Ok(SegResult { areas: overlay::class_areas(&seg.labels, seg.classes), overlay: overlay::label_overlay(&seg.labels, &self.colors), seg })
+        let seg = job.finish();
+        let labels = labels_for_region(&seg, self.region);
+        Ok(SegResult { labels, region: self.region, file: self.file.clone(), um_per_px: self.um_per_px, objects: RefCell::new(None) })
     }
 }
 
-/// The blended result: labels, a ready-to-draw overlay and per-class areas.
+/// Class colours (flat RGB) and visibility flags from the page, checked against the classes.
+fn styling(classes: usize, colors: &[u8], visible: &[u8]) -> Result<(Vec<[u8; 3]>, Vec<bool>), JsError> {
+    if colors.len() != classes * 3 || visible.len() != classes {
+        return Err(JsError::new(&format!("expected {classes} colours and visibility flags")));
+    }
+    Ok((colors.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect(), visible.iter().map(|&v| v != 0).collect()))
+}
+
+/// A finished segmentation of a region: labels at level-0 resolution and everything the page
+/// draws and exports from them.
 #[wasm_bindgen]
 pub struct SegResult {
-    seg: crate::segment::Segmentation,
-    overlay: Vec<u8>,
-    areas: Vec<u64>,
+    labels: Vec<u8>,
+    region: slide::Region,
+    file: Rc<ModelFile>,
+    um_per_px: Option<f64>,
+    objects: RefCell<Option<Rc<Vec<export::Object>>>>,
+}
+
+impl SegResult {
+    fn objects(&self) -> Rc<Vec<export::Object>> {
+        self.objects
+            .borrow_mut()
+            .get_or_insert_with(|| Rc::new(export::objects(&self.labels, self.region.width, self.region.height, self.file.manifest.classes.len())))
+            .clone()
+    }
 }
 
 #[wasm_bindgen]
 impl SegResult {
     #[wasm_bindgen(getter)]
+    pub fn x(&self) -> usize {
+        self.region.x
+    }
+    #[wasm_bindgen(getter)]
+    pub fn y(&self) -> usize {
+        self.region.y
+    }
+    #[wasm_bindgen(getter)]
     pub fn width(&self) -> usize {
-        self.seg.width
+        self.region.width
     }
     #[wasm_bindgen(getter)]
     pub fn height(&self) -> usize {
-        self.seg.height
+        self.region.height
     }
     /// Per-pixel class indices, row-major.
     pub fn labels(&self) -> Vec<u8> {
-        self.seg.labels.clone()
+        self.labels.clone()
     }
-    /// RGBA overlay: class colours, transparent background.
-    #[wasm_bindgen(js_name = overlayRgba)]
-    pub fn overlay_rgba(&self) -> Vec<u8> {
-        self.overlay.clone()
+    /// RGBA overlay with the page's class colours (flat RGB) and visibility flags, filled or as
+    /// contours.
+    pub fn overlay(&self, colors: &[u8], visible: &[u8], contour: bool) -> Result<Vec<u8>, JsError> {
+        let (colors, visible) = styling(self.file.manifest.classes.len(), colors, visible)?;
+        let mode = if contour { overlay::Mode::Contour } else { overlay::Mode::Fill };
+        Ok(overlay::render(&self.labels, self.region.width, self.region.height, &colors, &visible, mode))
     }
     /// Pixels per class.
     #[wasm_bindgen(js_name = classAreas)]
     pub fn class_areas(&self) -> Vec<f64> {
-        self.areas.iter().map(|&a| a as f64).collect()
+        overlay::class_areas(&self.labels, self.file.manifest.classes.len()).iter().map(|&a| a as f64).collect()
+    }
+    /// Number of connected objects (the GeoJSON's features).
+    #[wasm_bindgen(js_name = objectCount)]
+    pub fn object_count(&self) -> usize {
+        self.objects().len()
+    }
+    /// The label mask as a PNG (class index per pixel) of the region at image resolution.
+    #[wasm_bindgen(js_name = labelPng)]
+    pub fn label_png(&self) -> Vec<u8> {
+        export::label_png(&self.labels, self.region.width, self.region.height)
+    }
+    /// The region of `slide` with the overlay blended on, as a PNG.
+    #[wasm_bindgen(js_name = overlayPng)]
+    pub fn overlay_png(&self, slide: &Slide, opacity: f32, colors: &[u8], visible: &[u8], contour: bool) -> Result<Vec<u8>, JsError> {
+        let r = self.region;
+        let image = slide.inner.borrow_mut().read_region(0, r.x, r.y, r.width, r.height).map_err(js_err)?;
+        Ok(export::overlay_png(&image, &self.overlay(colors, visible, contour)?, opacity))
+    }
+    /// A GeoJSON FeatureCollection in image pixel coordinates, for QuPath's "Import objects".
+    pub fn geojson(&self) -> String {
+        export::geojson(&self.objects(), &self.file.manifest.classes, [self.region.x as f64, self.region.y as f64]).to_string()
+    }
+    fn measurements(&self) -> export::Measurements {
+        let r = self.region;
+        export::measurements(&self.labels, r.width, r.height, &self.objects(), &self.file.manifest.classes, [r.x, r.y], self.um_per_px)
+    }
+    /// Per-class areas and per-object morphology as CSV.
+    #[wasm_bindgen(js_name = measurementsCsv)]
+    pub fn measurements_csv(&self) -> String {
+        self.measurements().to_csv()
+    }
+    /// The same as JSON.
+    #[wasm_bindgen(js_name = measurementsJson)]
+    pub fn measurements_json(&self) -> Result<String, JsError> {
+        serde_json::to_string_pretty(&self.measurements()).map_err(js_err)
     }
 }

@@ -28,15 +28,15 @@ for (const webgpu of [true, false]) {
     const m = await w.Model.load(bytes, webgpu ? "webgpu" : "cpu");
     const tile = m.manifest().tile_size;
     // one tile-sized crop of a real GlaS image per run
-    const blob = await (await fetch(`data:image/png;base64,${glas}`)).blob();
+    const blob = new Blob([Uint8Array.from(atob(glas), (c) => c.charCodeAt(0))], { type: "image/png" });
     const bmp = await createImageBitmap(blob);
     const c = new OffscreenCanvas(tile, tile);
     c.getContext("2d").drawImage(bmp, 100, 100, tile, tile, 0, 0, tile, tile);
     const png = new Uint8Array(await (await c.convertToBlob({ type: "image/png" })).arrayBuffer());
-    const img = w.decodeImage(png);
+    const slide = w.Slide.open(png);
     const times = [];
     for (let i = 0; i <= tiles; i++) {
-      const job = m.segment(img);
+      const job = m.segment(slide, 0, 0, tile, tile);
       const t0 = performance.now();
       while (!(await job.step(1))) {}
       times.push(performance.now() - t0);

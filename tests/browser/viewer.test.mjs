@@ -52,27 +52,29 @@ async function segmentIn({ webgpu }) {
     const requests = [];
     page.on("request", (r) => requests.push(r.url()));
     await page.setInputFiles("#file", { name: "glas-testA_1-crop.png", mimeType: "image/png", buffer: cropPng });
+    await page.waitForFunction(() => window.histoseg.status === "opened", null, { timeout: 60_000 });
+    await page.click("#segment-all");
     await page.waitForFunction(() => ["done", "error"].includes(window.histoseg.status), null, { timeout: 480_000 });
     const state = await page.evaluate(() => window.histoseg);
     assert.equal(state.status, "done", `segmentation failed: ${state.errors.join("; ")}\n${consoleLines.join("\n")}`);
 
-    const r = state.lastResult;
-    assert.equal(r.width, CROP.w);
-    assert.equal(r.height, CROP.h);
+    const r = { ...state.lastResult, labels: await page.evaluate(() => Array.from(window.histoseg.labels())) };
+    assert.deepEqual([r.x, r.y, r.width, r.height], [0, 0, CROP.w, CROP.h]);
     assert.equal(r.labels.length, CROP.w * CROP.h);
 
-    // the overlay canvas holds exactly the non-background pixels, at the image's size
+    // the overlay layer holds exactly the non-background pixels, at the image's size
     const drawn = await page.evaluate(() => {
-      const c = document.getElementById("overlay");
+      const v = window.histoseg.viewer();
+      const c = v.overlay.canvas;
       const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
       let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
-      return { n, w: c.width, h: c.height, opacity: getComputedStyle(c).opacity };
+      return { n, w: c.width, h: c.height, opacity: v.overlayOpacity, visible: v.overlayVisible };
     });
     const foreground = r.labels.filter((l) => l > 0).length;
     assert.deepEqual([drawn.w, drawn.h], [CROP.w, CROP.h]);
     assert.equal(drawn.n, foreground, "overlay pixels match the non-background labels");
     assert.ok(foreground > 0, "the overlay shows something");
-    assert.ok(Number(drawn.opacity) > 0 && Number(drawn.opacity) < 1, `overlay opacity ${drawn.opacity}`);
+    assert.ok(drawn.visible && drawn.opacity > 0 && drawn.opacity < 1, `overlay opacity ${drawn.opacity}`);
 
     // the stats panel names the backend that ran
     const backendText = await page.locator('#stats dd[data-key="backend"]').textContent();

@@ -95,8 +95,15 @@ fn test() -> Result {
     // Native unit + integration tests (real GlaS data, flex CPU backend) and the CLI.
     run(cmd("cargo").args(["test", "--release", "--features", "cli"]))?;
     build_viewer()?;
-    // Real-browser tests in headless Debian Chromium (WebGPU via SwiftShader, and the CPU path).
-    run(cmd("node").args(["--test", "--test-reporter=spec", "tests/browser/viewer.test.mjs"]))
+    // Real-browser tests in headless Debian Chromium (WebGPU via SwiftShader, and the CPU path),
+    // one file at a time: two cores do not run two browsers well.
+    run(cmd("node").args([
+        "--test",
+        "--test-concurrency=1",
+        "--test-reporter=spec",
+        "tests/browser/viewer.test.mjs",
+        "tests/browser/slide.test.mjs",
+    ]))
 }
 
 fn main() -> ExitCode {

@@ -1,0 +1,218 @@
+// The viewer on the real Aperio SVS sample in headless Chromium (CPU backend, so it is quick on
+// machines without a GPU): open the slide, segment a region, export the GeoJSON and the label
+// PNG and check them against the mask and against the native CLI; cancel a whole-slide run and
+// carry on; reload with the network off. Also writes a screenshot for a person to look at.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { serveDir } from "./server.mjs";
+import { launch, DATA } from "./browser.mjs";
+import { readGrayPng, components8 } from "./png.mjs";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const DIST = path.join(ROOT, "dist");
+const SVS = path.join(DATA, "samples/cmu-small-region.svs");
+const CLI = path.join(ROOT, "target/release/histoseg");
+const SHOTS = process.env.HISTOSEG_SCREENSHOTS || path.join(ROOT, "runs");
+let site;
+
+before(async () => {
+  assert.ok(fs.existsSync(path.join(DIST, "index.html")), "build the viewer first (cargo xtask test does)");
+  site = await serveDir(DIST);
+});
+after(async () => { site?.server.close(); });
+
+async function readyPage(b, query = "?backend=cpu&model=glands") {
+  const page = await b.context.newPage();
+  await page.setViewportSize({ width: 1280, height: 800 });
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e}`));
+  page.on("console", (m) => { if (/Content Security Policy|Refused to/.test(m.text())) problems.push(m.text()); });
+  await page.goto(site.url + query);
+  await page.waitForFunction(() => ["ready", "error"].includes(window.histoseg?.status), null, { timeout: 180_000 });
+  const st = await page.evaluate(() => ({ status: window.histoseg.status, errors: window.histoseg.errors }));
+  assert.equal(st.status, "ready", `page not ready: ${st.errors.join("; ")} ${problems.join("\n")}`);
+  return { page, problems };
+}
+
+async function openSvs(page) {
+  await page.setInputFiles("#file", SVS);
+  await page.waitForFunction(() => window.histoseg.status === "opened" || window.histoseg.errors.length, null, { timeout: 60_000 });
+  const image = await page.evaluate(() => window.histoseg.image);
+  assert.ok(image, `the slide did not open: ${await page.evaluate(() => window.histoseg.errors.join("; "))}`);
+  return image;
+}
+
+// Centres the view on a level-0 point at `scale` CSS px per image px, as panning and zooming would.
+async function viewAt(page, cx, cy, scale) {
+  await page.evaluate(({ cx, cy, scale }) => { const v = window.histoseg.viewer(); v.view = { cx, cy, scale }; v.changed(); }, { cx, cy, scale });
+}
+
+async function waitDone(page, timeout = 300_000) {
+  await page.waitForFunction(() => ["done", "error", "cancelled"].includes(window.histoseg.status), null, { timeout });
+  const st = await page.evaluate(() => ({ status: window.histoseg.status, errors: window.histoseg.errors }));
+  assert.equal(st.status, "done", st.errors.join("; "));
+  return page.evaluate(() => window.histoseg.lastResult);
+}
+
+async function download(page, button) {
+  const [d] = await Promise.all([page.waitForEvent("download"), page.click(button)]);
+  const file = path.join(os.tmpdir(), `histoseg-${process.pid}-${d.suggestedFilename()}`);
+  await d.saveAs(file);
+  return { name: d.suggestedFilename(), bytes: fs.readFileSync(file) };
+}
+
+test("SVS: open, segment a region, export GeoJSON and label PNG that match the mask and the CLI", { timeout: 600_000 }, async () => {
+  const b = await launch({ webgpu: false });
+  try {
+    const { page, problems } = await readyPage(b);
+    const image = await openSvs(page);
+    assert.equal(image.format, "Aperio SVS");
+    assert.deepEqual([image.width, image.height], [2220, 2967]);
+    assert.equal(image.umPerPx, 0.499, "µm/px read from the SVS description");
+    assert.equal(await page.inputValue("#umpp"), "0.499");
+
+    // zoom in on tissue and segment what is on screen
+    await viewAt(page, 1100, 1400, 2.5);
+    await page.click("#segment-view");
+    const r = await waitDone(page);
+    assert.ok(r.width > 100 && r.height > 100 && r.width * r.height < 600 * 400, `visible region ${r.width}x${r.height}`);
+    assert.ok(r.x > 0 && r.y > 0 && r.x + r.width <= 2220 && r.y + r.height <= 2967);
+    const labels = Uint8Array.from(await page.evaluate(() => Array.from(window.histoseg.labels())));
+    assert.equal(labels.length, r.width * r.height);
+    assert.ok(labels.some((l) => l > 0), "glands or gland-like tissue found in the region");
+
+    // GeoJSON: valid, inside the image and the region, one polygon per connected component
+    const gj = JSON.parse((await download(page, "#export-geojson")).bytes.toString("utf8"));
+    assert.equal(gj.type, "FeatureCollection");
+    const perClass = {};
+    for (const f of gj.features) {
+      assert.equal(f.type, "Feature");
+      assert.equal(f.geometry.type, "Polygon");
+      assert.ok(typeof f.properties.classification.name === "string" && f.properties.classification.color.length === 3);
+      perClass[f.properties.classification.name] = (perClass[f.properties.classification.name] || 0) + 1;
+      for (const ring of f.geometry.coordinates) {
+        assert.ok(ring.length >= 4, "a linear ring has at least 4 positions");
+        assert.deepEqual(ring[0], ring[ring.length - 1], "rings are closed");
+        for (const [x, y] of ring) {
+          assert.ok(x >= r.x - 0.5 && x <= r.x + r.width - 0.5 && y >= r.y - 0.5 && y <= r.y + r.height - 0.5, `vertex (${x}, ${y}) outside the region`);
+          assert.ok(x >= -0.5 && y >= -0.5 && x <= 2220 && y <= 2967);
+        }
+      }
+    }
+    const comps = components8(labels, r.width, r.height);
+    assert.equal(gj.features.length, Object.values(comps).reduce((a, b) => a + b, 0), "one polygon per 8-connected region");
+    assert.equal(perClass.gland || 0, comps[1] || 0);
+    assert.equal(r.objects, gj.features.length);
+
+    // label PNG: the page's mask, and the native CLI's on the same region
+    const png = await download(page, "#export-labels");
+    assert.match(png.name, /^cmu-small-region_x\d+_y\d+_\d+x\d+\.labels\.png$/);
+    const mine = readGrayPng(png.bytes);
+    assert.deepEqual([mine.width, mine.height], [r.width, r.height]);
+    assert.ok(mine.data.every((v, i) => v === labels[i]), "the PNG holds the mask");
+    assert.ok(fs.existsSync(CLI), `the CLI is built by cargo test --release --features cli (${CLI})`);
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "histoseg-cli-"));
+    execFileSync(CLI, ["segment", "--model", path.join(ROOT, "models/glands.histoseg"), "--input", SVS, "--output", out,
+      "--region", `${r.x},${r.y},${r.width},${r.height}`]);
+    const native = readGrayPng(fs.readFileSync(path.join(out, "cmu-small-region.labels.png")));
+    assert.deepEqual([native.width, native.height], [r.width, r.height]);
+    let differ = 0;
+    for (let i = 0; i < labels.length; i++) if (native.data[i] !== labels[i]) differ++;
+    console.log(`browser (wasm CPU) vs native CLI on ${r.width}x${r.height} at (${r.x}, ${r.y}): ${differ} of ${labels.length} pixels differ`);
+    assert.ok(differ / labels.length < 0.001, `${differ} pixels differ: more than float ties`);
+
+    // the other exports come out too
+    const csv = (await download(page, "#export-csv")).bytes.toString("utf8");
+    assert.match(csv, /^class,area_px,area_um2,fraction,objects\n/);
+    const json = JSON.parse((await download(page, "#export-json")).bytes.toString("utf8"));
+    assert.equal(json.um_per_px, 0.499);
+    assert.equal(json.objects.length, gj.features.length);
+    const ov = await download(page, "#export-overlay");
+    assert.deepEqual([...ov.bytes.subarray(1, 4)].map((c) => String.fromCharCode(c)).join(""), "PNG");
+
+    // overlay controls: contour mode draws fewer pixels, hiding the class draws none, C toggles
+    const drawn = () => page.evaluate(() => {
+      const c = window.histoseg.viewer().overlay.canvas;
+      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+      return n;
+    });
+    const filled = await drawn();
+    assert.equal(filled, labels.filter((l) => l > 0).length);
+    await page.selectOption("#mode", "contour");
+    const contour = await drawn();
+    assert.ok(contour > 0 && contour < filled, `contour ${contour} vs filled ${filled}`);
+    await page.uncheck("#class-visible-1");
+    assert.equal(await drawn(), 0);
+    await page.check("#class-visible-1");
+    await page.selectOption("#mode", "fill");
+    await page.focus("#viewer");
+    await page.keyboard.press("c");
+    assert.equal(await page.evaluate(() => window.histoseg.viewer().overlayVisible), false);
+    await page.keyboard.press("c");
+    assert.equal(await page.evaluate(() => window.histoseg.viewer().overlayVisible), true);
+
+    fs.mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: path.join(SHOTS, "viewer-svs.png") });
+    assert.deepEqual(problems, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test("cancel a whole-slide run: the slide stays open and a new run works", { timeout: 600_000 }, async () => {
+  const b = await launch({ webgpu: false });
+  try {
+    const { page } = await readyPage(b);
+    await openSvs(page);
+    await page.click("#segment-all");
+    await page.waitForFunction(() => Number(document.getElementById("progress").value) >= 2, null, { timeout: 120_000 });
+    const total = await page.evaluate(() => Number(document.getElementById("progress").max));
+    assert.ok(total > 50, `the whole slide is many tiles (${total})`);
+    // the page answers while segmenting
+    assert.equal(await page.evaluate(() => 1 + 1), 2);
+    await page.click("#cancel");
+    await page.waitForFunction(() => window.histoseg.status === "cancelled", null, { timeout: 60_000 });
+    assert.match(await page.textContent("#progress-text"), /Cancelled after \d+ of \d+ tiles/);
+    const image = await page.evaluate(() => window.histoseg.image);
+    assert.deepEqual([image.width, image.height], [2220, 2967], "the slide is still loaded");
+    assert.equal(await page.isEnabled("#segment-view"), true);
+    await viewAt(page, 1000, 1500, 3);
+    await page.click("#segment-view");
+    const r = await waitDone(page);
+    assert.ok(r.width > 0 && r.height > 0);
+  } finally {
+    await b.close();
+  }
+});
+
+test("after one visit the viewer loads and segments with the network off", { timeout: 600_000 }, async () => {
+  const b = await launch({ webgpu: false });
+  try {
+    const { page } = await readyPage(b);
+    // wait until the service worker has cached the app and controls the page
+    await page.evaluate(async () => { await navigator.serviceWorker.ready; });
+    await page.reload();
+    await page.waitForFunction(() => window.histoseg?.status === "ready" && navigator.serviceWorker.controller, null, { timeout: 120_000 });
+    const cached = await page.evaluate(async () => (await (await caches.open("histoseg-v1")).keys()).map((r) => new URL(r.url).pathname));
+    for (const p of ["/", "/histoseg_bg.wasm", "/models/glands.histoseg", "/models/nuclei.histoseg"]) assert.ok(cached.includes(p), `${p} cached`);
+    assert.ok(cached.every((p) => !p.startsWith("blob:") && !p.startsWith("data:")), "only the app's own files are cached");
+
+    await b.context.setOffline(true);
+    await page.reload();
+    await page.waitForFunction(() => ["ready", "error"].includes(window.histoseg?.status), null, { timeout: 180_000 });
+    assert.equal(await page.evaluate(() => window.histoseg.status), "ready", "the app and model load from the cache");
+    await openSvs(page);
+    await viewAt(page, 1100, 1400, 4);
+    await page.click("#segment-view");
+    const r = await waitDone(page);
+    assert.ok(r.width > 0);
+  } finally {
+    await b.context.setOffline(false).catch(() => {});
+    await b.close();
+  }
+});

@@ -1,0 +1,263 @@
+// Pan-and-zoom view of a slide on one canvas, in the spirit of OpenSeadragon: the image is drawn
+// from 256 px tiles of the pyramid level that matches the zoom (tiles come from Rust, which
+// decodes only what is asked for), over the coarsest level as a backdrop while finer tiles load.
+// A segmentation overlay (a canvas covering a level-0 region) is drawn on top.
+//
+// Coordinates: `cx`, `cy` are the level-0 pixel at the canvas centre; `scale` is CSS pixels per
+// level-0 pixel.
+
+const TILE = 256;
+const MAX_TILES = 320; // about 80 MB of decoded tiles
+const FRAME_BUDGET_MS = 25;
+
+export class SlideViewer {
+  constructor(container, canvas, { onChange = () => {} } = {}) {
+    this.container = container;
+    this.canvas = canvas;
+    this.ctx = canvas.getContext("2d");
+    this.onChange = onChange;
+    this.slide = null;
+    this.levels = [];
+    this.tiles = new Map(); // "level:tx:ty" -> canvas, in least-recently-used order
+    this.queue = [];
+    this.backdrop = null;
+    this.overlay = null; // { canvas, x, y, width, height }
+    this.overlayVisible = true;
+    this.overlayOpacity = 0.45;
+    this.view = { cx: 0, cy: 0, scale: 1 };
+    this.pointers = new Map();
+    this.pending = false;
+    this.bindEvents();
+    new ResizeObserver(() => this.resize()).observe(container);
+    this.resize();
+  }
+
+  setSlide(slide) {
+    this.slide = slide;
+    this.levels = slide.levels();
+    this.tiles.clear();
+    this.queue = [];
+    this.overlay = null;
+    // the coarsest level, whole, as the backdrop (levels are at most ~2k px across at the top)
+    const top = this.levels.length - 1;
+    const l = this.levels[top];
+    if (l.width * l.height <= 4096 * 4096) {
+      this.backdrop = { level: top, canvas: this.tileCanvas(slide.region(top, 0, 0, l.width, l.height), l.width, l.height) };
+    } else {
+      this.backdrop = null;
+    }
+    this.fit();
+  }
+
+  clear() {
+    this.slide = null;
+    this.levels = [];
+    this.tiles.clear();
+    this.backdrop = null;
+    this.overlay = null;
+    this.redraw();
+  }
+
+  setOverlay(overlay) { this.overlay = overlay; this.redraw(); }
+  setOverlayStyle({ visible, opacity }) {
+    if (visible !== undefined) this.overlayVisible = visible;
+    if (opacity !== undefined) this.overlayOpacity = opacity;
+    this.redraw();
+  }
+
+  tileCanvas(rgba, w, h) {
+    const c = document.createElement("canvas");
+    c.width = w; c.height = h;
+    c.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength), w, h), 0, 0);
+    return c;
+  }
+
+  resize() {
+    const dpr = window.devicePixelRatio || 1;
+    const w = Math.max(1, this.container.clientWidth), h = Math.max(1, this.container.clientHeight);
+    this.canvas.width = Math.round(w * dpr);
+    this.canvas.height = Math.round(h * dpr);
+    this.canvas.style.width = `${w}px`;
+    this.canvas.style.height = `${h}px`;
+    this.redraw();
+  }
+
+  fit() {
+    if (!this.slide) return;
+    const w = this.container.clientWidth || 1, h = this.container.clientHeight || 1;
+    const l0 = this.levels[0];
+    this.view = { cx: l0.width / 2, cy: l0.height / 2, scale: Math.min(w / l0.width, h / l0.height) * 0.98 };
+    this.changed();
+  }
+
+  zoomBy(factor, atX, atY) {
+    if (!this.slide) return;
+    const w = this.container.clientWidth, h = this.container.clientHeight;
+    if (atX === undefined) { atX = w / 2; atY = h / 2; }
+    const l0 = this.levels[0];
+    const min = Math.min(w / l0.width, h / l0.height) * 0.25;
+    const scale = Math.min(Math.max(this.view.scale * factor, min), 16);
+    // keep the image point under (atX, atY) fixed
+    const px = this.view.cx + (atX - w / 2) / this.view.scale;
+    const py = this.view.cy + (atY - h / 2) / this.view.scale;
+    this.view = { scale, cx: px - (atX - w / 2) / scale, cy: py - (atY - h / 2) / scale };
+    this.changed();
+  }
+
+  panBy(dx, dy) {
+    if (!this.slide) return;
+    this.view.cx -= dx / this.view.scale;
+    this.view.cy -= dy / this.view.scale;
+    this.changed();
+  }
+
+  /// The part of the image on screen, in level-0 pixels (clamped to the image).
+  visibleRegion() {
+    if (!this.slide) return null;
+    const w = this.container.clientWidth, h = this.container.clientHeight;
+    const l0 = this.levels[0];
+    const x0 = Math.max(0, Math.floor(this.view.cx - w / 2 / this.view.scale));
+    const y0 = Math.max(0, Math.floor(this.view.cy - h / 2 / this.view.scale));
+    const x1 = Math.min(l0.width, Math.ceil(this.view.cx + w / 2 / this.view.scale));
+    const y1 = Math.min(l0.height, Math.ceil(this.view.cy + h / 2 / this.view.scale));
+    if (x1 <= x0 || y1 <= y0) return null;
+    return { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
+  }
+
+  changed() { this.redraw(); this.onChange(this.view); }
+
+  redraw() {
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame(() => { this.pending = false; this.draw(); });
+  }
+
+  levelForScale() {
+    const dpr = window.devicePixelRatio || 1;
+    const want = 1 / (this.view.scale * dpr); // level-0 pixels per device pixel
+    let best = 0;
+    this.levels.forEach((l, i) => { if (l.downsample <= want * 1.01) best = i; });
+    return best;
+  }
+
+  draw() {
+    const ctx = this.ctx;
+    const dpr = window.devicePixelRatio || 1;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = "#e9e7ee";
+    ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
+    if (!this.slide) return;
+    const s = this.view.scale * dpr;
+    // level-0 coordinates -> device pixels
+    ctx.setTransform(s, 0, 0, s, this.canvas.width / 2 - this.view.cx * s, this.canvas.height / 2 - this.view.cy * s);
+    const l0 = this.levels[0];
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, l0.width, l0.height);
+    ctx.imageSmoothingEnabled = true;
+    if (this.backdrop) ctx.drawImage(this.backdrop.canvas, 0, 0, l0.width, l0.height);
+
+    const level = this.levelForScale();
+    if (!this.backdrop || level !== this.backdrop.level) {
+      const ds = this.levels[level].downsample;
+      const lv = this.levels[level];
+      const r = this.visibleRegion();
+      if (r) {
+        const tx0 = Math.floor(r.x / ds / TILE), ty0 = Math.floor(r.y / ds / TILE);
+        const tx1 = Math.floor(Math.min(lv.width - 1, (r.x + r.width) / ds) / TILE);
+        const ty1 = Math.floor(Math.min(lv.height - 1, (r.y + r.height) / ds) / TILE);
+        const wanted = [];
+        for (let ty = ty0; ty <= ty1; ty++) {
+          for (let tx = tx0; tx <= tx1; tx++) {
+            const key = `${level}:${tx}:${ty}`;
+            const tile = this.tiles.get(key);
+            if (tile) {
+              this.tiles.delete(key); this.tiles.set(key, tile); // most recently used
+              ctx.drawImage(tile, tx * TILE * ds, ty * TILE * ds, tile.width * ds, tile.height * ds);
+            } else {
+              wanted.push({ key, level, tx, ty });
+            }
+          }
+        }
+        this.queue = wanted;
+        if (wanted.length) this.loadSome();
+      }
+    }
+    if (this.overlay && this.overlayVisible) {
+      const o = this.overlay;
+      ctx.imageSmoothingEnabled = false;
+      ctx.globalAlpha = this.overlayOpacity;
+      ctx.drawImage(o.canvas, o.x, o.y, o.width, o.height);
+      ctx.globalAlpha = 1;
+    }
+  }
+
+  /// Decodes queued tiles for up to a frame's budget, then redraws.
+  loadSome() {
+    if (this.loading) return;
+    this.loading = true;
+    setTimeout(() => {
+      const t0 = performance.now();
+      while (this.queue.length && performance.now() - t0 < FRAME_BUDGET_MS && this.slide) {
+        const { key, level, tx, ty } = this.queue.shift();
+        if (this.tiles.has(key)) continue;
+        const lv = this.levels[level];
+        const w = Math.min(TILE, lv.width - tx * TILE), h = Math.min(TILE, lv.height - ty * TILE);
+        try {
+          this.tiles.set(key, this.tileCanvas(this.slide.region(level, tx * TILE, ty * TILE, w, h), w, h));
+        } catch (e) {
+          console.warn(`tile ${key} could not be read: ${e.message || e}`);
+          this.tiles.set(key, this.tileCanvas(new Uint8Array(w * h * 4), w, h));
+        }
+        while (this.tiles.size > MAX_TILES) this.tiles.delete(this.tiles.keys().next().value);
+      }
+      this.loading = false;
+      this.redraw();
+    }, 0);
+  }
+
+  bindEvents() {
+    const el = this.container;
+    el.addEventListener("wheel", (ev) => {
+      ev.preventDefault();
+      const rect = el.getBoundingClientRect();
+      // trackpad pinch arrives as a wheel event with ctrlKey and small deltas
+      const k = ev.ctrlKey ? 0.01 : 0.0015;
+      const delta = ev.deltaMode === 1 ? ev.deltaY * 16 : ev.deltaY;
+      this.zoomBy(Math.exp(-delta * k), ev.clientX - rect.left, ev.clientY - rect.top);
+    }, { passive: false });
+    el.addEventListener("pointerdown", (ev) => {
+      el.setPointerCapture(ev.pointerId);
+      this.pointers.set(ev.pointerId, { x: ev.clientX, y: ev.clientY });
+      el.focus();
+    });
+    el.addEventListener("pointermove", (ev) => {
+      const prev = this.pointers.get(ev.pointerId);
+      if (!prev) return;
+      if (this.pointers.size === 2) {
+        const [a, b] = [...this.pointers.values()];
+        const before = Math.hypot(a.x - b.x, a.y - b.y);
+        this.pointers.set(ev.pointerId, { x: ev.clientX, y: ev.clientY });
+        const [c, d] = [...this.pointers.values()];
+        const after = Math.hypot(c.x - d.x, c.y - d.y);
+        const rect = el.getBoundingClientRect();
+        if (before > 0) this.zoomBy(after / before, (c.x + d.x) / 2 - rect.left, (c.y + d.y) / 2 - rect.top);
+        return;
+      }
+      this.pointers.set(ev.pointerId, { x: ev.clientX, y: ev.clientY });
+      this.panBy(ev.clientX - prev.x, ev.clientY - prev.y);
+    });
+    const up = (ev) => this.pointers.delete(ev.pointerId);
+    el.addEventListener("pointerup", up);
+    el.addEventListener("pointercancel", up);
+    el.addEventListener("keydown", (ev) => {
+      const step = 80;
+      const actions = {
+        ArrowLeft: () => this.panBy(step, 0), ArrowRight: () => this.panBy(-step, 0),
+        ArrowUp: () => this.panBy(0, step), ArrowDown: () => this.panBy(0, -step),
+        "+": () => this.zoomBy(1.25), "=": () => this.zoomBy(1.25), "-": () => this.zoomBy(0.8), "0": () => this.fit(),
+      };
+      const a = actions[ev.key];
+      if (a) { ev.preventDefault(); a(); }
+    });
+  }
+}
