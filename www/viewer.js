@@ -172,7 +172,8 @@ export class SlideViewer {
             const tile = this.tiles.get(key);
             if (tile) {
               this.tiles.delete(key); this.tiles.set(key, tile); // most recently used
-              ctx.drawImage(tile, tx * TILE * ds, ty * TILE * ds, tile.width * ds, tile.height * ds);
+              // one device pixel of overlap hides the hairline seams of anti-aliased edges
+              ctx.drawImage(tile, tx * TILE * ds, ty * TILE * ds, tile.width * ds + 1 / s, tile.height * ds + 1 / s);
             } else {
               wanted.push({ key, level, tx, ty });
             }

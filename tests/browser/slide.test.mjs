@@ -69,6 +69,8 @@ test("SVS: open, segment a region, export GeoJSON and label PNG that match the m
   const b = await launch({ webgpu: false });
   try {
     const { page, problems } = await readyPage(b);
+    const requests = [];
+    page.on("request", (r) => { if (!r.url().startsWith("blob:")) requests.push(r.url()); });
     const image = await openSvs(page);
     assert.equal(image.format, "Aperio SVS");
     assert.deepEqual([image.width, image.height], [2220, 2967]);
@@ -158,7 +160,8 @@ test("SVS: open, segment a region, export GeoJSON and label PNG that match the m
 
     fs.mkdirSync(SHOTS, { recursive: true });
     await page.screenshot({ path: path.join(SHOTS, "viewer-svs.png") });
-    assert.deepEqual(problems, []);
+    assert.deepEqual(problems, [], "no page errors and no Content-Security-Policy violations");
+    assert.deepEqual(requests, [], "opening, segmenting and exporting made no request");
   } finally {
     await b.close();
   }
@@ -203,6 +206,9 @@ test("after one visit the viewer loads and segments with the network off", { tim
     assert.ok(cached.every((p) => !p.startsWith("blob:") && !p.startsWith("data:")), "only the app's own files are cached");
 
     await b.context.setOffline(true);
+    // the network really is off: a file the app never fetched cannot be had
+    const reach = await page.evaluate(async () => { try { return (await fetch("samples/ATTRIBUTION.md")).status; } catch { return "failed"; } });
+    assert.equal(reach, "failed");
     await page.reload();
     await page.waitForFunction(() => ["ready", "error"].includes(window.histoseg?.status), null, { timeout: 180_000 });
     assert.equal(await page.evaluate(() => window.histoseg.status), "ready", "the app and model load from the cache");
