@@ -65,10 +65,12 @@ export class SlideViewer {
     this.redraw();
   }
 
-  tileCanvas(rgba, w, h) {
+  // A canvas of RGBA pixels. For tiles at the left or top edge the border pixel was not read
+  // (there is none), so the pixels are shifted by one to keep the same layout.
+  tileCanvas(rgba, w, h, shiftX = false, shiftY = false) {
     const c = document.createElement("canvas");
     c.width = w; c.height = h;
-    c.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength), w, h), 0, 0);
+    c.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength), w, h), shiftX ? 1 : 0, shiftY ? 1 : 0);
     return c;
   }
 
@@ -172,8 +174,10 @@ export class SlideViewer {
             const tile = this.tiles.get(key);
             if (tile) {
               this.tiles.delete(key); this.tiles.set(key, tile); // most recently used
-              // one device pixel of overlap hides the hairline seams of anti-aliased edges
-              ctx.drawImage(tile, tx * TILE * ds, ty * TILE * ds, tile.width * ds + 1 / s, tile.height * ds + 1 / s);
+              // tiles carry a one-pixel border so smoothing at their edges samples real
+              // neighbours, not transparency (which shows as hairline seams)
+              const w = tile.width - 2, h = tile.height - 2;
+              ctx.drawImage(tile, 1, 1, w, h, tx * TILE * ds, ty * TILE * ds, w * ds, h * ds);
             } else {
               wanted.push({ key, level, tx, ty });
             }
@@ -185,7 +189,8 @@ export class SlideViewer {
     }
     if (this.overlay && this.overlayVisible) {
       const o = this.overlay;
-      ctx.imageSmoothingEnabled = false;
+      // crisp class edges when magnified; averaged when minified so thin contours stay visible
+      ctx.imageSmoothingEnabled = s < 1;
       ctx.globalAlpha = this.overlayOpacity;
       ctx.drawImage(o.canvas, o.x, o.y, o.width, o.height);
       ctx.globalAlpha = 1;
@@ -204,10 +209,10 @@ export class SlideViewer {
         const lv = this.levels[level];
         const w = Math.min(TILE, lv.width - tx * TILE), h = Math.min(TILE, lv.height - ty * TILE);
         try {
-          this.tiles.set(key, this.tileCanvas(this.slide.region(level, tx * TILE, ty * TILE, w, h), w, h));
+          this.tiles.set(key, this.tileCanvas(this.slide.region(level, Math.max(0, tx * TILE - 1), Math.max(0, ty * TILE - 1), w + 2, h + 2), w + 2, h + 2, tx === 0, ty === 0));
         } catch (e) {
           console.warn(`tile ${key} could not be read: ${e.message || e}`);
-          this.tiles.set(key, this.tileCanvas(new Uint8Array(w * h * 4), w, h));
+          this.tiles.set(key, this.tileCanvas(new Uint8Array((w + 2) * (h + 2) * 4), w + 2, h + 2));
         }
         while (this.tiles.size > MAX_TILES) this.tiles.delete(this.tiles.keys().next().value);
       }
