@@ -446,7 +446,9 @@ fn main() -> Result<()> {
                 let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
                 let result = (|| -> Result<_> {
                     let mut slide = Slide::open(path)?;
-                    let level0_um = um_per_px.or(slide.um_per_px).unwrap_or(m.um_per_px);
+                    // the flag wins over the file; without either the model's is assumed
+                    let known_um = um_per_px.or(slide.um_per_px);
+                    let level0_um = known_um.unwrap_or(m.um_per_px);
                     let wanted = region.unwrap_or(Region { x: 0, y: 0, width: slide.width(), height: slide.height() });
                     let (region, work) = read_for_model(&mut slide, wanted, level0_um, m.um_per_px)?;
                     let mut pb = None;
@@ -456,7 +458,7 @@ fn main() -> Result<()> {
                     if let Some(pb) = pb {
                         pb.finish_and_clear();
                     }
-                    Ok((labels_for_region(&seg, region), region, slide.um_per_px.or(um_per_px)))
+                    Ok((labels_for_region(&seg, region), region, known_um))
                 })();
                 match result {
                     Ok((labels, region, known_um)) => {
