@@ -418,16 +418,12 @@ fn read_chunk_rgb(decoder: &mut Decoder<Box<dyn ReadSeek>>, level: &TiffLevel, i
     let (w, h) = decoder.chunk_data_dimensions(index as u32);
     let (w, h) = (w as usize, h as usize);
     let data = decoder.read_chunk(index as u32).map_err(tiff_error)?;
-    let samples: Vec<u16>;
-    let (values, max): (&[u16], u32) = match &data {
-        DecodingResult::U8(v) => {
-            samples = v.iter().map(|&b| b as u16).collect();
-            (&samples, 255)
-        }
-        DecodingResult::U16(v) => (v, 65535),
+    // 8-bit samples are used as they are (every SVS tile); 16-bit ones are scaled down once
+    let values: Vec<u8> = match data {
+        DecodingResult::U8(v) => v,
+        DecodingResult::U16(v) => v.iter().map(|&s| ((s as u32 * 255 + 32767) / 65535) as u8).collect(),
         _ => return Err(SlideError::UnsupportedTiff("only 8- and 16-bit samples are supported".into())),
     };
-    let to8 = |v: u16| -> u8 { if max == 255 { v as u8 } else { ((v as u32 * 255 + 32767) / 65535) as u8 } };
     let channels = match level.color {
         ColorType::Gray(_) => 1,
         ColorType::GrayA(_) => 2,
@@ -441,17 +437,17 @@ fn read_chunk_rgb(decoder: &mut Decoder<Box<dyn ReadSeek>>, level: &TiffLevel, i
     let mut pixels = Vec::with_capacity(w * h * 3);
     for p in values.chunks_exact(channels).take(w * h) {
         let rgb = match level.color {
-            ColorType::Gray(_) => [to8(p[0]); 3],
-            ColorType::GrayA(_) => [over_white(to8(p[0]), to8(p[1])); 3],
-            ColorType::RGB(_) => [to8(p[0]), to8(p[1]), to8(p[2])],
+            ColorType::Gray(_) => [p[0]; 3],
+            ColorType::GrayA(_) => [over_white(p[0], p[1]); 3],
+            ColorType::RGB(_) => [p[0], p[1], p[2]],
             ColorType::RGBA(_) => {
-                let a = to8(p[3]);
-                [over_white(to8(p[0]), a), over_white(to8(p[1]), a), over_white(to8(p[2]), a)]
+                let a = p[3];
+                [over_white(p[0], a), over_white(p[1], a), over_white(p[2], a)]
             }
             ColorType::YCbCr(_) => ycbcr_to_rgb(p[0] as f32, p[1] as f32, p[2] as f32),
             ColorType::CMYK(_) => {
                 let k = 255 - p[3] as u32;
-                let c = |v: u16| ((255 - v as u32) * k / 255) as u8;
+                let c = |v: u8| ((255 - v as u32) * k / 255) as u8;
                 [c(p[0]), c(p[1]), c(p[2])]
             }
             _ => unreachable!("checked in describe_level"),
