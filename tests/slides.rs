@@ -129,16 +129,19 @@ fn cli_segments_a_region_of_the_svs_with_the_shipped_model() {
     let dir = std::env::temp_dir().join(format!("histoseg-svs-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/glands.histoseg");
-    let out = Command::new(env!("CARGO_BIN_EXE_histoseg"))
-        .args(["segment", "--model"])
-        .arg(&model)
-        .arg("--input")
-        .arg(svs_path())
-        .arg("--output")
-        .arg(&dir)
-        .args(["--region", "800,1200,300,200"])
-        .output()
-        .unwrap();
+    let segment = |region: &str| {
+        Command::new(env!("CARGO_BIN_EXE_histoseg"))
+            .args(["segment", "--model"])
+            .arg(&model)
+            .arg("--input")
+            .arg(svs_path())
+            .arg("--output")
+            .arg(&dir)
+            .args(["--region", region])
+            .output()
+            .unwrap()
+    };
+    let out = segment("800,1200,300,200");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let labels = image::open(dir.join("cmu-small-region.labels.png")).unwrap().to_luma8();
     assert_eq!(labels.dimensions(), (300, 200), "labels cover the region at level-0 resolution");
@@ -156,16 +159,7 @@ fn cli_segments_a_region_of_the_svs_with_the_shipped_model() {
     assert!(!gland.split(',').nth(2).unwrap().is_empty(), "{gland}");
 
     // a region outside the slide is refused clearly
-    let out = Command::new(env!("CARGO_BIN_EXE_histoseg"))
-        .args(["segment", "--model"])
-        .arg(&model)
-        .arg("--input")
-        .arg(svs_path())
-        .arg("--output")
-        .arg(&dir)
-        .args(["--region", "5000,5000,10,10"])
-        .output()
-        .unwrap();
+    let out = segment("5000,5000,10,10");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("outside the 2220x2967 pixel image"));
     std::fs::remove_dir_all(&dir).ok();
