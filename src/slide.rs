@@ -37,6 +37,8 @@ impl<T: Read + Seek> ReadSeek for T {}
 pub enum SlideError {
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error("cannot read the file ({0})")]
+    Io(String),
     #[error("the TIFF file is damaged or truncated ({0})")]
     CorruptTiff(String),
     #[error("this TIFF cannot be read: {0}")]
@@ -174,7 +176,7 @@ impl Slide {
 
     /// Opens a file, reading a TIFF lazily from disk.
     pub fn open(path: &std::path::Path) -> Result<Slide, SlideError> {
-        let io = |e: std::io::Error| SlideError::Image(ImageError::Corrupt { format: "file".into(), detail: e.to_string() });
+        let io = |e: std::io::Error| SlideError::Io(e.to_string());
         let mut file = std::fs::File::open(path).map_err(io)?;
         let mut magic = [0u8; 4];
         let n = file.read(&mut magic).map_err(io)?;
