@@ -25,6 +25,16 @@ before(async () => {
 });
 after(async () => { site?.server.close(); });
 
+// Runs `fn` with a fresh headless Chromium (CPU backend) and always closes it.
+async function withBrowser(fn) {
+  const b = await launch({ webgpu: false });
+  try {
+    return await fn(b);
+  } finally {
+    await b.close();
+  }
+}
+
 async function readyPage(b, query = "?backend=cpu&model=glands") {
   const page = await b.context.newPage();
   await page.setViewportSize({ width: 1280, height: 800 });
@@ -66,8 +76,7 @@ async function download(page, button) {
 }
 
 test("SVS: open, segment a region, export GeoJSON and label PNG that match the mask and the CLI", { timeout: 600_000 }, async () => {
-  const b = await launch({ webgpu: false });
-  try {
+  await withBrowser(async (b) => {
     const { page, problems } = await readyPage(b);
     const requests = [];
     page.on("request", (r) => { if (!r.url().startsWith("blob:")) requests.push(r.url()); });
@@ -162,14 +171,11 @@ test("SVS: open, segment a region, export GeoJSON and label PNG that match the m
     await page.screenshot({ path: path.join(SHOTS, "viewer-svs.png") });
     assert.deepEqual(problems, [], "no page errors and no Content-Security-Policy violations");
     assert.deepEqual(requests, [], "opening, segmenting and exporting made no request");
-  } finally {
-    await b.close();
-  }
+  });
 });
 
 test("cancel a whole-slide run: the slide stays open and a new run works", { timeout: 600_000 }, async () => {
-  const b = await launch({ webgpu: false });
-  try {
+  await withBrowser(async (b) => {
     const { page } = await readyPage(b);
     await openSvs(page);
     await page.click("#segment-all");
@@ -189,37 +195,35 @@ test("cancel a whole-slide run: the slide stays open and a new run works", { tim
     await page.click("#segment-view");
     const r = await waitDone(page);
     assert.ok(r.width > 0 && r.height > 0);
-  } finally {
-    await b.close();
-  }
+  });
 });
 
 test("after one visit the viewer loads and segments with the network off", { timeout: 600_000 }, async () => {
-  const b = await launch({ webgpu: false });
-  try {
-    const { page } = await readyPage(b);
-    // wait until the service worker has cached the app and controls the page
-    await page.evaluate(async () => { await navigator.serviceWorker.ready; });
-    await page.reload();
-    await page.waitForFunction(() => window.histoseg?.status === "ready" && navigator.serviceWorker.controller, null, { timeout: 120_000 });
-    const cached = await page.evaluate(async () => (await (await caches.open("histoseg-v1")).keys()).map((r) => new URL(r.url).pathname));
-    for (const p of ["/", "/histoseg_bg.wasm", "/models/glands.histoseg", "/models/nuclei.histoseg"]) assert.ok(cached.includes(p), `${p} cached`);
-    assert.ok(cached.every((p) => !p.startsWith("blob:") && !p.startsWith("data:")), "only the app's own files are cached");
+  await withBrowser(async (b) => {
+    try {
+      const { page } = await readyPage(b);
+      // wait until the service worker has cached the app and controls the page
+      await page.evaluate(async () => { await navigator.serviceWorker.ready; });
+      await page.reload();
+      await page.waitForFunction(() => window.histoseg?.status === "ready" && navigator.serviceWorker.controller, null, { timeout: 120_000 });
+      const cached = await page.evaluate(async () => (await (await caches.open("histoseg-v1")).keys()).map((r) => new URL(r.url).pathname));
+      for (const p of ["/", "/histoseg_bg.wasm", "/models/glands.histoseg", "/models/nuclei.histoseg"]) assert.ok(cached.includes(p), `${p} cached`);
+      assert.ok(cached.every((p) => !p.startsWith("blob:") && !p.startsWith("data:")), "only the app's own files are cached");
 
-    await b.context.setOffline(true);
-    // the network really is off: a file the app never fetched cannot be had
-    const reach = await page.evaluate(async () => { try { return (await fetch("samples/ATTRIBUTION.md")).status; } catch { return "failed"; } });
-    assert.equal(reach, "failed");
-    await page.reload();
-    await page.waitForFunction(() => ["ready", "error"].includes(window.histoseg?.status), null, { timeout: 180_000 });
-    assert.equal(await page.evaluate(() => window.histoseg.status), "ready", "the app and model load from the cache");
-    await openSvs(page);
-    await viewAt(page, 1100, 1400, 4);
-    await page.click("#segment-view");
-    const r = await waitDone(page);
-    assert.ok(r.width > 0);
-  } finally {
-    await b.context.setOffline(false).catch(() => {});
-    await b.close();
-  }
+      await b.context.setOffline(true);
+      // the network really is off: a file the app never fetched cannot be had
+      const reach = await page.evaluate(async () => { try { return (await fetch("samples/ATTRIBUTION.md")).status; } catch { return "failed"; } });
+      assert.equal(reach, "failed");
+      await page.reload();
+      await page.waitForFunction(() => ["ready", "error"].includes(window.histoseg?.status), null, { timeout: 180_000 });
+      assert.equal(await page.evaluate(() => window.histoseg.status), "ready", "the app and model load from the cache");
+      await openSvs(page);
+      await viewAt(page, 1100, 1400, 4);
+      await page.click("#segment-view");
+      const r = await waitDone(page);
+      assert.ok(r.width > 0);
+    } finally {
+      await b.context.setOffline(false).catch(() => {});
+    }
+  });
 });
