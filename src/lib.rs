@@ -6,7 +6,7 @@
 //!
 //! Pure core (no platform code): [`slide`], [`tiling`], [`imageio`], [`overlay`], [`metrics`],
 //! [`export`].
-//! Model and weights: [`model`], [`weights`]. Browser boundary: `web` (wasm32 only).
+//! Model and weights: [`model`], [`weights`]; `onnx` exports the network (CLI only). Browser boundary: `web` (wasm32 only).
 
 pub mod export;
 pub mod imageio;
@@ -19,6 +19,8 @@ pub mod stain;
 pub mod tiling;
 pub mod weights;
 
+#[cfg(feature = "cli")]
+pub mod onnx;
 #[cfg(feature = "cli")]
 pub mod train;
 

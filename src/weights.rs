@@ -387,9 +387,20 @@ impl ModelFile {
 
     /// The ready-to-run inference pipeline for this model.
     pub fn segmenter(&self, device: &Device) -> Result<Segmenter, WeightsError> {
-        let net = self.build_net(device)?;
+        self.segmenter_with_tile(device, self.manifest.tile_size)
+    }
+
+    /// The network is fully convolutional, so it runs on any tile size the UNet's levels divide
+    /// (benchmarks compare 128 and 256 px tiles of the same weights). The noise field is drawn
+    /// for that size, so labels differ slightly from the manifest's tile size.
+    pub fn segmenter_with_tile(&self, device: &Device, tile_size: usize) -> Result<Segmenter, WeightsError> {
         let m = &self.manifest;
-        Ok(Segmenter::new(net, m.head.feature_levels.clone(), m.tile_size, m.timestep, m.noise_seed, m.unet.in_channels, device))
+        let multiple = m.unet.size_multiple();
+        if tile_size == 0 || tile_size % multiple != 0 {
+            return Err(WeightsError::BadManifest(format!("tile size {tile_size} is not a positive multiple of {multiple}")));
+        }
+        let net = self.build_net(device)?;
+        Ok(Segmenter::new(net, m.head.feature_levels.clone(), tile_size, m.timestep, m.noise_seed, m.unet.in_channels, device))
     }
 }
 

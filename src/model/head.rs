@@ -10,8 +10,8 @@ use super::config::HeadConfig;
 
 #[derive(Module, Debug)]
 pub struct SegHead {
-    hidden: Conv2d,
-    classify: Conv2d,
+    pub(crate) hidden: Conv2d,
+    pub(crate) classify: Conv2d,
 }
 
 impl SegHead {

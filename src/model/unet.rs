@@ -27,13 +27,13 @@ fn norm(groups: usize, channels: usize, device: &Device) -> GroupNorm {
 /// GroupNorm -> SiLU -> conv, plus the timestep embedding, twice, with a residual connection.
 #[derive(Module, Debug)]
 pub struct ResBlock {
-    norm1: GroupNorm,
-    conv1: Conv2d,
-    time_proj: Linear,
-    norm2: GroupNorm,
-    conv2: Conv2d,
+    pub(crate) norm1: GroupNorm,
+    pub(crate) conv1: Conv2d,
+    pub(crate) time_proj: Linear,
+    pub(crate) norm2: GroupNorm,
+    pub(crate) conv2: Conv2d,
     /// 1x1 projection of the input when the channel count changes.
-    skip: Option<Conv2d>,
+    pub(crate) skip: Option<Conv2d>,
 }
 
 impl ResBlock {
@@ -65,31 +65,31 @@ impl ResBlock {
 /// One encoder level: residual blocks, then (except at the lowest level) a stride-2 conv.
 #[derive(Module, Debug)]
 pub struct DownLevel {
-    blocks: Vec<ResBlock>,
-    downsample: Option<Conv2d>,
+    pub(crate) blocks: Vec<ResBlock>,
+    pub(crate) downsample: Option<Conv2d>,
 }
 
 /// One decoder level: optional 2x upsampling, concatenation with the encoder skip, residual
 /// blocks.
 #[derive(Module, Debug)]
 pub struct UpLevel {
-    upsample_conv: Option<Conv2d>,
-    blocks: Vec<ResBlock>,
+    pub(crate) upsample_conv: Option<Conv2d>,
+    pub(crate) blocks: Vec<ResBlock>,
 }
 
 #[derive(Module, Debug)]
 pub struct UNet {
-    time_mlp_in: Linear,
-    time_mlp_out: Linear,
-    conv_in: Conv2d,
-    down: Vec<DownLevel>,
-    mid: Vec<ResBlock>,
+    pub(crate) time_mlp_in: Linear,
+    pub(crate) time_mlp_out: Linear,
+    pub(crate) conv_in: Conv2d,
+    pub(crate) down: Vec<DownLevel>,
+    pub(crate) mid: Vec<ResBlock>,
     /// Decoder levels, from the lowest resolution up to full resolution.
-    up: Vec<UpLevel>,
-    norm_out: GroupNorm,
-    conv_out: Conv2d,
+    pub(crate) up: Vec<UpLevel>,
+    pub(crate) norm_out: GroupNorm,
+    pub(crate) conv_out: Conv2d,
     #[module(skip)]
-    base_channels: usize,
+    pub(crate) base_channels: usize,
 }
 
 /// Sinusoidal embedding of integer timesteps, `[len(ts), dim]`, as in DDPM.

@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask serve`: installs what is missing (the wasm32 target, Trunk, wasm-bindgen-cli,
 //!   npm's binaryen), builds the viewer offline with Trunk and serves it on 127.0.0.1:8080.
-//! - `cargo xtask test`: the same tools plus Debian's Chromium, then every test: the native
+//! - `cargo xtask test`: the same tools plus Debian's Chromium and a Python venv with
+//!   onnxruntime (target/pyenv), then every test: the native
 //!   unit and integration tests, a release build of the viewer, and the headless-browser tests.
 //!
 //! Only the standard library is used, so this builds in seconds on a fresh machine.
@@ -64,7 +65,7 @@ fn ensure_build_tools() -> Result {
         // not --locked: one of its locked dependencies is missing from the registry mirror
         run(cmd("cargo").args(["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN_VERSION]))?;
     }
-    let npm_ready = root().join("node_modules/.bin/wasm-opt").exists() && root().join("node_modules/playwright-core").exists();
+    let npm_ready = ["node_modules/.bin/wasm-opt", "node_modules/playwright-core", "node_modules/onnxruntime-web"].iter().all(|p| root().join(p).exists());
     if !npm_ready {
         run(cmd("npm").args(["ci", "--no-audit", "--no-fund"]))?;
     }
@@ -80,6 +81,21 @@ fn ensure_chromium() -> Result {
     run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends", "chromium"]).env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
+/// A virtual environment in target/pyenv with onnxruntime, onnx and numpy from PyPI, for the
+/// ONNX export test and the native benchmark.
+fn ensure_python_tools() -> Result {
+    let python = root().join("target/pyenv/bin/python");
+    let ready = || cmd(python.to_str().unwrap()).args(["-c", "import onnxruntime, onnx, numpy"]).output().is_ok_and(|o| o.status.success());
+    if ready() {
+        return Ok(());
+    }
+    if !python.exists() {
+        run(cmd("python3").args(["-m", "venv", "target/pyenv"]))?;
+    }
+    run(cmd(python.to_str().unwrap()).args(["-m", "pip", "install", "--quiet", "-r", "scripts/requirements.txt"]))?;
+    if ready() { Ok(()) } else { Err("target/pyenv cannot import onnxruntime after installing it".into()) }
+}
+
 fn build_viewer() -> Result {
     run(cmd("trunk").args(["build", "--release"]))
 }
@@ -92,6 +108,7 @@ fn serve() -> Result {
 fn test() -> Result {
     ensure_build_tools()?;
     ensure_chromium()?;
+    ensure_python_tools()?;
     // Native unit + integration tests (real GlaS data, flex CPU backend) and the CLI.
     run(cmd("cargo").args(["test", "--release", "--features", "cli"]))?;
     build_viewer()?;

@@ -50,6 +50,14 @@ impl ArchArgs {
     }
 }
 
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ExportFormat {
+    /// histoseg's own int8 model file, for the viewer and the CLI.
+    Histoseg,
+    /// A standard ONNX graph (float32) of the network as it runs at inference.
+    Onnx,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Self-supervised DDPM pretraining of the UNet on unlabelled images.
@@ -143,21 +151,45 @@ enum Command {
         #[arg(long)]
         report: Option<PathBuf>,
     },
-    /// Write the int8 model file the viewer loads; reports its size and the change against f32.
+    /// Write the int8 model file the viewer loads (reporting its size and the change against
+    /// f32), or with `--format onnx` the inference graph as a standard ONNX model.
     Export {
-        /// f32 checkpoint from `train`.
+        /// Model to export: an f32 checkpoint from `train` (or, for ONNX, any model file).
         #[arg(long)]
         checkpoint: PathBuf,
         #[arg(long)]
         out: PathBuf,
-        /// Test set to compare int8 against f32 on, recorded in the manifest.
+        #[arg(long, value_enum, default_value = "histoseg")]
+        format: ExportFormat,
+        /// Test set to compare int8 against f32 on, recorded in the manifest (histoseg format).
         #[arg(long, value_enum)]
-        dataset: Dataset,
+        dataset: Option<Dataset>,
         #[arg(long)]
         limit: Option<usize>,
         /// JSON report of the comparison.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// ONNX: tile size of the graph (default: the model's).
+        #[arg(long)]
+        tile: Option<usize>,
+        /// ONNX: also run histoseg on the first tiles of this image and write the input and the
+        /// probabilities beside the model (`<out>.reference.json` plus raw f32 files), so
+        /// `scripts/onnx_check.py` can compare onnxruntime with them.
+        #[arg(long)]
+        reference: Option<PathBuf>,
+    },
+    /// Time the network natively on real tiles (burn flex CPU): tiles/s, ms/tile and peak
+    /// memory for one tile size and batch size. Prints one JSON line.
+    Bench {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        tile: Option<usize>,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Timed batches after one warm-up batch.
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
     },
     /// Write a model file with freshly initialised (untrained) weights.
     Init {
@@ -380,7 +412,11 @@ fn main() -> Result<()> {
                 write_json(&path, &r)?;
             }
         }
-        Command::Export { checkpoint, out, dataset, limit, report } => {
+        Command::Export { checkpoint, out, format: ExportFormat::Onnx, tile, reference, .. } => {
+            export_onnx(&checkpoint, &out, tile, reference.as_deref())?;
+        }
+        Command::Export { checkpoint, out, format: ExportFormat::Histoseg, dataset, limit, report, .. } => {
+            let dataset = dataset.context("--dataset is needed: the int8 export is compared with f32 on its test set")?;
             let f32_file = read_model(&checkpoint)?;
             let mut int8_file = ModelFile::from_bytes(&f32_file.to_bytes())?;
             let test = test_split(&data_dir, dataset, limit)?;
@@ -429,6 +465,7 @@ fn main() -> Result<()> {
             std::fs::write(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
             println!("wrote {} ({} parameters, {} bytes)", out.display(), file.parameter_count(), bytes.len());
         }
+        Command::Bench { model, tile, batch, iters } => bench(&model, tile, batch, iters)?,
         Command::Info { model } => {
             let file = read_model(&model)?;
             println!("{}", serde_json::to_string_pretty(&file.manifest)?);
@@ -485,5 +522,117 @@ fn main() -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `export --format onnx`: the graph, and optionally reference tiles to check it against.
+fn export_onnx(checkpoint: &Path, out: &Path, tile: Option<usize>, reference: Option<&Path>) -> Result<()> {
+    let file = read_model(checkpoint)?;
+    let m = &file.manifest;
+    let device = Device::flex();
+    let segmenter = file.segmenter_with_tile(&device, tile.unwrap_or(m.tile_size))?;
+    let classes: Vec<String> = m.classes.iter().map(|c| c.name.clone()).collect();
+    let metadata = [
+        ("name", m.name.clone()),
+        ("classes", classes.join(",")),
+        ("um_per_px", m.um_per_px.to_string()),
+        ("tile_size", segmenter.tile_size.to_string()),
+        ("overlap", m.overlap.to_string()),
+        ("timestep", m.timestep.to_string()),
+        ("noise_seed", m.noise_seed.to_string()),
+        ("input", "image: float32 [batch, 3, tile, tile], RGB / 127.5 - 1".to_string()),
+        ("source", checkpoint.display().to_string()),
+    ];
+    let onnx = histoseg::onnx::export(&segmenter, m.head.num_classes, &metadata);
+    std::fs::write(out, &onnx.bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "wrote {} ({:.2} MB, {} nodes, {} float parameters, opset {}, tile {})",
+        out.display(),
+        onnx.bytes.len() as f64 / 1e6,
+        onnx.nodes,
+        onnx.parameters,
+        histoseg::onnx::OPSET,
+        segmenter.tile_size
+    );
+    let Some(image) = reference else { return Ok(()) };
+    // the first tiles of a real image, at the model's resolution, through the burn network
+    let mut slide = Slide::open(image)?;
+    let level0_um = slide.um_per_px.unwrap_or(m.um_per_px);
+    let whole = Region { x: 0, y: 0, width: slide.width(), height: slide.height() };
+    let (_, work) = read_for_model(&mut slide, whole, level0_um, m.um_per_px)?;
+    let job = histoseg::segment::SegmentJob::new(&work, segmenter.tile_size, m.overlap, m.head.num_classes)?;
+    let batch = job.next_batch(4).context("the reference image has no tiles")?;
+    let x = segmenter.input_tensor(batch.planar.clone(), batch.count);
+    let probs = segmenter.probabilities(x).into_data().try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let stem = out.with_extension("");
+    let write_f32 = |suffix: &str, values: &[f32]| -> Result<String> {
+        let path = PathBuf::from(format!("{}.{suffix}.f32", stem.display()));
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(path.file_name().unwrap_or_default().to_string_lossy().to_string())
+    };
+    let t = segmenter.tile_size;
+    let info = serde_json::json!({
+        "model": out.file_name().unwrap_or_default().to_string_lossy(),
+        "image": image.display().to_string(),
+        "input": write_f32("reference-input", &batch.planar)?,
+        "input_shape": [batch.count, 3, t, t],
+        "probabilities": write_f32("reference-probabilities", &probs)?,
+        "probabilities_shape": [batch.count, m.head.num_classes, t, t],
+    });
+    let json_path = PathBuf::from(format!("{}.reference.json", stem.display()));
+    write_json(&json_path, &info)?;
+    println!("wrote {} ({} tiles of {})", json_path.display(), batch.count, image.display());
+    Ok(())
+}
+
+/// Peak resident memory of this process so far, from /proc (Linux), in MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// `bench`: one tile size and batch size, real GlaS tiles, flex CPU.
+fn bench(model: &Path, tile: Option<usize>, batch: usize, iters: usize) -> Result<()> {
+    let file = read_model(model)?;
+    let m = &file.manifest;
+    let device = Device::flex();
+    let tile = tile.unwrap_or(m.tile_size);
+    let segmenter = file.segmenter_with_tile(&device, tile)?;
+    let image_path = histoseg::data_dir().join("glas/images/testA_1.png");
+    let image = histoseg::imageio::decode(&std::fs::read(&image_path).with_context(|| format!("cannot read {}", image_path.display()))?)?;
+    let job = histoseg::segment::SegmentJob::new(&image, tile, 0, m.head.num_classes)?;
+    // every tile of the image, repeated when the batch is larger than the image
+    let tiles = job.next_batch(usize::MAX).context("no tiles")?;
+    let per_tile = 3 * tile * tile;
+    let planar: Vec<f32> = (0..batch).flat_map(|i| tiles.planar[(i % tiles.count) * per_tile..][..per_tile].iter().copied()).collect();
+    let run = || -> Result<()> {
+        let x = segmenter.input_tensor(planar.clone(), batch);
+        segmenter.probabilities(x).into_data().try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        Ok(())
+    };
+    let started = Instant::now();
+    run()?;
+    let warmup_ms = started.elapsed().as_secs_f64() * 1e3;
+    let started = Instant::now();
+    for _ in 0..iters {
+        run()?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let tiles = (iters * batch) as f64;
+    let report = serde_json::json!({
+        "engine": "histoseg flex",
+        "tile": tile,
+        "batch": batch,
+        "iters": iters,
+        "warmup_ms": warmup_ms,
+        "ms_per_tile": seconds * 1e3 / tiles,
+        "tiles_per_s": tiles / seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    });
+    println!("{report}");
     Ok(())
 }
