@@ -128,8 +128,8 @@ pub fn segment_image(
     mut on_progress: impl FnMut(usize, usize),
 ) -> Result<Segmentation, TilingError> {
     let mut job = SegmentJob::new(image, segmenter.tile_size, overlap, classes)?;
-    while let Some(batch) = job.next_batch(batch_size) {
-        let x = segmenter.input_tensor(batch.planar.clone(), batch.count);
+    while let Some(mut batch) = job.next_batch(batch_size) {
+        let x = segmenter.input_tensor(std::mem::take(&mut batch.planar), batch.count);
         let probs = segmenter.probabilities(x).into_data().try_into_vec_as::<f32>().expect("f32 output");
         job.accept(&batch, &probs);
         on_progress(job.tiles_done(), job.total_tiles());

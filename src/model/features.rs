@@ -42,7 +42,7 @@ pub fn q_sample(schedule: &NoiseSchedule, x0: Tensor<4>, eps: Tensor<4>, t: usiz
 /// Decoder activations of `levels`, bilinearly upsampled to the input size and concatenated.
 pub fn decoder_features(unet: &UNet, x_t: Tensor<4>, temb: Tensor<2>, levels: &[usize]) -> Tensor<4> {
     let [_, _, h, w] = x_t.dims();
-    let (_, taps) = unet.forward_with_taps(x_t, temb);
+    let taps = unet.decoder_taps(x_t, temb);
     let picked: Vec<Tensor<4>> = levels
         .iter()
         .map(|&l| {

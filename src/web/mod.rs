@@ -97,10 +97,11 @@ async fn webgpu_device() -> Result<Device, String> {
 impl Model {
     /// Parses a model file and builds it on `backend`: `"webgpu"` or `"cpu"`. The page decides
     /// whether WebGPU is usable before asking for it; if initialisation still fails the promise
-    /// rejects with the reason, and the page retries on the CPU.
-    pub fn load(bytes: Vec<u8>, backend: String) -> Promise {
+    /// rejects with the reason, and the page retries on the CPU. `tile_size` overrides the
+    /// manifest's (the benchmark compares tile sizes with the same weights).
+    pub fn load(bytes: Vec<u8>, backend: String, tile_size: Option<usize>) -> Promise {
         future_to_promise(async move {
-            let file = ModelFile::from_bytes(&bytes).map_err(|e| JsError::new(&e.to_string()))?;
+            let mut file = ModelFile::from_bytes(&bytes).map_err(|e| JsError::new(&e.to_string()))?;
             let device = match backend.as_str() {
                 "webgpu" => webgpu_device()
                     .await
@@ -108,7 +109,10 @@ impl Model {
                 "cpu" => Device::flex(),
                 other => return Err(JsError::new(&format!("unknown backend '{other}'")).into()),
             };
-            let segmenter = file.segmenter(&device).map_err(|e| JsError::new(&e.to_string()))?;
+            let segmenter = file
+                .segmenter_with_tile(&device, tile_size.unwrap_or(file.manifest.tile_size))
+                .map_err(|e| JsError::new(&e.to_string()))?;
+            file.manifest.tile_size = segmenter.tile_size;
             Ok(JsValue::from(Model { file: Rc::new(file), segmenter: Rc::new(segmenter), backend }))
         })
     }
@@ -130,6 +134,23 @@ impl Model {
     #[wasm_bindgen(js_name = parameterCount)]
     pub fn parameter_count(&self) -> usize {
         self.file.parameter_count()
+    }
+
+    /// The bare network on `batch` tiles: planar `[batch, 3, tile, tile]` values in [-1, 1] in,
+    /// class probabilities `[batch, classes, tile, tile]` out (one upload, one readback). What
+    /// the benchmark times against onnxruntime-web's `session.run`.
+    pub fn run(&self, planar: Vec<f32>, batch: usize) -> Promise {
+        let segmenter = self.segmenter.clone();
+        future_to_promise(async move {
+            let t = segmenter.tile_size;
+            if batch == 0 || planar.len() != batch * 3 * t * t {
+                return Err(JsError::new(&format!("expected {batch} tiles of 3x{t}x{t} values, got {} values", planar.len())).into());
+            }
+            let x = segmenter.input_tensor(planar, batch);
+            let data = segmenter.probabilities(x).into_data_async().await.map_err(|e| JsError::new(&format!("the GPU failed: {e:?}")))?;
+            let probs = data.try_into_vec_as::<f32>().map_err(|e| JsError::new(&format!("{e:?}")))?;
+            Ok(js_sys::Float32Array::from(probs.as_slice()).into())
+        })
     }
 
     /// Starts a segmentation of a level-0 region of `slide` whose resolution is `um_per_px`
@@ -181,7 +202,7 @@ impl Job {
         let inner = self.inner.clone();
         let segmenter = self.segmenter.clone();
         future_to_promise(async move {
-            let batch = {
+            let mut batch = {
                 let job = inner.borrow();
                 let job = job.as_ref().ok_or_else(finished_error)?;
                 match job.next_batch(batch_size) {
@@ -189,7 +210,7 @@ impl Job {
                     None => return Ok(JsValue::TRUE),
                 }
             };
-            let x = segmenter.input_tensor(batch.planar.clone(), batch.count);
+            let x = segmenter.input_tensor(std::mem::take(&mut batch.planar), batch.count);
             let data = segmenter
                 .probabilities(x)
                 .into_data_async()

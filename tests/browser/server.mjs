@@ -9,11 +9,17 @@ const TYPES = {
   ".png": "image/png", ".jpg": "image/jpeg", ".svg": "image/svg+xml", ".md": "text/markdown",
 };
 
-export async function serveDir(root) {
+// `mounts` maps URL prefixes ("/ort/") to further folders (the benchmark serves onnxruntime-web).
+export async function serveDir(root, mounts = {}) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, "http://localhost");
-    let file = path.join(root, decodeURIComponent(url.pathname));
-    if (!file.startsWith(root)) { res.writeHead(403).end(); return; }
+    let base = root;
+    let rel = decodeURIComponent(url.pathname);
+    for (const [prefix, dir] of Object.entries(mounts)) {
+      if (rel.startsWith(prefix)) { base = dir; rel = rel.slice(prefix.length - 1); break; }
+    }
+    let file = path.join(base, rel);
+    if (!file.startsWith(base)) { res.writeHead(403).end(); return; }
     if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, "index.html");
     fs.readFile(file, (err, data) => {
       if (err) { res.writeHead(404).end("not found"); return; }
