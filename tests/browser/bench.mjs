@@ -9,6 +9,7 @@
 //   cargo xtask build && cargo build --release --features cli
 //   node tests/browser/bench.mjs models/glands.histoseg [--tiles 128,256] [--batches 1,4,16]
 //        [--iters 2] [--engines histoseg-webgpu,histoseg-cpu,ort-webgpu,ort-wasm]
+//        [--skip ort-webgpu:256:16,...]
 //
 // On these machines WebGPU is SwiftShader (Vulkan on the CPU), so absolute WebGPU figures mean
 // little; the ratio between engines on the same adapter is what counts. Neither engine gets
@@ -30,6 +31,8 @@ const tiles = opt("tiles", "128,256").split(",").map(Number);
 const batches = opt("batches", "1,4,16").split(",").map(Number);
 const iters = Number(opt("iters", "2"));
 const engines = opt("engines", "histoseg-webgpu,histoseg-cpu,ort-webgpu,ort-wasm").split(",");
+// ENGINE:TILE:BATCH configurations to leave out (on SwiftShader a 256 px batch of 16 takes many minutes)
+const skip = new Set(opt("skip", "").split(",").filter(Boolean));
 
 // ONNX exports and real reference tiles, one set per tile size
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "histoseg-bench-"));
@@ -54,6 +57,7 @@ async function runEngine(engine) {
   const rows = [];
   for (const tile of tiles) {
     for (const batch of batches) {
+      if (skip.has(`${engine}:${tile}:${batch}`)) continue;
       const r = await page.evaluate(async ({ engine, tile, batch, iters }) => {
         const get = async (p) => new Uint8Array(await (await fetch(p)).arrayBuffer());
         const ref = new Float32Array((await get(`/bench/model-${tile}.reference-input.f32`)).buffer);
