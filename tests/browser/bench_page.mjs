@@ -22,7 +22,7 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 const DIST = path.join(ROOT, "dist");
 const args = process.argv.slice(2);
 const opt = (name, dflt) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : dflt; };
-const backends = opt("backends", "cpu,webgpu").split(",");
+const backends = opt("backends", "cpu,webgpu").split(",").filter((b) => b && b !== "none");
 const whole = opt("whole", "cpu").split(",").filter((b) => b !== "none");
 
 // ---- 1. page weight
