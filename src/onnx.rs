@@ -227,7 +227,8 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_into_vec_as::<f32>().expect("f32 tensor data")
 }
 
-/// Builds the graph of one network; `prefix` names its constants after the module path.
+/// Builds the graph of one segmenter; constants are named after their module path
+/// (`unet.down.0.blocks.0.conv1.weight`), so the graph reads like the burn model.
 struct Exporter<'a> {
     g: GraphBuilder,
     segmenter: &'a Segmenter,
@@ -411,10 +412,10 @@ pub fn export(segmenter: &Segmenter, classes: usize, metadata: &[(&str, String)]
     let mut ex = Exporter { g: GraphBuilder::new("histoseg"), segmenter };
     let out = ex.network("image");
     let mut graph = ex.g.graph;
-    // give the last node's output the public name
+    // the final Softmax's output becomes the public name (no node reads it)
+    debug_assert!(graph.node.iter().all(|n| !n.input.contains(&out)));
     let last = graph.node.last_mut().expect("the graph has nodes");
     last.output = vec!["probabilities".into()];
-    debug_assert!(graph.node.iter().all(|n| !n.input.contains(&out)));
     graph.input.push(value_info("image", &[Err("batch"), Ok(channels), Ok(tile), Ok(tile)]));
     graph.output.push(value_info("probabilities", &[Err("batch"), Ok(classes), Ok(tile), Ok(tile)]));
     let nodes = graph.node.len();
