@@ -120,6 +120,7 @@ fn test() -> Result {
         "--test-reporter=spec",
         "tests/browser/viewer.test.mjs",
         "tests/browser/slide.test.mjs",
+        "tests/browser/memory.test.mjs",
     ]))
 }
 
