@@ -129,8 +129,7 @@ pub fn segment_image(
 ) -> Result<Segmentation, TilingError> {
     let mut job = SegmentJob::new(image, segmenter.tile_size, overlap, classes)?;
     while let Some(mut batch) = job.next_batch(batch_size) {
-        let x = segmenter.input_tensor(std::mem::take(&mut batch.planar), batch.count);
-        let probs = segmenter.probabilities(x).into_data().try_into_vec_as::<f32>().expect("f32 output");
+        let probs = segmenter.run(std::mem::take(&mut batch.planar), batch.count);
         job.accept(&batch, &probs);
         on_progress(job.tiles_done(), job.total_tiles());
     }

@@ -112,4 +112,12 @@ impl Segmenter {
     pub fn probabilities(&self, x0: Tensor<4>) -> Tensor<4> {
         softmax(self.net.logits(&self.spec, x0), 1)
     }
+
+    /// Planar tiles in, planar probabilities out, read back synchronously (native backends; the
+    /// browser awaits the readback instead).
+    #[cfg(not(target_family = "wasm"))]
+    pub fn run(&self, planar: Vec<f32>, batch: usize) -> Vec<f32> {
+        let x = self.input_tensor(planar, batch);
+        self.probabilities(x).into_data().try_into_vec_as::<f32>().expect("the network outputs f32")
+    }
 }

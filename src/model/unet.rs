@@ -15,11 +15,7 @@ use super::config::UNetConfig;
 /// SiLU as `x / (1 + exp(-x))`: the same function as burn's `x * sigmoid(x)`, written with ops
 /// the CPU backend vectorises (twice as fast on flex; see BENCHMARKS.md). For very negative x,
 /// exp(-x) overflows to infinity and the result is the correct limit, -0.
-pub fn silu(x: Tensor<4>) -> Tensor<4> {
-    x.clone() / (x.neg().exp() + 1.0)
-}
-
-fn silu2(x: Tensor<2>) -> Tensor<2> {
+pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     x.clone() / (x.neg().exp() + 1.0)
 }
 
@@ -166,8 +162,8 @@ impl UNet {
     pub fn time_embedding(&self, ts: &[usize], device: &Device) -> Tensor<2> {
         let dim = self.base_channels;
         let raw = Tensor::<2>::from_data(TensorData::new(timestep_embedding(ts, dim), [ts.len(), dim]), device);
-        let h = silu2(self.time_mlp_in.forward(raw));
-        silu2(self.time_mlp_out.forward(h))
+        let h = silu(self.time_mlp_in.forward(raw));
+        silu(self.time_mlp_out.forward(h))
     }
 
     /// Runs the network on noised images `x` (`[B, C, H, W]`, H and W divisible by

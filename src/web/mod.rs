@@ -93,6 +93,18 @@ async fn webgpu_device() -> Result<Device, String> {
     Ok(device)
 }
 
+/// Planar tiles in, planar class probabilities out: one upload, the network, one awaited
+/// readback (WebGPU cannot read back synchronously in the browser).
+async fn run_tiles(segmenter: &Segmenter, planar: Vec<f32>, batch: usize) -> Result<Vec<f32>, JsError> {
+    let x = segmenter.input_tensor(planar, batch);
+    let data = segmenter
+        .probabilities(x)
+        .into_data_async()
+        .await
+        .map_err(|e| JsError::new(&format!("the GPU failed while segmenting: {e:?}")))?;
+    data.try_into_vec_as::<f32>().map_err(|e| JsError::new(&format!("{e:?}")))
+}
+
 #[wasm_bindgen]
 impl Model {
     /// Parses a model file and builds it on `backend`: `"webgpu"` or `"cpu"`. The page decides
@@ -146,9 +158,7 @@ impl Model {
             if batch == 0 || planar.len() != batch * 3 * t * t {
                 return Err(JsError::new(&format!("expected {batch} tiles of 3x{t}x{t} values, got {} values", planar.len())).into());
             }
-            let x = segmenter.input_tensor(planar, batch);
-            let data = segmenter.probabilities(x).into_data_async().await.map_err(|e| JsError::new(&format!("the GPU failed: {e:?}")))?;
-            let probs = data.try_into_vec_as::<f32>().map_err(|e| JsError::new(&format!("{e:?}")))?;
+            let probs = run_tiles(&segmenter, planar, batch).await?;
             Ok(js_sys::Float32Array::from(probs.as_slice()).into())
         })
     }
@@ -210,13 +220,7 @@ impl Job {
                     None => return Ok(JsValue::TRUE),
                 }
             };
-            let x = segmenter.input_tensor(std::mem::take(&mut batch.planar), batch.count);
-            let data = segmenter
-                .probabilities(x)
-                .into_data_async()
-                .await
-                .map_err(|e| JsError::new(&format!("the GPU failed while segmenting: {e:?}")))?;
-            let probs = data.try_into_vec_as::<f32>().map_err(|e| JsError::new(&format!("{e:?}")))?;
+            let probs = run_tiles(&segmenter, std::mem::take(&mut batch.planar), batch.count).await?;
             let mut job = inner.borrow_mut();
             let job = job.as_mut().ok_or_else(finished_error)?;
             job.accept(&batch, &probs);

@@ -16,7 +16,7 @@ import fs from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
 import { serveDir } from "./server.mjs";
-import { launch } from "./browser.mjs";
+import { launch, chromiumMemoryMb } from "./browser.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const DIST = path.join(ROOT, "dist");
@@ -56,23 +56,8 @@ console.log(`| **wasm + largest model** | ${mb(wasm.raw + biggest.raw)} | ${mb(w
 // ---- 2 and 3 in the browser
 const site = await serveDir(DIST);
 
-/** Peak resident memory (VmHWM, MB) of Chromium's renderer and GPU processes (one browser runs
- * at a time here). */
-function chromiumPeaks() {
-  const out = { renderer: 0, gpu: 0 };
-  for (const pid of fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    let cmd;
-    try { cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8"); } catch { continue; }
-    if (!cmd.includes("chromium")) continue;
-    const kind = cmd.includes("--type=renderer") ? "renderer" : cmd.includes("--type=gpu-process") ? "gpu" : null;
-    if (!kind) continue;
-    try {
-      const hwm = /VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
-      if (hwm) out[kind] = Math.max(out[kind], Number(hwm[1]) / 1024);
-    } catch { /* exited */ }
-  }
-  return out;
-}
+/** Peak resident memory (VmHWM, MB) of Chromium's renderer and GPU processes. */
+const chromiumPeaks = () => ({ renderer: chromiumMemoryMb("renderer", "VmHWM"), gpu: chromiumMemoryMb("gpu-process", "VmHWM") });
 
 async function openPage(backend) {
   const b = await launch({ webgpu: backend === "webgpu" });

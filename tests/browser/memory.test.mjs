@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { serveDir } from "./server.mjs";
-import { launch } from "./browser.mjs";
+import { launch, chromiumMemoryMb } from "./browser.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const DIST = path.join(ROOT, "dist");
@@ -20,20 +20,6 @@ before(async () => {
   site = await serveDir(DIST);
 });
 after(async () => { site?.server.close(); });
-
-/** Largest resident set (MB) among Chromium's renderer processes (one browser runs at a time). */
-function rendererRssMb() {
-  let best = 0;
-  for (const pid of fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    try {
-      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      if (!cmd.includes("chromium") || !cmd.includes("--type=renderer")) continue;
-      const rss = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
-      if (rss) best = Math.max(best, Number(rss[1]) / 1024);
-    } catch { /* the process exited */ }
-  }
-  return best;
-}
 
 test(`memory stays bounded across ${RUNS} segmentations of the same image`, { timeout: 900_000 }, async () => {
   const b = await launch({ webgpu: false });
@@ -52,7 +38,7 @@ test(`memory stays bounded across ${RUNS} segmentations of the same image`, { ti
       await page.waitForFunction(() => ["done", "error"].includes(window.histoseg.status), null, { timeout: 300_000 });
       const st = await page.evaluate(() => ({ status: window.histoseg.status, errors: window.histoseg.errors, r: window.histoseg.lastResult }));
       assert.equal(st.status, "done", `run ${i} failed: ${st.errors.join("; ")}`);
-      rows.push({ run: i, tiles: st.r.tiles, wasm: await wasmMb(), rss: rendererRssMb() });
+      rows.push({ run: i, tiles: st.r.tiles, wasm: await wasmMb(), rss: chromiumMemoryMb("renderer", "VmRSS") });
     }
     console.log(`run  tiles  wasm heap MB  renderer RSS MB`);
     for (const r of rows) console.log(`${String(r.run).padStart(3)}  ${String(r.tiles).padStart(5)}  ${r.wasm.toFixed(1).padStart(12)}  ${r.rss.toFixed(0).padStart(15)}`);

@@ -90,7 +90,8 @@ fn ensure_python_tools() -> Result {
         return Ok(());
     }
     if !python.exists() {
-        run(cmd("python3").args(["-m", "venv", "target/pyenv"]))?;
+        run(cmd("python3").args(["-m", "venv", "target/pyenv"]))
+            .map_err(|e| format!("{e}: Python 3 with the venv module is needed (Debian: apt-get install python3-venv)"))?;
     }
     run(cmd(python.to_str().unwrap()).args(["-m", "pip", "install", "--quiet", "-r", "scripts/requirements.txt"]))?;
     if ready() { Ok(()) } else { Err("target/pyenv cannot import onnxruntime after installing it".into()) }

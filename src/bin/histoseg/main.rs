@@ -562,8 +562,7 @@ fn export_onnx(checkpoint: &Path, out: &Path, tile: Option<usize>, reference: Op
     let (_, work) = read_for_model(&mut slide, whole, level0_um, m.um_per_px)?;
     let job = histoseg::segment::SegmentJob::new(&work, segmenter.tile_size, m.overlap, m.head.num_classes)?;
     let batch = job.next_batch(4).context("the reference image has no tiles")?;
-    let x = segmenter.input_tensor(batch.planar.clone(), batch.count);
-    let probs = segmenter.probabilities(x).into_data().try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let probs = segmenter.run(batch.planar.clone(), batch.count);
     let stem = out.with_extension("");
     let write_f32 = |suffix: &str, values: &[f32]| -> Result<String> {
         let path = PathBuf::from(format!("{}.{suffix}.f32", stem.display()));
@@ -608,17 +607,13 @@ fn bench(model: &Path, tile: Option<usize>, batch: usize, iters: usize) -> Resul
     let tiles = job.next_batch(usize::MAX).context("no tiles")?;
     let per_tile = 3 * tile * tile;
     let planar: Vec<f32> = (0..batch).flat_map(|i| tiles.planar[(i % tiles.count) * per_tile..][..per_tile].iter().copied()).collect();
-    let run = || -> Result<()> {
-        let x = segmenter.input_tensor(planar.clone(), batch);
-        segmenter.probabilities(x).into_data().try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        Ok(())
-    };
+    let run = || segmenter.run(planar.clone(), batch);
     let started = Instant::now();
-    run()?;
+    run();
     let warmup_ms = started.elapsed().as_secs_f64() * 1e3;
     let started = Instant::now();
     for _ in 0..iters {
-        run()?;
+        run();
     }
     let seconds = started.elapsed().as_secs_f64();
     let tiles = (iters * batch) as f64;
