@@ -2,7 +2,9 @@
 //!
 //! PNG, JPEG and BMP are decoded by the `image` crate. Grayscale, grayscale+alpha, RGBA and
 //! 16-bit images are converted to 8-bit RGB (alpha is composited over white, as a slide scanner
-//! background would be). Sizes are checked before any pixel buffer is allocated.
+//! background would be). Sizes are checked before any pixel buffer is allocated. What was converted
+//! is reported as a note for the user ([`decode_with_note`]), and a JPEG cut short (which the
+//! decoder would silently fill with grey) is refused.
 
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use std::io::Cursor;
@@ -20,13 +22,15 @@ pub struct RgbImage {
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ImageError {
-    #[error("unsupported image format{0}: histoseg opens PNG, JPEG and BMP")]
+    #[error("unsupported image format{0}: histoseg opens PNG, JPEG, BMP, TIFF and Aperio SVS")]
     Unsupported(String),
+    #[error("the file is empty (0 bytes)")]
+    EmptyFile,
     #[error("the {format} file is damaged or truncated and cannot be decoded ({detail})")]
     Corrupt { format: String, detail: String },
     #[error("the image is empty ({0}x{1} pixels)")]
     Empty(u32, u32),
-    #[error("the image is {0}x{1} pixels, more than the {MAX_PIXELS} pixels histoseg can hold in memory at once")]
+    #[error("the image is {0}x{1} pixels, more than the {MAX_PIXELS} pixels histoseg can hold in memory at once: convert it to a tiled, pyramidal TIFF (for example `vips tiffsave IN OUT.tif --tile --pyramid --compression jpeg`), which histoseg reads tile by tile")]
     TooLarge(u32, u32),
 }
 
@@ -58,10 +62,20 @@ fn format_name(format: Option<ImageFormat>) -> String {
     format.map(|f| format!("{f:?}").to_uppercase()).unwrap_or_else(|| "image".into())
 }
 
-/// Composites any decoded image over white and reduces it to 8-bit RGB.
-fn to_rgb8(img: DynamicImage) -> RgbImage {
+/// Composites any decoded image over white and reduces it to 8-bit RGB, saying what changed.
+fn to_rgb8(img: DynamicImage) -> (RgbImage, Vec<&'static str>) {
+    use image::ColorType as C;
+    let color = img.color();
+    let mut notes = Vec::new();
+    if matches!(color, C::L8 | C::La8 | C::L16 | C::La16) {
+        notes.push("greyscale, used as RGB");
+    }
+    if color.bytes_per_pixel() / color.channel_count() > 1 {
+        notes.push("16-bit samples reduced to 8 bits");
+    }
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let pixels = if img.color().has_alpha() {
+    let pixels = if color.has_alpha() {
+        notes.push("transparency composited over white");
         let rgba = img.to_rgba8();
         rgba.pixels()
             .flat_map(|p| {
@@ -73,7 +87,7 @@ fn to_rgb8(img: DynamicImage) -> RgbImage {
     } else {
         img.to_rgb8().into_raw()
     };
-    RgbImage::new(w, h, pixels)
+    (RgbImage::new(w, h, pixels), notes)
 }
 
 /// The format name of image bytes ("PNG", "JPEG", ...), or "image" when unrecognised.
@@ -81,8 +95,45 @@ pub fn sniff_format(bytes: &[u8]) -> String {
     format_name(image::guess_format(bytes).ok())
 }
 
+/// What a JPEG's markers say: the colour components of its frame, and whether its last scan is
+/// followed by the end-of-image marker (a file cut short is not). Entropy-coded data never holds
+/// an unstuffed 0xFF, so markers are found by scanning.
+fn jpeg_markers(bytes: &[u8]) -> (Option<u8>, bool) {
+    let mut components = None;
+    let mut last_scan = None;
+    let mut last_eoi = None;
+    let mut i = 2;
+    while i + 1 < bytes.len() {
+        if bytes[i] == 0xFF {
+            match bytes[i + 1] {
+                // baseline, extended, progressive and lossless frames (not DHT, JPG or DAC)
+                0xC0..=0xCF if !matches!(bytes[i + 1], 0xC4 | 0xC8 | 0xCC) => {
+                    if components.is_none() {
+                        components = bytes.get(i + 9).copied();
+                    }
+                }
+                0xDA => last_scan = Some(i),
+                0xD9 => last_eoi = Some(i),
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    let ended = matches!((last_scan, last_eoi), (Some(s), Some(e)) if e > s) || last_scan.is_none();
+    (components, ended)
+}
+
 /// Decodes PNG, JPEG or BMP bytes (format sniffed from the content, not the file name).
 pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageError> {
+    decode_with_note(bytes).map(|(image, _)| image)
+}
+
+/// [`decode`], plus a note for the user when the pixels were converted (greyscale, alpha,
+/// 16-bit, CMYK), e.g. "16-bit samples reduced to 8 bits".
+pub fn decode_with_note(bytes: &[u8]) -> Result<(RgbImage, Option<String>), ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::EmptyFile);
+    }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ImageError::Corrupt { format: "image".into(), detail: e.to_string() })?;
@@ -91,6 +142,21 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageError> {
         Some(ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Bmp) => {}
         Some(other) => return Err(ImageError::Unsupported(format!(" ({other:?})"))),
         None => return Err(ImageError::Unsupported(" (the file is not a recognised image)".into())),
+    }
+    // a PNG header that declares no pixels (the decoder only says "invalid dimensions")
+    if format == Some(ImageFormat::Png) && bytes.get(12..16) == Some(b"IHDR") {
+        let dim = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        if bytes.len() >= 24 && (dim(16) == 0 || dim(20) == 0) {
+            return Err(ImageError::Empty(dim(16), dim(20)));
+        }
+    }
+    let mut jpeg_cmyk = false;
+    if format == Some(ImageFormat::Jpeg) {
+        let (components, ended) = jpeg_markers(bytes);
+        if !ended {
+            return Err(ImageError::Corrupt { format: "JPEG".into(), detail: "the file ends before its end-of-image marker".into() });
+        }
+        jpeg_cmyk = components == Some(4);
     }
     let (w, h) = reader
         .into_dimensions()
@@ -106,7 +172,11 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageError> {
     limits.max_alloc = Some(MAX_PIXELS * 8 + (64 << 20));
     reader.limits(limits);
     let img = reader.decode().map_err(|e| ImageError::Corrupt { format: format_name(format), detail: e.to_string() })?;
-    Ok(to_rgb8(img))
+    let (image, mut notes) = to_rgb8(img);
+    if jpeg_cmyk {
+        notes.insert(0, "CMYK converted to RGB");
+    }
+    Ok((image, (!notes.is_empty()).then(|| notes.join("; "))))
 }
 
 #[cfg(test)]

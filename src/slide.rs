@@ -45,7 +45,7 @@ pub enum SlideError {
     UnsupportedTiff(String),
     #[error("level {0} does not exist (the slide has {1})")]
     NoLevel(usize, usize),
-    #[error("a {0}x{1} pixel region is more than histoseg segments at once ({work} pixels at the model's resolution, {label} at the image's): segment a smaller region (zoom in and segment the visible region)", work = crate::segment::MAX_WORK_PIXELS, label = crate::segment::MAX_LABEL_PIXELS)]
+    #[error("a {0}x{1} pixel region is more than histoseg segments at once ({work} pixels at the model's resolution, {label} at the image's): segment a smaller region (the viewer\'s \"Visible region\" button, or --region X,Y,WIDTH,HEIGHT on the command line)", work = crate::segment::MAX_WORK_PIXELS, label = crate::segment::MAX_LABEL_PIXELS)]
     TooLargeToSegment(usize, usize),
     #[error("the region lies outside the {0}x{1} pixel image")]
     OutsideImage(usize, usize),
@@ -59,6 +59,7 @@ fn tiff_error(e: TiffError) -> SlideError {
         TiffError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             SlideError::CorruptTiff("the file ends early".into())
         }
+        TiffError::FormatError(tiff::TiffFormatError::InvalidDimensions(w, h)) => ImageError::Empty(w, h).into(),
         TiffError::LimitsExceeded => SlideError::UnsupportedTiff("a tile or strip is larger than histoseg reads at once".into()),
         other => SlideError::CorruptTiff(other.to_string()),
     }
@@ -155,6 +156,9 @@ pub struct Slide {
     pub levels: Vec<LevelInfo>,
     /// µm per level-0 pixel, when the file says.
     pub um_per_px: Option<f64>,
+    /// What was converted to show the file as 8-bit RGB ("16-bit samples reduced to 8 bits"),
+    /// for the user; `None` for plain 8-bit RGB (or YCbCr) pixels.
+    pub note: Option<String>,
     source: Source,
 }
 
@@ -169,8 +173,8 @@ impl Slide {
             Self::open_tiff(Box::new(Cursor::new(bytes)))
         } else {
             let format = imageio::sniff_format(&bytes);
-            let image = imageio::decode(&bytes)?;
-            Ok(Self::from_image(image, format))
+            let (image, note) = imageio::decode_with_note(&bytes)?;
+            Ok(Slide { note, ..Self::from_image(image, format) })
         }
     }
 
@@ -201,10 +205,11 @@ impl Slide {
         }
         let w0 = images[0].width as f64;
         let levels = images.iter().map(|i| LevelInfo { width: i.width, height: i.height, downsample: w0 / i.width as f64 }).collect();
-        Slide { format, levels, um_per_px: None, source: Source::Raster(images) }
+        Slide { format, levels, um_per_px: None, note: None, source: Source::Raster(images) }
     }
 
-    fn open_tiff(reader: Box<dyn ReadSeek>) -> Result<Slide, SlideError> {
+    fn open_tiff(mut reader: Box<dyn ReadSeek>) -> Result<Slide, SlideError> {
+        let file_len = reader.seek(std::io::SeekFrom::End(0)).and_then(|n| reader.rewind().map(|_| n)).map_err(|e| SlideError::Io(e.to_string()))?;
         let mut limits = Limits::default();
         limits.decoding_buffer_size = 64 << 20;
         let mut decoder = Decoder::new(reader).map_err(tiff_error)?.with_limits(limits);
@@ -252,7 +257,7 @@ impl Slide {
         let mut infos = Vec::new();
         for (i, w, h) in picked {
             decoder.seek_to_image(i).map_err(tiff_error)?;
-            let level = match describe_level(&mut decoder, i, w) {
+            let level = match describe_level(&mut decoder, i, w).and_then(|l| check_chunks_inside(&mut decoder, file_len).map(|_| l)) {
                 Ok(l) => l,
                 // a lower level we cannot read is dropped; level 0 must be readable
                 Err(e) if i == 0 => return Err(e),
@@ -267,6 +272,7 @@ impl Slide {
             format,
             levels: infos,
             um_per_px,
+            note: conversion_note(levels[0].color),
             source: Source::Tiff { decoder: Box::new(decoder), levels, current_ifd: 0, cache: TileCache { tiles: HashMap::new(), bytes: 0, clock: 0 } },
         })
     }
@@ -413,6 +419,38 @@ fn describe_level(decoder: &mut Decoder<Box<dyn ReadSeek>>, ifd: usize, width: u
     let (cw, ch) = decoder.chunk_dimensions();
     let (cw, ch) = (cw.max(1) as usize, ch.max(1) as usize);
     Ok(TiffLevel { ifd, chunk_width: cw, chunk_height: ch, chunks_across: width.div_ceil(cw), color })
+}
+
+/// Refuses a directory whose tiles or strips lie beyond the end of the file (a copy or download
+/// cut short), so that this is said when the file is opened rather than when a region is read.
+fn check_chunks_inside(decoder: &mut Decoder<Box<dyn ReadSeek>>, file_len: u64) -> Result<(), SlideError> {
+    let tiled = decoder.get_chunk_type() == tiff::decoder::ChunkType::Tile;
+    let (offsets, counts) = if tiled { (Tag::TileOffsets, Tag::TileByteCounts) } else { (Tag::StripOffsets, Tag::StripByteCounts) };
+    let offsets = decoder.get_tag_u64_vec(offsets).map_err(tiff_error)?;
+    let counts = decoder.get_tag_u64_vec(counts).map_err(tiff_error)?;
+    let end = offsets.iter().zip(&counts).map(|(&o, &c)| o.saturating_add(c)).max().unwrap_or(0);
+    if end > file_len {
+        return Err(SlideError::CorruptTiff(format!(
+            "the file is {file_len} bytes long but its image data runs to byte {end}: it was probably cut short while copying or downloading"
+        )));
+    }
+    Ok(())
+}
+
+/// What showing `color` as 8-bit RGB changes, for the user.
+fn conversion_note(color: ColorType) -> Option<String> {
+    let notes: Vec<&str> = match color {
+        ColorType::Gray(8) => vec!["greyscale, used as RGB"],
+        ColorType::Gray(_) => vec!["greyscale, used as RGB", "16-bit samples reduced to 8 bits"],
+        ColorType::GrayA(8) => vec!["greyscale, used as RGB", "transparency composited over white"],
+        ColorType::GrayA(_) => vec!["greyscale, used as RGB", "16-bit samples reduced to 8 bits", "transparency composited over white"],
+        ColorType::RGB(16) => vec!["16-bit samples reduced to 8 bits"],
+        ColorType::RGBA(8) => vec!["transparency composited over white"],
+        ColorType::RGBA(_) => vec!["16-bit samples reduced to 8 bits", "transparency composited over white"],
+        ColorType::CMYK(_) => vec!["CMYK converted to RGB"],
+        _ => vec![],
+    };
+    (!notes.is_empty()).then(|| notes.join("; "))
 }
 
 /// Decodes one tile or strip to 8-bit RGB.

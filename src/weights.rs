@@ -103,7 +103,7 @@ pub enum WeightsError {
     NotAModel,
     #[error("the model file is truncated or damaged: {0}")]
     Corrupt(String),
-    #[error("the model file is damaged: its checksum does not match (expected {expected:08x}, found {found:08x})")]
+    #[error("the model file is damaged or incomplete: its checksum does not match (expected {expected:08x}, found {found:08x}); download or export it again")]
     Checksum { expected: u32, found: u32 },
     #[error("the model file has format version {0}, but this histoseg reads up to version {FORMAT_VERSION}; update histoseg")]
     TooNew(u32),

@@ -60,6 +60,12 @@ impl Slide {
     pub fn format(&self) -> String {
         self.inner.borrow().format.clone()
     }
+    /// What was converted to show the file as 8-bit RGB (greyscale, alpha, 16-bit, CMYK), if
+    /// anything.
+    #[wasm_bindgen(getter)]
+    pub fn note(&self) -> Option<String> {
+        self.inner.borrow().note.clone()
+    }
     /// µm per level-0 pixel from the file's metadata, if it has any.
     #[wasm_bindgen(getter, js_name = umPerPx)]
     pub fn um_per_px(&self) -> Option<f64> {

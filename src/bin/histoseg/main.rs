@@ -495,10 +495,10 @@ fn main() -> Result<()> {
                     if let Some(pb) = pb {
                         pb.finish_and_clear();
                     }
-                    Ok((labels_for_region(&seg, region), region, known_um))
+                    Ok((labels_for_region(&seg, region), region, known_um, slide.note))
                 })();
                 match result {
-                    Ok((labels, region, known_um)) => {
+                    Ok((labels, region, known_um, note)) => {
                         let (w, h) = (region.width, region.height);
                         let stem = path.file_stem().unwrap_or_default().to_string_lossy();
                         let objects = export::objects(&labels, w, h, m.classes.len());
@@ -510,6 +510,9 @@ fn main() -> Result<()> {
                         let csv = output.join(format!("{stem}.measurements.csv"));
                         std::fs::write(&csv, table.to_csv()).with_context(|| format!("cannot write {}", csv.display()))?;
                         println!("{} -> {} (+ .geojson, .measurements.csv; {} objects, {:.2} s)", path.display(), png.display(), objects.len(), started.elapsed().as_secs_f64());
+                        if let Some(note) = note {
+                            println!("note: {}: {note}", path.display());
+                        }
                     }
                     Err(e) => {
                         failures += 1;
