@@ -296,7 +296,7 @@ fn main() {
     let mut tags = tiled_tags(96, 96, 32, 33005, 2, 3, 8);
     tags.push((270, V::Ascii(aperio.into())));
     write(&bad, "jpeg2000.svs", &write_tiff(false, &[TiffImage { tags, tiled: true, pool: vec![vec![0xff, 0x4f, 0xff, 0x51]], chunks: vec![0; 9] }]));
-    let mut tags = tiled_tags(96, 96, 32, 7, 2, 3, 8);
+    let mut tags = tiled_tags(96, 96, 32, 7, 6, 3, 8);
     tags.push((282, V::Rational(20_000, 1)));
     tags.push((296, V::Short(vec![3])));
     write(&bad, "bigtiff.tif", &write_tiff(true, &[TiffImage { tags, tiled: true, pool: jpeg_tiles(&crop, 32), chunks: (0..9).collect() }]));
@@ -305,7 +305,7 @@ fn main() {
     let big_tile = image::imageops::resize(&big_tile, 1024, 1024, image::imageops::FilterType::Triangle);
     let (side, tile) = (60_000u32, 1024u32);
     let n = (side.div_ceil(tile) * side.div_ceil(tile)) as usize;
-    let mut tags = tiled_tags(side, side, tile, 7, 2, 3, 8);
+    let mut tags = tiled_tags(side, side, tile, 7, 6, 3, 8);
     tags.push((282, V::Rational(20_000, 1)));
     tags.push((296, V::Short(vec![3])));
     write(&bad, "huge-bigtiff.tif", &write_tiff(true, &[TiffImage { tags, tiled: true, pool: vec![encode(&DynamicImage::ImageRgb8(big_tile), ImageFormat::Jpeg)], chunks: vec![0; n] }]));
@@ -338,7 +338,7 @@ fn main() {
     let small = small.to_rgb8();
     let strip = TiffImage { tags: tiled_tags(24, 24, 8, 1, 2, 3, 8), tiled: true, pool: raw_tiles(&small, 8, |p| p.to_vec()), chunks: (0..9).collect() };
     write(&seeds.join("tiff"), "seed-tiled.tif", &write_tiff(false, &[strip]));
-    let mut tags = tiled_tags(24, 24, 16, 7, 2, 3, 8);
+    let mut tags = tiled_tags(24, 24, 16, 7, 6, 3, 8);
     tags.push((270, V::Ascii("Aperio Image Library v10.0.51\r\n24x24 (16x16) JPEG/RGB Q=30|AppMag = 20|MPP = 0.4990".into())));
     let level0 = TiffImage { tags, tiled: true, pool: jpeg_tiles(&small, 16), chunks: (0..4).collect() };
     let half = image::imageops::resize(&small, 12, 12, image::imageops::FilterType::Triangle);

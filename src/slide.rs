@@ -45,7 +45,7 @@ pub enum SlideError {
     UnsupportedTiff(String),
     #[error("level {0} does not exist (the slide has {1})")]
     NoLevel(usize, usize),
-    #[error("a {0}x{1} pixel region is more than histoseg segments at once ({work} pixels at the model's resolution, {label} at the image's): segment a smaller region (the viewer\'s \"Visible region\" button, or --region X,Y,WIDTH,HEIGHT on the command line)", work = crate::segment::MAX_WORK_PIXELS, label = crate::segment::MAX_LABEL_PIXELS)]
+    #[error("a {0}x{1} pixel region is more than histoseg segments at once ({work} pixels at the model's resolution, {label} at the image's): segment a smaller region (the viewer's \"Visible region\" button, or --region X,Y,WIDTH,HEIGHT on the command line)", work = crate::segment::MAX_WORK_PIXELS, label = crate::segment::MAX_LABEL_PIXELS)]
     TooLargeToSegment(usize, usize),
     #[error("the region lies outside the {0}x{1} pixel image")]
     OutsideImage(usize, usize),

@@ -474,7 +474,7 @@ fn main() -> Result<()> {
         Command::Segment { model, input, output, um_per_px, batch, region } => {
             let file = read_model(&model)?;
             let m = &file.manifest;
-            let segmenter = file.segmenter(&Device::flex())?;
+            let segmenter = file.segmenter(&Device::flex()).with_context(|| format!("cannot load model file {}", model.display()))?;
             std::fs::create_dir_all(&output).with_context(|| format!("cannot create {}", output.display()))?;
             let files = image_files(&input)?;
             let mut failures = 0;
