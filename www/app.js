@@ -14,6 +14,10 @@ const SAMPLES = {
   nuclei: { file: "samples/he-1000x1000.png", model: "nuclei", umPerPx: 0.25 },
 };
 
+// The browser viewer holds a whole file in wasm memory (a 32-bit address space), twice while it
+// is copied in; larger files are refused before they are read.
+const MAX_FILE_BYTES = 2e9;
+
 const $ = (id) => document.getElementById(id);
 const state = {
   wasm: null,
@@ -21,7 +25,8 @@ const state = {
   image: null,        // { name, width, height, format, umPerPx, umSource }
   models: new Map(),  // id -> { model, manifest, bytes, fetchMs, initMs }
   styles: new Map(),  // model id -> { colors: [[r,g,b]], visible: [bool] }
-  running: null,      // { cancelled }
+  running: null,      // { cancelled, finished: Promise }
+  gpuLost: null,      // a Promise that resolves with the reason when the WebGPU device is lost
   result: null,       // { res, modelId, manifest, name }
   adapterInfo: null,
   webgpuUsable: null, // null = not probed yet
@@ -29,7 +34,7 @@ const state = {
 };
 // Read by the browser tests and handy in the console.
 window.histoseg = {
-  status: "starting", lastResult: null, errors: [], notices: [], image: null,
+  status: "starting", lastResult: null, errors: [], notices: [], image: null, opened: 0,
   labels: () => state.result && state.result.res.labels(),
   geojson: () => state.result && state.result.res.geojson(),
   viewer: () => state.viewer,
@@ -66,6 +71,25 @@ async function wasmBindings() {
   if (window.wasmBindings) return window.wasmBindings;
   return new Promise((resolve) => addEventListener("TrunkApplicationStarted", () => resolve(window.wasmBindings), { once: true }));
 }
+
+// burn creates its WebGPU device inside wasm; watching requestDevice lets the page learn when
+// that device is lost (driver reset, GPU removed, device.destroy()) and move work to the CPU.
+let gpuLostResolve;
+state.gpuLost = new Promise((resolve) => { gpuLostResolve = resolve; });
+if (globalThis.GPUAdapter && GPUAdapter.prototype.requestDevice) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    device.lost.then((info) => gpuLostResolve(info.message || info.reason || "the device was lost"));
+    return device;
+  };
+}
+state.gpuLost.then((why) => {
+  state.webgpuUsable = false;
+  // models built on the lost device are dropped; the next use loads them on the CPU
+  for (const [id, m] of state.models) if (m.model.backend === "webgpu") state.models.delete(id);
+  notice(`The GPU stopped working (${why}); continuing on the CPU. Work already done is kept.`);
+});
 
 // Which backend to try: ?backend=cpu forces the CPU; otherwise WebGPU when an adapter exists.
 async function probeWebGPU() {
@@ -222,7 +246,7 @@ async function openBytes(bytes, name, hint = {}) {
     return false;
   }
   const openMs = performance.now() - t0;
-  if (state.running) state.running.cancelled = true;
+  if (state.running) { state.running.cancelled = true; state.running.why = "a new image was opened"; }
   if (state.result) { state.result.res.free(); state.result = null; }
   if (state.slide) state.slide.free();
   state.slide = slide;
@@ -232,9 +256,11 @@ async function openBytes(bytes, name, hint = {}) {
   if (um == null) umSource = "unknown";
   $("umpp").value = um == null ? "" : String(Math.round(um * 10000) / 10000);
   $("mag").value = "";
-  state.image = { name, width: slide.width, height: slide.height, format: slide.format, umPerPx: um ?? null, umSource, levels: levels.length, openMs };
+  const note = slide.note;
+  state.image = { name, width: slide.width, height: slide.height, format: slide.format, umPerPx: um ?? null, umSource, levels: levels.length, openMs, note: note ?? null };
   window.histoseg.image = state.image;
-  $("image-info").textContent = `${name}: ${slide.format}, ${slide.width}×${slide.height} px, ${levels.length} level${levels.length > 1 ? "s" : ""}; resolution ${um == null ? "not recorded: set it or the magnification below (the model's own is assumed until then)" : `${fmt(um, 3)} µm/px (${umSource})`}.`;
+  window.histoseg.opened += 1;
+  $("image-info").textContent = `${name}: ${slide.format}, ${slide.width}×${slide.height} px, ${levels.length} level${levels.length > 1 ? "s" : ""}; resolution ${um == null ? "not recorded: set it or the magnification below (the model's own is assumed until then)" : `${fmt(um, 3)} µm/px (${umSource})`}.${note ? ` Converted: ${note}.` : ""}`;
   state.viewer.setSlide(slide);
   const m = state.models.get($("model").value);
   if (m) buildLegend($("model").value, m.manifest);
@@ -251,7 +277,13 @@ function formatDuration(ms) {
 }
 
 async function segment(region) {
-  if (!state.slide || state.running) return;
+  if (!state.slide) return;
+  if (state.running) {
+    // a run cancelled by opening another image finishes its current tile first
+    if (!state.running.cancelled) return;
+    await state.running.finished;
+    if (state.running) return;
+  }
   clearError();
   const modelId = $("model").value;
   let m;
@@ -269,7 +301,8 @@ async function segment(region) {
     showError(`Cannot segment: ${message(e)}`);
     return;
   }
-  const run = { cancelled: false };
+  let finish;
+  const run = { cancelled: false, why: "", finished: new Promise((r) => { finish = r; }) };
   state.running = run;
   setBusy(true);
   setStatus("segmenting");
@@ -283,13 +316,31 @@ async function segment(region) {
       // let the page paint and handle input between tiles
       await new Promise((r) => setTimeout(r, 0));
       if (run.cancelled) {
-        text.textContent = `Cancelled after ${job.done} of ${job.total} tiles.`;
+        text.textContent = `Cancelled after ${job.done} of ${job.total} tiles${run.why ? `: ${run.why}` : ""}.`;
         job.free();
         setStatus("cancelled");
         return;
       }
       const ts = performance.now();
-      const done = await job.step(1);
+      const lost = m.model.backend === "webgpu" ? state.gpuLost.then(() => "lost") : new Promise(() => {});
+      let done;
+      try {
+        done = await Promise.race([job.step(1), lost]);
+      } catch (e) {
+        // a step that fails because the device went away: wait briefly for the loss to be reported
+        const reported = await Promise.race([lost, new Promise((r) => setTimeout(r, 2000))]);
+        if (reported !== "lost") throw e;
+        done = "lost";
+      }
+      if (done === "lost") {
+        // same model file on the CPU; the tiles already blended stay in the job
+        run.gpuLostAtTile = job.done;
+        m = await loadModel(modelId);
+        job.useModel(m.model);
+        text.textContent = `${job.done} / ${job.total} tiles; the GPU was lost, continuing on the CPU…`;
+        continue;
+      }
+      if (run.cancelled) continue;
       tileMs.push(performance.now() - ts);
       progress.value = job.done;
       const elapsed = performance.now() - t0;
@@ -305,6 +356,7 @@ async function segment(region) {
   } finally {
     if (state.running === run) state.running = null;
     setBusy(false);
+    finish();
   }
   const inferMs = performance.now() - t0;
   const tiles = job.total;
@@ -322,7 +374,7 @@ async function segment(region) {
   const mean = tileMs.reduce((a, b) => a + b, 0) / tileMs.length;
   const backend = m.model.backend === "webgpu"
     ? `WebGPU${state.adapterInfo ? ` (${[state.adapterInfo.vendor, state.adapterInfo.architecture].filter(Boolean).join(" ")})` : ""}`
-    : "CPU (burn flex)";
+    : `CPU (burn flex)${run.gpuLostAtTile != null ? `, after the GPU was lost with ${run.gpuLostAtTile} tiles done` : ""}`;
   const areas = res.classAreas();
   const total = res.width * res.height;
   const umKnown = um ?? null;
@@ -342,7 +394,7 @@ async function segment(region) {
   $("progress-text").textContent = `Done: ${tiles} tiles in ${formatDuration(inferMs)}.`;
   window.histoseg.lastResult = {
     x: res.x, y: res.y, width: res.width, height: res.height,
-    backend: m.model.backend, adapter: state.adapterInfo, tiles, msPerTile: mean,
+    backend: m.model.backend, adapter: state.adapterInfo, tiles, msPerTile: mean, gpuLostAtTile: run.gpuLostAtTile ?? null,
     classAreas: Array.from(areas), objects: res.objectCount(),
     timings: { fetchMs: m.fetchMs, initMs: m.initMs, openMs: state.image.openMs, inferMs, blendMs, overlayMs },
   };
@@ -415,7 +467,21 @@ function bindControls() {
       showError(`The model could not be loaded: ${message(e)}`);
     }
   });
-  const openFile = async (f) => { if (f) await openBytes(new Uint8Array(await f.arrayBuffer()), f.name); };
+  const openFile = async (f) => {
+    if (!f) return;
+    if (f.size > MAX_FILE_BYTES) {
+      showError(`Cannot open ${f.name}: the file is ${(f.size / 1e9).toFixed(1)} GB; the browser viewer reads a whole file into memory and takes files up to ${MAX_FILE_BYTES / 1e9} GB. Segment it with the histoseg command line tool, which reads slides tile by tile.`);
+      return;
+    }
+    let bytes;
+    try {
+      bytes = new Uint8Array(await f.arrayBuffer());
+    } catch (e) {
+      showError(`Cannot open ${f.name}: the browser could not read the file (${message(e)}).`);
+      return;
+    }
+    await openBytes(bytes, f.name);
+  };
   $("file").addEventListener("change", async (ev) => { await openFile(ev.target.files[0]); ev.target.value = ""; });
   const drop = $("drop");
   for (const el of [drop, $("viewer")]) {

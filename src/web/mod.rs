@@ -182,7 +182,14 @@ impl Model {
         let wanted = slide::Region { x, y, width, height };
         let (region, work) = read_for_model(&mut slide.inner.borrow_mut(), wanted, level0_um, m.um_per_px).map_err(js_err)?;
         let job = SegmentJob::new(&work, m.tile_size, m.overlap, m.head.num_classes).map_err(js_err)?;
-        Ok(Job { inner: Rc::new(RefCell::new(Some(job))), segmenter: self.segmenter.clone(), file: self.file.clone(), region, um_per_px })
+        Ok(Job {
+            inner: Rc::new(RefCell::new(Some(job))),
+            segmenter: self.segmenter.clone(),
+            file: self.file.clone(),
+            region,
+            um_per_px,
+            generation: Rc::new(std::cell::Cell::new(0)),
+        })
     }
 }
 
@@ -195,6 +202,8 @@ pub struct Job {
     region: slide::Region,
     /// The resolution the user or the file gave, for µm² measurements.
     um_per_px: Option<f64>,
+    /// Bumped when the job moves to another model; a batch started before that is discarded.
+    generation: Rc<std::cell::Cell<u64>>,
 }
 
 fn finished_error() -> JsError {
@@ -213,10 +222,29 @@ impl Job {
         self.inner.borrow().as_ref().map_or(0, |j| j.tiles_done())
     }
 
+    /// Continues the job on `model` (the same model file on another backend): after the WebGPU
+    /// device is lost, the page moves the job to the CPU. The tiles already done are kept; a batch
+    /// still in flight on the old device is discarded when it returns and is run again.
+    #[wasm_bindgen(js_name = useModel)]
+    pub fn use_model(&mut self, model: &Model) -> Result<(), JsError> {
+        let (a, b) = (&self.file.manifest, &model.file.manifest);
+        if a != b {
+            return Err(JsError::new(&format!("the job was started with model '{}', not '{}'", a.name, b.name)));
+        }
+        if model.segmenter.tile_size != self.segmenter.tile_size {
+            return Err(JsError::new("the new model runs on another tile size"));
+        }
+        self.segmenter = model.segmenter.clone();
+        self.generation.set(self.generation.get() + 1);
+        Ok(())
+    }
+
     /// Runs the next batch of up to `batch_size` tiles; resolves to `true` when all are done.
     pub fn step(&self, batch_size: usize) -> Promise {
         let inner = self.inner.clone();
         let segmenter = self.segmenter.clone();
+        let generation = self.generation.clone();
+        let started = generation.get();
         future_to_promise(async move {
             let mut batch = {
                 let job = inner.borrow();
@@ -229,6 +257,9 @@ impl Job {
             let probs = run_tiles(&segmenter, std::mem::take(&mut batch.planar), batch.count).await?;
             let mut job = inner.borrow_mut();
             let job = job.as_mut().ok_or_else(finished_error)?;
+            if generation.get() != started {
+                return Ok(JsValue::from_bool(job.is_done()));
+            }
             job.accept(&batch, &probs);
             Ok(JsValue::from_bool(job.is_done()))
         })

@@ -4,7 +4,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
-export async function launch({ webgpu }) {
+// `serviceWorkers: "block"` lets page.route() see every request (a service worker would answer
+// some of them before the route does).
+export async function launch({ webgpu, serviceWorkers = "allow" }) {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "histoseg-chromium-"));
   const args = [
     "--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -14,6 +16,7 @@ export async function launch({ webgpu }) {
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: "/usr/bin/chromium",
     headless: true,
+    serviceWorkers,
     args,
   });
   return { context, close: async () => { await context.close(); fs.rmSync(userDataDir, { recursive: true, force: true }); } };
@@ -34,4 +37,30 @@ export function chromiumMemoryMb(type, field) {
     } catch { /* the process exited */ }
   }
   return best;
+}
+
+/** A new page of `site` at `query`, waited on until the page is ready (model loaded); page
+ * errors and CSP violations are collected in `problems`. */
+export async function readyPage(context, siteUrl, query) {
+  const page = await context.newPage();
+  await page.setViewportSize({ width: 1280, height: 800 });
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e}`));
+  page.on("console", (m) => { if (/Content Security Policy|Refused to/.test(m.text())) problems.push(m.text()); });
+  await page.goto(siteUrl + query);
+  await page.waitForFunction(() => ["ready", "error"].includes(window.histoseg?.status), null, { timeout: 180_000 });
+  const st = await page.evaluate(() => ({ status: window.histoseg.status, errors: window.histoseg.errors }));
+  if (st.status !== "ready") throw new Error(`page not ready: ${st.errors.join("; ")} ${problems.join("\n")}`);
+  return { page, problems };
+}
+
+/** Waits for the current segmentation to end and returns its status, errors and result. */
+export async function segmentationEnd(page, timeout = 300_000) {
+  await page.waitForFunction(() => ["done", "error", "cancelled"].includes(window.histoseg.status), null, { timeout });
+  return page.evaluate(() => ({ status: window.histoseg.status, errors: window.histoseg.errors, result: window.histoseg.lastResult }));
+}
+
+/** Centres the view on a level-0 point at `scale` CSS px per image px, as panning and zooming would. */
+export async function viewAt(page, cx, cy, scale) {
+  await page.evaluate(({ cx, cy, scale }) => { const v = window.histoseg.viewer(); v.view = { cx, cy, scale }; v.changed(); }, { cx, cy, scale });
 }

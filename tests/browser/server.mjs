@@ -10,9 +10,15 @@ const TYPES = {
 };
 
 // `mounts` maps URL prefixes ("/ort/") to further folders (the benchmark serves onnxruntime-web).
-export async function serveDir(root, mounts = {}) {
+// `log`, when given, receives every request the server sees: { method, path, bodyBytes }.
+export async function serveDir(root, mounts = {}, log = null) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, "http://localhost");
+    if (log) {
+      const entry = { method: req.method, path: req.url, bodyBytes: 0 };
+      log.push(entry);
+      req.on("data", (chunk) => { entry.bodyBytes += chunk.length; });
+    }
     let base = root;
     let rel = decodeURIComponent(url.pathname);
     for (const [prefix, dir] of Object.entries(mounts)) {

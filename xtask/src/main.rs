@@ -122,6 +122,9 @@ fn test() -> Result {
         "tests/browser/viewer.test.mjs",
         "tests/browser/slide.test.mjs",
         "tests/browser/memory.test.mjs",
+        "tests/browser/bad_inputs.test.mjs",
+        "tests/browser/faults.test.mjs",
+        "tests/browser/privacy.test.mjs",
     ]))
 }
 
