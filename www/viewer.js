@@ -159,6 +159,7 @@ export class SlideViewer {
     if (this.backdrop) ctx.drawImage(this.backdrop.canvas, 0, 0, l0.width, l0.height);
 
     const level = this.levelForScale();
+    this.tooManyTiles = false;
     if (!this.backdrop || level !== this.backdrop.level) {
       const ds = this.levels[level].downsample;
       const lv = this.levels[level];
@@ -183,9 +184,20 @@ export class SlideViewer {
             }
           }
         }
-        this.queue = wanted;
-        if (wanted.length) this.loadSome();
+        // a slide without a coarse enough level (an unpyramided TIFF) would need thousands of
+        // full-resolution tiles to fill the view: ask the user to zoom in instead
+        this.tooManyTiles = wanted.length > MAX_TILES;
+        this.queue = this.tooManyTiles ? [] : wanted;
+        if (this.queue.length) this.loadSome();
       }
+    }
+    if (this.tooManyTiles) {
+      ctx.setTransform(1, 0, 0, 1, 0, 0);
+      ctx.fillStyle = "#333";
+      ctx.font = `${14 * dpr}px sans-serif`;
+      ctx.textAlign = "center";
+      ctx.fillText("This file has no overview level for this zoom: zoom in to see the image.", this.canvas.width / 2, this.canvas.height / 2);
+      ctx.setTransform(s, 0, 0, s, this.canvas.width / 2 - this.view.cx * s, this.canvas.height / 2 - this.view.cy * s);
     }
     if (this.overlay && this.overlayVisible) {
       const o = this.overlay;
