@@ -158,6 +158,10 @@ pub fn decode_with_note(bytes: &[u8]) -> Result<(RgbImage, Option<String>), Imag
         }
         jpeg_cmyk = components == Some(4);
     }
+    // the header alone, without the decoder's default allocation limit (which would answer a
+    // huge image with "Memory limit exceeded" instead of its size)
+    let mut reader = reader;
+    reader.no_limits();
     let (w, h) = reader
         .into_dimensions()
         .map_err(|e| ImageError::Corrupt { format: format_name(format), detail: e.to_string() })?;
