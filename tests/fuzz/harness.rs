@@ -6,6 +6,8 @@
 //! of memory is a bug in histoseg. Where an input is accepted, the results are checked for the
 //! properties every caller relies on.
 
+#![allow(dead_code)] // each fuzz target uses one of these functions
+
 use burn::prelude::Device;
 use histoseg::export;
 use histoseg::slide::Slide;
