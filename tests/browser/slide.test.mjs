@@ -9,7 +9,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { serveDir } from "./server.mjs";
-import { launch, DATA } from "./browser.mjs";
+import { launch, readyPage, segmentationEnd, viewAt, DATA } from "./browser.mjs";
 import { readGrayPng, components8 } from "./png.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -35,37 +35,12 @@ async function withBrowser(fn) {
   }
 }
 
-async function readyPage(b, query = "?backend=cpu&model=glands") {
-  const page = await b.context.newPage();
-  await page.setViewportSize({ width: 1280, height: 800 });
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(`pageerror: ${e}`));
-  page.on("console", (m) => { if (/Content Security Policy|Refused to/.test(m.text())) problems.push(m.text()); });
-  await page.goto(site.url + query);
-  await page.waitForFunction(() => ["ready", "error"].includes(window.histoseg?.status), null, { timeout: 180_000 });
-  const st = await page.evaluate(() => ({ status: window.histoseg.status, errors: window.histoseg.errors }));
-  assert.equal(st.status, "ready", `page not ready: ${st.errors.join("; ")} ${problems.join("\n")}`);
-  return { page, problems };
-}
-
-async function openSvs(page) {
-  await page.setInputFiles("#file", SVS);
-  await page.waitForFunction(() => window.histoseg.status === "opened" || window.histoseg.errors.length, null, { timeout: 60_000 });
-  const image = await page.evaluate(() => window.histoseg.image);
-  assert.ok(image, `the slide did not open: ${await page.evaluate(() => window.histoseg.errors.join("; "))}`);
-  return image;
-}
-
-// Centres the view on a level-0 point at `scale` CSS px per image px, as panning and zooming would.
-async function viewAt(page, cx, cy, scale) {
-  await page.evaluate(({ cx, cy, scale }) => { const v = window.histoseg.viewer(); v.view = { cx, cy, scale }; v.changed(); }, { cx, cy, scale });
-}
+const CPU_GLANDS = "?backend=cpu&model=glands";
 
 async function waitDone(page, timeout = 300_000) {
-  await page.waitForFunction(() => ["done", "error", "cancelled"].includes(window.histoseg.status), null, { timeout });
-  const st = await page.evaluate(() => ({ status: window.histoseg.status, errors: window.histoseg.errors }));
+  const st = await segmentationEnd(page, timeout);
   assert.equal(st.status, "done", st.errors.join("; "));
-  return page.evaluate(() => window.histoseg.lastResult);
+  return st.result;
 }
 
 async function download(page, button) {
@@ -77,7 +52,7 @@ async function download(page, button) {
 
 test("SVS: open, segment a region, export GeoJSON and label PNG that match the mask and the CLI", { timeout: 600_000 }, async () => {
   await withBrowser(async (b) => {
-    const { page, problems } = await readyPage(b);
+    const { page, problems } = await readyPage(b.context, site.url, CPU_GLANDS);
     const requests = [];
     page.on("request", (r) => { if (!r.url().startsWith("blob:")) requests.push(r.url()); });
     const image = await openSvs(page);
@@ -176,7 +151,7 @@ test("SVS: open, segment a region, export GeoJSON and label PNG that match the m
 
 test("cancel a whole-slide run: the slide stays open and a new run works", { timeout: 600_000 }, async () => {
   await withBrowser(async (b) => {
-    const { page } = await readyPage(b);
+    const { page } = await readyPage(b.context, site.url, CPU_GLANDS);
     await openSvs(page);
     await page.click("#segment-all");
     await page.waitForFunction(() => Number(document.getElementById("progress").value) >= 2, null, { timeout: 120_000 });
@@ -201,7 +176,7 @@ test("cancel a whole-slide run: the slide stays open and a new run works", { tim
 test("after one visit the viewer loads and segments with the network off", { timeout: 600_000 }, async () => {
   await withBrowser(async (b) => {
     try {
-      const { page } = await readyPage(b);
+      const { page } = await readyPage(b.context, site.url, CPU_GLANDS);
       // wait until the service worker has cached the app and controls the page
       await page.evaluate(async () => { await navigator.serviceWorker.ready; });
       await page.reload();
