@@ -143,11 +143,16 @@ pub fn decode_with_note(bytes: &[u8]) -> Result<(RgbImage, Option<String>), Imag
         Some(other) => return Err(ImageError::Unsupported(format!(" ({other:?})"))),
         None => return Err(ImageError::Unsupported(" (the file is not a recognised image)".into())),
     }
-    // a PNG header that declares no pixels (the decoder only says "invalid dimensions")
-    if format == Some(ImageFormat::Png) && bytes.get(12..16) == Some(b"IHDR") {
+    // a PNG's size straight from its header: the decoder says only "invalid dimensions" for 0x0,
+    // and on wasm32 "memory limit exceeded" for a size whose buffer exceeds the address space
+    if format == Some(ImageFormat::Png) && bytes.len() >= 24 && &bytes[12..16] == b"IHDR" {
         let dim = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-        if bytes.len() >= 24 && (dim(16) == 0 || dim(20) == 0) {
-            return Err(ImageError::Empty(dim(16), dim(20)));
+        let (w, h) = (dim(16), dim(20));
+        if w == 0 || h == 0 {
+            return Err(ImageError::Empty(w, h));
+        }
+        if w as u64 * h as u64 > MAX_PIXELS {
+            return Err(ImageError::TooLarge(w, h));
         }
     }
     let mut jpeg_cmyk = false;
