@@ -151,6 +151,9 @@ pub fn quantize_per_channel(values: &[f32], channels: usize) -> (Vec<f32>, Vec<i
 }
 
 pub fn dequantize_per_channel(scales: &[f32], q: &[i8]) -> Vec<f32> {
+    if scales.is_empty() || q.is_empty() {
+        return Vec::new();
+    }
     let per = q.len() / scales.len();
     q.chunks_exact(per).zip(scales).flat_map(|(c, &s)| c.iter().map(move |&v| v as f32 * s)).collect()
 }
@@ -336,7 +339,8 @@ impl ModelFile {
             let rank = r.u8("a tensor rank")? as usize;
             let shape = (0..rank).map(|_| r.u32("a tensor shape").map(|d| d as usize)).collect::<Result<Vec<_>, _>>()?;
             let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-            let n = n.filter(|&n| n <= body.len()).ok_or_else(|| WeightsError::Corrupt(format!("tensor '{name}' claims an impossible shape {shape:?}")))?;
+            // found by fuzzing: a zero-sized dimension made the int8 reader divide by zero
+            let n = n.filter(|&n| n > 0 && n <= body.len()).ok_or_else(|| WeightsError::Corrupt(format!("tensor '{name}' claims an impossible shape {shape:?}")))?;
             let values = match r.u8("a tensor encoding")? {
                 ENC_F32 => r.f32s(n, &name)?,
                 ENC_INT8 if rank >= 1 && shape[0] > 0 => {
