@@ -4,8 +4,8 @@
 //   the open image, and its mask matches a CPU-only run of the same region;
 // - a second image is opened while a run is going: the run stops, its mask is never drawn on the
 //   new image, and the new image segments.
-// (WebGPU missing or refused, and cancel-then-restart, are covered by viewer.test.mjs and
-// slide.test.mjs; memory across 20 runs by memory.test.mjs.)
+// - WebGPU unusable in three ways (absent, no adapter, device refused): CPU with a notice.
+// (Cancel-then-restart is covered by slide.test.mjs; memory across 20 runs by memory.test.mjs.)
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -26,6 +26,35 @@ before(async () => {
 after(async () => { site?.server.close(); });
 
 const labels = (page) => page.evaluate(() => Array.from(window.histoseg.labels()));
+
+// Three ways WebGPU can be unusable, each made real in the page before it starts.
+const NO_WEBGPU = [
+  { why: "the browser has no WebGPU", script: () => { Object.defineProperty(Navigator.prototype, "gpu", { get: () => undefined }); }, notice: /^Running on the CPU: this browser has no WebGPU\.$/ },
+  { why: "no adapter is offered", script: () => { GPUAdapter; GPU.prototype.requestAdapter = async () => null; }, notice: /^Running on the CPU: no WebGPU adapter is available\.$/ },
+  { why: "the device request is refused", script: () => { GPUAdapter.prototype.requestDevice = async () => { throw new DOMException("refused by the test", "OperationError"); }; }, notice: /^WebGPU failed \(WebGPU could not be started: .+\); running on the CPU instead\.$/ },
+];
+
+for (const c of NO_WEBGPU) {
+  test(`WebGPU unusable (${c.why}): the page runs on the CPU and says so`, { timeout: 300_000 }, async () => {
+    const b = await launch({ webgpu: true });
+    try {
+      await b.context.addInitScript(c.script);
+      const { page, problems } = await readyPage(b.context, site.url, "?model=glands");
+      const notices = await page.evaluate(() => window.histoseg.notices);
+      assert.ok(notices.some((n) => c.notice.test(n)), notices.join(" | "));
+      assert.equal(await page.isVisible("#notice"), true, "the notice is on screen");
+      await page.setInputFiles("#file", path.join(ROOT, "tests/bad_inputs/bigtiff.tif"));
+      await page.waitForFunction(() => window.histoseg.status === "opened", null, { timeout: 60_000 });
+      await page.click("#segment-all");
+      const seg = await segmentationEnd(page);
+      assert.equal(seg.status, "done", seg.errors.join("; "));
+      assert.equal(seg.result.backend, "cpu");
+      assert.deepEqual(problems, []);
+    } finally {
+      await b.close();
+    }
+  });
+}
 
 test("WebGPU device lost mid-run: the run finishes on the CPU with the tiles already done", { timeout: 900_000 }, async () => {
   const b = await launch({ webgpu: true });
