@@ -519,6 +519,10 @@ function bindControls() {
   $("zoom-fit").addEventListener("click", () => state.viewer.fit());
 }
 
+// Anything not caught where it happened still reaches the user, never a silent, stuck page.
+addEventListener("unhandledrejection", (ev) => showError(`Unexpected error: ${message(ev.reason)}. The open image is kept; reload the page if the viewer stops responding.`));
+addEventListener("error", (ev) => showError(`Unexpected error: ${ev.message}. The open image is kept; reload the page if the viewer stops responding.`));
+
 async function main() {
   // the service worker caches the app and models so the page works offline after a first visit
   if ("serviceWorker" in navigator) {
