@@ -37,6 +37,14 @@ async function withBrowser(fn) {
 
 const CPU_GLANDS = "?backend=cpu&model=glands";
 
+async function openSvs(page) {
+  await page.setInputFiles("#file", SVS);
+  await page.waitForFunction(() => window.histoseg.status === "opened" || window.histoseg.errors.length, null, { timeout: 60_000 });
+  const image = await page.evaluate(() => window.histoseg.image);
+  assert.ok(image, `the slide did not open: ${await page.evaluate(() => window.histoseg.errors.join("; "))}`);
+  return image;
+}
+
 async function waitDone(page, timeout = 300_000) {
   const st = await segmentationEnd(page, timeout);
   assert.equal(st.status, "done", st.errors.join("; "));
