@@ -7,8 +7,9 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import zlib from "node:zlib";
 import { serveDir } from "./server.mjs";
-import { launch, readyPage, segmentationEnd, viewAt } from "./browser.mjs";
+import { launch, readyPage, segmentationEnd, viewAt, chromiumMemoryMb } from "./browser.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const DIST = path.join(ROOT, "dist");
@@ -122,5 +123,47 @@ test("bad model files: the page says why and keeps the open image", { timeout: 6
     assert.equal(seg.status, "done", seg.errors.join("; "));
   } finally {
     await b.close();
+  }
+});
+
+// A PNG of `side` x `side` pixels of one colour (small on disk, full size when decoded).
+function flatPng(side, rgb) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => { let c = n; for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1; return c >>> 0; });
+  const crc = (buf) => { let c = 0xffffffff; for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8); return (c ^ 0xffffffff) >>> 0; };
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type), data]);
+    const out = Buffer.alloc(body.length + 8);
+    out.writeUInt32BE(data.length, 0); body.copy(out, 4); out.writeUInt32BE(crc(body), body.length + 4);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(side, 0); ihdr.writeUInt32BE(side, 4); ihdr[8] = 8; ihdr[9] = 2;
+  const row = Buffer.concat([Buffer.from([0]), Buffer.from(Array(side).fill(rgb).flat())]);
+  const raw = Buffer.concat(Array(side).fill(row));
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr), chunk("IDAT", zlib.deflateSync(raw, { level: 9 })), chunk("IEND", Buffer.alloc(0))]);
+}
+
+test("the largest plain image accepted (100 MP PNG) opens and segments in the page", { timeout: 600_000 }, async () => {
+  const file = path.join(os.tmpdir(), `histoseg-${process.pid}-100mp.png`);
+  fs.writeFileSync(file, flatPng(10_000, [230, 180, 200]));
+  const b = await launch({ webgpu: false });
+  try {
+    const { page, problems } = await readyPage(b.context, site.url, "?backend=cpu&model=glands");
+    const t0 = Date.now();
+    const { after } = await choose(page, file);
+    const openS = (Date.now() - t0) / 1000;
+    assert.deepEqual(after.errors, []);
+    assert.deepEqual([after.image.width, after.image.height], [10_000, 10_000]);
+    const wasmMb = await page.evaluate(async () => (await window.wasmBindings.default()).memory.buffer.byteLength / 2 ** 20);
+    await viewAt(page, 5000, 5000, 2);
+    await page.click("#segment-view");
+    const seg = await segmentationEnd(page);
+    assert.equal(seg.status, "done", seg.errors.join("; "));
+    const peak = chromiumMemoryMb("renderer", "VmHWM");
+    console.log(`100 MP PNG (${(fs.statSync(file).size / 1e3).toFixed(0)} kB on disk): opened in ${openS.toFixed(1)} s; wasm heap ${wasmMb.toFixed(0)} MB; renderer peak ${peak.toFixed(0)} MB; a ${seg.result.width}x${seg.result.height} region segmented`);
+    assert.deepEqual(problems, []);
+  } finally {
+    await b.close();
+    fs.rmSync(file, { force: true });
   }
 });
