@@ -34,7 +34,7 @@ const state = {
 };
 // Read by the browser tests and handy in the console.
 window.histoseg = {
-  status: "starting", lastResult: null, errors: [], notices: [], image: null, opened: 0,
+  status: "starting", lastResult: null, errors: [], notices: [], image: null, opened: 0, cancelled: [], drawn: [],
   labels: () => state.result && state.result.res.labels(),
   geojson: () => state.result && state.result.res.geojson(),
   viewer: () => state.viewer,
@@ -318,6 +318,7 @@ async function segment(region) {
       await new Promise((r) => setTimeout(r, 0));
       if (run.cancelled) {
         text.textContent = `Cancelled after ${job.done} of ${job.total} tiles${run.why ? `: ${run.why}` : ""}.`;
+        window.histoseg.cancelled.push(text.textContent);
         job.free();
         setStatus("cancelled");
         return;
@@ -367,6 +368,7 @@ async function segment(region) {
   const blendMs = performance.now() - t1;
   if (state.result) state.result.res.free();
   state.result = { res, modelId, manifest: m.manifest, name: state.image.name };
+  window.histoseg.drawn.push(state.image.name);
   buildLegend(modelId, m.manifest);
   const t2 = performance.now();
   renderOverlay();
