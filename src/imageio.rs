@@ -62,20 +62,36 @@ fn format_name(format: Option<ImageFormat>) -> String {
     format.map(|f| format!("{f:?}").to_uppercase()).unwrap_or_else(|| "image".into())
 }
 
-/// Composites any decoded image over white and reduces it to 8-bit RGB, saying what changed.
-fn to_rgb8(img: DynamicImage) -> (RgbImage, Vec<&'static str>) {
-    use image::ColorType as C;
-    let color = img.color();
-    let mut notes = Vec::new();
-    if matches!(color, C::L8 | C::La8 | C::L16 | C::La16) {
-        notes.push("greyscale, used as RGB");
+/// What showing an image's pixels as 8-bit RGB changes. The image decoder and the TIFF reader
+/// both describe their pixels this way, so the user reads the same words for the same change.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Conversion {
+    pub cmyk: bool,
+    pub grey: bool,
+    pub sixteen_bit: bool,
+    pub alpha: bool,
+}
+
+impl Conversion {
+    /// A note for the user ("16-bit samples reduced to 8 bits; ..."), `None` when nothing changed.
+    pub fn note(self) -> Option<String> {
+        let notes: Vec<&str> = [
+            (self.cmyk, "CMYK converted to RGB"),
+            (self.grey, "greyscale, used as RGB"),
+            (self.sixteen_bit, "16-bit samples reduced to 8 bits"),
+            (self.alpha, "transparency composited over white"),
+        ]
+        .into_iter()
+        .filter_map(|(applies, note)| applies.then_some(note))
+        .collect();
+        (!notes.is_empty()).then(|| notes.join("; "))
     }
-    if color.bytes_per_pixel() / color.channel_count() > 1 {
-        notes.push("16-bit samples reduced to 8 bits");
-    }
+}
+
+/// Composites any decoded image over white and reduces it to 8-bit RGB.
+fn to_rgb8(img: DynamicImage) -> RgbImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let pixels = if color.has_alpha() {
-        notes.push("transparency composited over white");
+    let pixels = if img.color().has_alpha() {
         let rgba = img.to_rgba8();
         rgba.pixels()
             .flat_map(|p| {
@@ -87,7 +103,7 @@ fn to_rgb8(img: DynamicImage) -> (RgbImage, Vec<&'static str>) {
     } else {
         img.to_rgb8().into_raw()
     };
-    (RgbImage::new(w, h, pixels), notes)
+    RgbImage::new(w, h, pixels)
 }
 
 /// The format name of image bytes ("PNG", "JPEG", ...), or "image" when unrecognised.
@@ -181,11 +197,14 @@ pub fn decode_with_note(bytes: &[u8]) -> Result<(RgbImage, Option<String>), Imag
     limits.max_alloc = Some(MAX_PIXELS * 8 + (64 << 20));
     reader.limits(limits);
     let img = reader.decode().map_err(|e| ImageError::Corrupt { format: format_name(format), detail: e.to_string() })?;
-    let (image, mut notes) = to_rgb8(img);
-    if jpeg_cmyk {
-        notes.insert(0, "CMYK converted to RGB");
-    }
-    Ok((image, (!notes.is_empty()).then(|| notes.join("; "))))
+    let color = img.color();
+    let conversion = Conversion {
+        cmyk: jpeg_cmyk,
+        grey: matches!(color, image::ColorType::L8 | image::ColorType::La8 | image::ColorType::L16 | image::ColorType::La16),
+        sixteen_bit: color.bytes_per_pixel() / color.channel_count() > 1,
+        alpha: color.has_alpha(),
+    };
+    Ok((to_rgb8(img), conversion.note()))
 }
 
 #[cfg(test)]

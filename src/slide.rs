@@ -439,18 +439,17 @@ fn check_chunks_inside(decoder: &mut Decoder<Box<dyn ReadSeek>>, file_len: u64) 
 
 /// What showing `color` as 8-bit RGB changes, for the user.
 fn conversion_note(color: ColorType) -> Option<String> {
-    let notes: Vec<&str> = match color {
-        ColorType::Gray(8) => vec!["greyscale, used as RGB"],
-        ColorType::Gray(_) => vec!["greyscale, used as RGB", "16-bit samples reduced to 8 bits"],
-        ColorType::GrayA(8) => vec!["greyscale, used as RGB", "transparency composited over white"],
-        ColorType::GrayA(_) => vec!["greyscale, used as RGB", "16-bit samples reduced to 8 bits", "transparency composited over white"],
-        ColorType::RGB(16) => vec!["16-bit samples reduced to 8 bits"],
-        ColorType::RGBA(8) => vec!["transparency composited over white"],
-        ColorType::RGBA(_) => vec!["16-bit samples reduced to 8 bits", "transparency composited over white"],
-        ColorType::CMYK(_) => vec!["CMYK converted to RGB"],
-        _ => vec![],
+    let bits = match color {
+        ColorType::Gray(b) | ColorType::GrayA(b) | ColorType::RGB(b) | ColorType::RGBA(b) | ColorType::CMYK(b) | ColorType::YCbCr(b) => b,
+        _ => 8,
     };
-    (!notes.is_empty()).then(|| notes.join("; "))
+    imageio::Conversion {
+        cmyk: matches!(color, ColorType::CMYK(_)),
+        grey: matches!(color, ColorType::Gray(_) | ColorType::GrayA(_)),
+        sixteen_bit: bits > 8,
+        alpha: matches!(color, ColorType::GrayA(_) | ColorType::RGBA(_)),
+    }
+    .note()
 }
 
 /// Decodes one tile or strip to 8-bit RGB.
