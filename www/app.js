@@ -127,8 +127,7 @@ async function loadModel(id) {
       model = await state.wasm.Model.load(bytes, "webgpu");
     } catch (e) {
       state.webgpuUsable = false;
-      // the first line: the rest is a JavaScript stack trace from inside wgpu
-      notice(`WebGPU failed (${message(e).split("\n")[0].replace(/^(.*)JsValue\((.*)$/, "$1$2")}); running on the CPU instead.`);
+      notice(`WebGPU failed (${message(e)}); running on the CPU instead.`);
     }
   }
   if (!model) model = await state.wasm.Model.load(bytes, "cpu");

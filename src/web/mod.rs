@@ -94,7 +94,12 @@ async fn webgpu_device() -> Result<Device, String> {
     if let Some(d) = WEBGPU.with(|w| w.borrow().clone()) {
         return Ok(d);
     }
-    let device = Device::wgpu_options().init_async().await.map_err(|e| e.to_string())?;
+    // wgpu's message embeds the browser's exception as `JsValue(Name: message\n<stack trace>)`:
+    // the user gets the first line, without the wrapper
+    let device = Device::wgpu_options().init_async().await.map_err(|e| {
+        let text = e.to_string();
+        text.lines().next().unwrap_or_default().replacen("JsValue(", "", 1)
+    })?;
     WEBGPU.with(|w| *w.borrow_mut() = Some(device.clone()));
     Ok(device)
 }
