@@ -172,37 +172,28 @@ fn tiled_tags(width: u32, height: u32, tile: u32, compression: u16, photometric:
     ]
 }
 
-/// Raw (uncompressed) tiles of an RGB image, padded at the right and bottom edges.
-fn raw_tiles(img: &image::RgbImage, tile: u32, map: impl Fn([u8; 3]) -> Vec<u8>) -> Vec<Vec<u8>> {
+/// The `tile` x `tile` tiles of an image in row-major order, padded with white at the right and
+/// bottom edges.
+fn padded_tiles(img: &image::RgbImage, tile: u32) -> Vec<image::RgbImage> {
     let mut tiles = Vec::new();
     for ty in 0..img.height().div_ceil(tile) {
         for tx in 0..img.width().div_ceil(tile) {
-            let mut t = Vec::new();
-            for y in 0..tile {
-                for x in 0..tile {
-                    let (px, py) = (tx * tile + x, ty * tile + y);
-                    let p = if px < img.width() && py < img.height() { img.get_pixel(px, py).0 } else { [255; 3] };
-                    t.extend(map(p));
-                }
-            }
-            tiles.push(t);
+            tiles.push(image::RgbImage::from_fn(tile, tile, |x, y| {
+                let (px, py) = (tx * tile + x, ty * tile + y);
+                if px < img.width() && py < img.height() { *img.get_pixel(px, py) } else { image::Rgb([255; 3]) }
+            }));
         }
     }
     tiles
 }
 
+/// Raw (uncompressed) tiles, each pixel's samples written by `map`.
+fn raw_tiles(img: &image::RgbImage, tile: u32, map: impl Fn([u8; 3]) -> Vec<u8>) -> Vec<Vec<u8>> {
+    padded_tiles(img, tile).iter().map(|t| t.pixels().flat_map(|p| map(p.0)).collect()).collect()
+}
+
 fn jpeg_tiles(img: &image::RgbImage, tile: u32) -> Vec<Vec<u8>> {
-    let mut tiles = Vec::new();
-    for ty in 0..img.height().div_ceil(tile) {
-        for tx in 0..img.width().div_ceil(tile) {
-            let t = image::RgbImage::from_fn(tile, tile, |x, y| {
-                let (px, py) = (tx * tile + x, ty * tile + y);
-                if px < img.width() && py < img.height() { *img.get_pixel(px, py) } else { image::Rgb([255; 3]) }
-            });
-            tiles.push(encode(&DynamicImage::ImageRgb8(t), ImageFormat::Jpeg));
-        }
-    }
-    tiles
+    padded_tiles(img, tile).into_iter().map(|t| encode(&DynamicImage::ImageRgb8(t), ImageFormat::Jpeg)).collect()
 }
 
 fn tiny_model() -> Vec<u8> {
