@@ -42,6 +42,31 @@ pub struct ClassInfo {
     pub color: [u8; 3],
 }
 
+impl ClassInfo {
+    /// Classes from `name:RRGGBB,name:RRGGBB,...`, background (class 0) first.
+    pub fn parse_list(s: &str) -> Result<Vec<ClassInfo>, String> {
+        let classes: Vec<ClassInfo> = s
+            .split(',')
+            .map(|item| {
+                let (name, hex) = item.trim().split_once(':').ok_or_else(|| format!("class '{item}' must be NAME:RRGGBB"))?;
+                let v = (hex.len() == 6).then(|| u32::from_str_radix(hex, 16).ok()).flatten();
+                let v = v.ok_or_else(|| format!("colour '{hex}' of class '{name}' is not hex RRGGBB"))?;
+                if name.is_empty() {
+                    return Err(format!("class '{item}' has no name"));
+                }
+                Ok(ClassInfo { name: name.to_string(), color: [(v >> 16) as u8, (v >> 8) as u8, v as u8] })
+            })
+            .collect::<Result<_, _>>()?;
+        if classes.len() < 2 {
+            return Err(format!("'{s}' names {} class; a model needs at least two, background first", classes.len()));
+        }
+        if let Some(dup) = classes.iter().enumerate().find(|(i, c)| classes[..*i].iter().any(|d| d.name == c.name)) {
+            return Err(format!("class '{}' is named twice", dup.1.name));
+        }
+        Ok(classes)
+    }
+}
+
 /// What a model is, how it was made, and how to run it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -431,6 +456,17 @@ pub fn new_manifest(name: &str, classes: Vec<ClassInfo>, unet: UNetConfig, head:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_lists_parse_and_bad_ones_say_why() {
+        let c = ClassInfo::parse_list("background:000000,nucleus:ff3d7f,boundary:FFD600").unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[2], ClassInfo { name: "boundary".into(), color: [0xff, 0xd6, 0x00] });
+        assert!(ClassInfo::parse_list("background:000000").unwrap_err().contains("at least two"));
+        assert!(ClassInfo::parse_list("a:000000,b:12345").unwrap_err().contains("not hex"));
+        assert!(ClassInfo::parse_list("a:000000,b").unwrap_err().contains("NAME:RRGGBB"));
+        assert!(ClassInfo::parse_list("a:000000,a:ffffff").unwrap_err().contains("named twice"));
+    }
 
     #[test]
     fn int8_roundtrip_error_is_within_half_a_step() {

@@ -15,7 +15,7 @@ fn init_then_segment_a_real_image() {
     let out = histoseg()
         .args(["init", "--out"])
         .arg(&model)
-        .args(["--base-channels", "16", "--channel-mults", "1,2", "--tile-size", "64", "--overlap", "16"])
+        .args(["--base-channels", "16", "--channel-mults", "1,2", "--tile", "64", "--overlap", "16"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

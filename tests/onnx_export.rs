@@ -22,7 +22,7 @@ fn export_and_check(model: &str, image: &Path, tile: Option<usize>) -> String {
     let onnx = dir.join(format!("{model}.onnx"));
     let mut export = Command::new(env!("CARGO_BIN_EXE_histoseg"));
     export
-        .args(["export", "--format", "onnx", "--checkpoint"])
+        .args(["export", "--format", "onnx", "--model"])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(format!("{model}.histoseg")))
         .arg("--out")
         .arg(&onnx)

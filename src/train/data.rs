@@ -1,22 +1,26 @@
-//! Training and evaluation data: reading GlaS, MoNuSeg and plain image folders from disk,
-//! resampling to a working µm/px, and sampling augmented patches (flips, 90° rotations, H&E
-//! stain jitter).
+//! Training and evaluation data: the GlaS and MoNuSeg presets (which are folder datasets with
+//! black-and-white masks, see [`super::folders`]), the train/validation split, unlabelled image
+//! folders for pretraining, resampling to a working µm/px, and sampling augmented patches (flips,
+//! 90° rotations, H&E stain jitter).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::RngCore;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
 
+use super::folders::{FolderSpec, MaskValues, load_folder};
 use crate::imageio::{self, RgbImage};
 use crate::stain::StainJitter;
+use crate::weights::ClassInfo;
 
 /// GlaS images are scanned at 20x, about 0.62 µm/px.
 pub const GLAS_UM_PER_PX: f64 = 0.62;
 /// MoNuSeg images are TCGA 40x, 0.2527 µm/px.
 pub const MONUSEG_UM_PER_PX: f64 = 0.2527;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+/// The two public datasets in `../shared/data`, as presets of the folder dataset path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dataset {
     /// GlaS colon glands: train_* for training, testA_* for testing.
@@ -31,12 +35,63 @@ pub enum Split {
     Test,
 }
 
+impl Dataset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataset::Glas => "glas",
+            Dataset::Monuseg => "monuseg",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "glas" => Ok(Dataset::Glas),
+            "monuseg" => Ok(Dataset::Monuseg),
+            other => bail!("unknown dataset '{other}': the presets are glas and monuseg (or give --images and --masks)"),
+        }
+    }
+
+    /// The folders of a split: images, black-and-white masks (any non-zero value is the
+    /// foreground), and MoNuSeg's instance masks.
+    pub fn spec(self, data_dir: &Path, split: Split) -> FolderSpec {
+        let binary = MaskValues::Binary;
+        match self {
+            Dataset::Glas => {
+                let d = data_dir.join("glas");
+                let prefix = if split == Split::Train { "train_" } else { "testA_" };
+                FolderSpec { images: d.join("images"), masks: d.join("masks"), instances: None, um_per_px: GLAS_UM_PER_PX, classes: 2, prefix: prefix.into(), mask_values: binary }
+            }
+            Dataset::Monuseg => {
+                let d = data_dir.join("monuseg").join(if split == Split::Train { "train" } else { "test" });
+                FolderSpec { images: d.join("images"), masks: d.join("masks"), instances: Some(d.join("instances")), um_per_px: MONUSEG_UM_PER_PX, classes: 2, prefix: String::new(), mask_values: binary }
+            }
+        }
+    }
+
+    /// The class names and overlay colours of the shipped models.
+    pub fn classes(self) -> Vec<ClassInfo> {
+        let foreground = match self {
+            Dataset::Glas => ClassInfo { name: "gland".into(), color: [0x00, 0xc8, 0x53] },
+            Dataset::Monuseg => ClassInfo { name: "nucleus".into(), color: [0xff, 0x3d, 0x7f] },
+        };
+        vec![ClassInfo { name: "background".into(), color: [0, 0, 0] }, foreground]
+    }
+
+    /// Predicted objects smaller than this many µm² are dropped before object metrics.
+    pub fn min_object_um2(self) -> f64 {
+        match self {
+            Dataset::Glas => 400.0,
+            Dataset::Monuseg => 4.0,
+        }
+    }
+}
+
 /// One image with its masks, at some resolution.
 #[derive(Debug, Clone)]
 pub struct Labeled {
     pub name: String,
     pub image: RgbImage,
-    /// Class per pixel (0 background, 1 foreground).
+    /// Class index per pixel, 0..classes (0 is the background).
     pub mask: Vec<u8>,
     /// Instance ids (0 background), where the dataset has them.
     pub instances: Option<Vec<u32>>,
@@ -58,25 +113,22 @@ impl Labeled {
     }
 }
 
-fn read_rgb(path: &Path) -> Result<RgbImage> {
+pub(crate) fn read_rgb(path: &Path) -> Result<RgbImage> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     imageio::decode(&bytes).with_context(|| format!("cannot decode {}", path.display()))
 }
 
-fn read_mask(path: &Path, width: usize, height: usize) -> Result<Vec<u8>> {
-    let img = image::open(path).with_context(|| format!("cannot read mask {}", path.display()))?.to_luma8();
-    if (img.width() as usize, img.height() as usize) != (width, height) {
-        bail!("mask {} is {}x{}, its image {width}x{height}", path.display(), img.width(), img.height());
-    }
-    Ok(img.into_raw().into_iter().map(|v| (v > 0) as u8).collect())
+/// The file types a training folder may hold.
+pub const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"];
+
+fn natural_key(p: &Path) -> (String, u64, String) {
+    let s = p.file_stem().and_then(|n| n.to_str()).unwrap_or("").to_string();
+    let digits: String = s.chars().rev().take_while(|c| c.is_ascii_digit()).collect::<Vec<_>>().into_iter().rev().collect();
+    (s[..s.len() - digits.len()].to_string(), digits.parse::<u64>().unwrap_or(0), s)
 }
 
-fn read_instances(path: &Path) -> Result<Vec<u32>> {
-    let img = image::open(path).with_context(|| format!("cannot read instances {}", path.display()))?.to_luma16();
-    Ok(img.into_raw().into_iter().map(u32::from).collect())
-}
-
-/// Image files in `dir` whose names start with `prefix`, sorted by name.
+/// Image files in `dir` whose names start with `prefix`, in natural order (train_2 before
+/// train_10).
 pub fn list_images(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read folder {}", dir.display()))?
@@ -84,47 +136,40 @@ pub fn list_images(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
         .filter(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
             let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-            name.starts_with(prefix) && matches!(ext.as_str(), "png" | "jpg" | "jpeg" | "bmp")
+            name.starts_with(prefix) && IMAGE_EXTENSIONS.contains(&ext.as_str())
         })
         .collect();
-    // natural order: train_2 before train_10
-    files.sort_by_key(|p| {
-        let s = p.file_stem().and_then(|n| n.to_str()).unwrap_or("").to_string();
-        let digits: String = s.chars().rev().take_while(|c| c.is_ascii_digit()).collect::<Vec<_>>().into_iter().rev().collect();
-        (s[..s.len() - digits.len()].to_string(), digits.parse::<u64>().unwrap_or(0), s)
-    });
+    files.sort_by_key(|p| natural_key(p));
     Ok(files)
 }
 
-/// Loads a labelled split at its native resolution.
+/// Loads a labelled split of a preset at its native resolution.
 pub fn load(data_dir: &Path, dataset: Dataset, split: Split) -> Result<Vec<Labeled>> {
-    let (images, masks, instances, prefix, um) = match (dataset, split) {
-        (Dataset::Glas, s) => {
-            let d = data_dir.join("glas");
-            (d.join("images"), d.join("masks"), None, if s == Split::Train { "train_" } else { "testA_" }, GLAS_UM_PER_PX)
-        }
-        (Dataset::Monuseg, s) => {
-            let d = data_dir.join("monuseg").join(if s == Split::Train { "train" } else { "test" });
-            (d.join("images"), d.join("masks"), Some(d.join("instances")), "", MONUSEG_UM_PER_PX)
-        }
-    };
-    let files = list_images(&images, prefix)?;
-    if files.is_empty() {
-        bail!("no images found in {} (is the data at {}?)", images.display(), data_dir.display());
+    load_folder(&dataset.spec(data_dir, split)).with_context(|| format!("is the data at {}?", data_dir.display()))
+}
+
+/// The training images split into (train, validation): shuffled by `seed`, `val_fraction` of
+/// them held out for validation (at least one image is left to train on), then `label_fraction`
+/// of the rest kept. Validation images are never trained on; test images never enter here.
+pub fn split_train_val(mut all: Vec<Labeled>, val_fraction: f64, label_fraction: f64, seed: u64) -> Result<(Vec<Labeled>, Vec<Labeled>)> {
+    if !(0.0..1.0).contains(&val_fraction) {
+        bail!("the validation fraction must be in [0, 1), got {val_fraction}");
     }
-    files
-        .iter()
-        .map(|path| {
-            let image = read_rgb(path)?;
-            let file = path.file_name().unwrap();
-            let mask = read_mask(&masks.join(file), image.width, image.height)?;
-            let inst = match &instances {
-                Some(dir) if dir.join(file).exists() => Some(read_instances(&dir.join(file))?),
-                _ => None,
-            };
-            Ok(Labeled { name: path.file_stem().unwrap().to_string_lossy().into(), image, mask, instances: inst, um_per_px: um })
-        })
-        .collect()
+    if !(label_fraction > 0.0 && label_fraction <= 1.0) {
+        bail!("the label fraction must be in (0, 1], got {label_fraction}");
+    }
+    if all.is_empty() {
+        bail!("no training images");
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for i in (1..all.len()).rev() {
+        all.swap(i, below(&mut rng, i + 1));
+    }
+    let n_val = ((all.len() as f64 * val_fraction).round() as usize).min(all.len() - 1);
+    let val: Vec<_> = all.drain(..n_val).collect();
+    let n_train = ((all.len() as f64 * label_fraction).round() as usize).clamp(1, all.len());
+    all.truncate(n_train);
+    Ok((all, val))
 }
 
 /// A folder of unlabelled images at a known resolution, for pretraining:
@@ -151,9 +196,21 @@ impl std::str::FromStr for Source {
     }
 }
 
-/// Loads every source image and resamples it to each working resolution.
-pub fn load_unlabeled(sources: &[Source], working_um: &[f64]) -> Result<Vec<RgbImage>> {
-    let mut out = Vec::new();
+/// Unlabelled images for pretraining, split by source file into training and validation
+/// images (every resolution of one file goes to the same side).
+#[derive(Debug, Clone, Default)]
+pub struct Unlabeled {
+    pub train: Vec<RgbImage>,
+    pub validation: Vec<RgbImage>,
+    /// Source files used for training and for validation.
+    pub files: (usize, usize),
+}
+
+/// Loads every source image and resamples it to each working resolution. Every
+/// `validation_every`-th file (in name order, 0 for none) is held out for validation.
+pub fn load_unlabeled(sources: &[Source], working_um: &[f64], validation_every: usize) -> Result<Unlabeled> {
+    let mut out = Unlabeled::default();
+    let mut index = 0;
     for src in sources {
         let files = list_images(&src.dir, &src.prefix)?;
         if files.is_empty() {
@@ -165,9 +222,17 @@ pub fn load_unlabeled(sources: &[Source], working_um: &[f64]) -> Result<Vec<RgbI
                 bail!("refusing {}: test images must never be used for pretraining", f.display());
             }
             let img = read_rgb(&f)?;
+            let held_out = validation_every > 0 && index % validation_every == validation_every - 1;
+            index += 1;
+            if held_out {
+                out.files.1 += 1;
+            } else {
+                out.files.0 += 1;
+            }
             for &um in working_um {
                 let (w, h) = imageio::rescaled_size(img.width, img.height, src.um_per_px, um);
-                out.push(imageio::resize(&img, w, h));
+                let side = if held_out { &mut out.validation } else { &mut out.train };
+                side.push(imageio::resize(&img, w, h));
             }
         }
     }
@@ -239,7 +304,6 @@ pub fn sample_patch(image: &RgbImage, mask: Option<&[u8]>, size: usize, aug: Aug
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand_chacha::rand_core::SeedableRng;
 
     #[test]
     fn rotations_and_flips_keep_image_and_mask_aligned() {
@@ -258,6 +322,25 @@ mod tests {
             }
             assert_eq!(m.iter().map(|&v| v as u32).sum::<u32>(), 6, "a permutation of the mask");
         }
+    }
+
+    #[test]
+    fn the_split_is_disjoint_repeatable_and_keeps_one_image_to_train_on() {
+        let sample = |i: usize| Labeled { name: format!("img{i}"), image: RgbImage::new(1, 1, vec![0; 3]), mask: vec![0], instances: None, um_per_px: 1.0 };
+        let all: Vec<Labeled> = (0..85).map(sample).collect();
+        let names = |v: &[Labeled]| v.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        let (train, val) = split_train_val(all.clone(), 0.1, 1.0, 0).unwrap();
+        assert_eq!((train.len(), val.len()), (76, 9));
+        assert!(train.iter().all(|t| !names(&val).contains(&t.name)), "no validation image is trained on");
+        let (train2, val2) = split_train_val(all.clone(), 0.1, 1.0, 0).unwrap();
+        assert_eq!((names(&train), names(&val)), (names(&train2), names(&val2)), "same seed, same split");
+        let (_, val3) = split_train_val(all.clone(), 0.1, 1.0, 1).unwrap();
+        assert_ne!(names(&val), names(&val3), "another seed, another split");
+        let (few, val4) = split_train_val(all.clone(), 0.1, 0.1, 0).unwrap();
+        assert_eq!((few.len(), names(&val4)), (8, names(&val)), "label fraction keeps the validation images");
+        let (one, none) = split_train_val(vec![sample(0)], 0.5, 1.0, 0).unwrap();
+        assert_eq!((one.len(), none.len()), (1, 0));
+        assert!(split_train_val(all, 1.0, 1.0, 0).is_err());
     }
 
     #[test]

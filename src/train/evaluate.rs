@@ -1,10 +1,15 @@
-//! Evaluation on the held-out test sets, on whole images through the same tiling and blending as
-//! the viewer: each image is resampled to the model's µm/px, segmented, and the labels are
-//! resampled back (nearest) so that metrics are computed against the original masks.
+//! Evaluation on whole images through the same tiling and blending as the viewer: each image is
+//! resampled to the model's µm/px, segmented, and the labels are resampled back (nearest) so that
+//! metrics are computed against the original masks. Any number of classes:
 //!
-//! - GlaS testA: pixel Dice and IoU (over all test pixels), object F1 (from TP/FP/FN summed over
-//!   the test set), object Dice and object Hausdorff (mean over images, in native pixels).
-//! - MoNuSeg test: pixel Dice (over all test pixels) and AJI (mean over images).
+//! - pixel Dice and IoU of every class (over all pixels of the set), and their mean over the
+//!   foreground classes (for two classes, the foreground's own Dice and IoU);
+//! - object metrics, where asked for, on predicted objects = 4-connected components of
+//!   non-background pixels, smaller ones than the minimum area dropped:
+//!   - GlaS style: object F1 (from TP/FP/FN summed over the set), object Dice and object
+//!     Hausdorff (mean over images, in native pixels), against the instance masks where there
+//!     are some, else against the ground truth's connected components;
+//!   - AJI (mean over images) against the instance masks.
 
 use anyhow::Result;
 use serde::Serialize;
@@ -16,7 +21,32 @@ use crate::model::Segmenter;
 use crate::segment::segment_image;
 use crate::weights::Manifest;
 
-/// Object-level metrics; each is present only for the dataset it belongs to.
+/// Which metrics beyond pixel Dice and IoU, and how predicted objects are cleaned.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub gland_objects: bool,
+    pub aji: bool,
+    /// Predicted objects smaller than this many µm² are dropped before object metrics.
+    pub min_object_um2: f64,
+}
+
+impl EvalOptions {
+    pub fn pixels_only() -> Self {
+        Self { gland_objects: false, aji: false, min_object_um2: 0.0 }
+    }
+
+    /// GlaS: gland object metrics; MoNuSeg: AJI.
+    pub fn for_dataset(d: Dataset) -> Self {
+        Self { gland_objects: d == Dataset::Glas, aji: d == Dataset::Monuseg, min_object_um2: d.min_object_um2() }
+    }
+
+    /// A folder dataset: gland-style object metrics always, AJI when it has instance masks.
+    pub fn for_folder(has_instances: bool, min_object_um2: f64) -> Self {
+        Self { gland_objects: true, aji: has_instances, min_object_um2 }
+    }
+}
+
+/// Object-level metrics; each is present only when asked for.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ObjectMetrics {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -30,8 +60,16 @@ pub struct ObjectMetrics {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct ClassScore {
+    pub class: String,
+    pub dice: f64,
+    pub iou: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct ImageScore {
     pub name: String,
+    /// Mean foreground Dice on this image.
     pub dice: f64,
     #[serde(flatten)]
     pub objects: ObjectMetrics,
@@ -39,21 +77,16 @@ pub struct ImageScore {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
-    pub dataset: Dataset,
+    pub dataset: String,
     pub images: usize,
+    /// Mean over the foreground classes of each class's Dice over all pixels.
     pub pixel_dice: f64,
     pub pixel_iou: f64,
+    /// Every class, background first.
+    pub per_class: Vec<ClassScore>,
     #[serde(flatten)]
     pub objects: ObjectMetrics,
     pub per_image: Vec<ImageScore>,
-}
-
-/// Predicted objects smaller than this many µm² are dropped before object metrics.
-pub fn min_object_um2(dataset: Dataset) -> f64 {
-    match dataset {
-        Dataset::Glas => 400.0,
-        Dataset::Monuseg => 4.0,
-    }
 }
 
 /// Segments one native-resolution sample with the model; returns labels at native resolution.
@@ -65,23 +98,44 @@ pub fn predict(segmenter: &Segmenter, manifest: &Manifest, sample: &Labeled, bat
     Ok(imageio::resize_nearest(&seg.labels, mw, mh, w, h))
 }
 
-pub fn evaluate(segmenter: &Segmenter, manifest: &Manifest, dataset: Dataset, test: &[Labeled], mut on_image: impl FnMut(usize)) -> Result<EvalReport> {
-    let mut conf = Confusion::default();
+fn class_confusions(pred: &[u8], truth: &[u8], classes: usize) -> Vec<Confusion> {
+    (0..classes as u8)
+        .map(|k| {
+            let p: Vec<bool> = pred.iter().map(|&l| l == k).collect();
+            let t: Vec<bool> = truth.iter().map(|&l| l == k).collect();
+            Confusion::of(&p, &t)
+        })
+        .collect()
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = v.collect();
+    if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+}
+
+pub fn evaluate(segmenter: &Segmenter, manifest: &Manifest, dataset: &str, test: &[Labeled], opts: &EvalOptions, mut on_image: impl FnMut(usize)) -> Result<EvalReport> {
+    let classes = manifest.head.num_classes;
+    let mut conf = vec![Confusion::default(); classes];
     let (mut tp, mut n_pred, mut n_truth) = (0usize, 0usize, 0usize);
     let mut per_image = Vec::new();
     for (i, sample) in test.iter().enumerate() {
         let (w, h) = (sample.image.width, sample.image.height);
         let labels = predict(segmenter, manifest, sample, 4)?;
-        let pred: Vec<bool> = labels.iter().map(|&l| l == 1).collect();
-        let truth: Vec<bool> = sample.mask.iter().map(|&m| m == 1).collect();
-        let c = Confusion::of(&pred, &truth);
-        conf = conf.add(c);
-        let min_px = (min_object_um2(dataset) / (sample.um_per_px * sample.um_per_px)).round() as u64;
-        let objects = Objects::from_mask(&pred, w, h).without_small(min_px);
-        let mut score = ImageScore { name: sample.name.clone(), dice: c.dice(), objects: ObjectMetrics::default() };
-        match dataset {
-            Dataset::Glas => {
-                let gt = Objects::from_mask(&truth, w, h);
+        let c = class_confusions(&labels, &sample.mask, classes);
+        for (total, one) in conf.iter_mut().zip(&c) {
+            *total = total.add(*one);
+        }
+        let mut score = ImageScore { name: sample.name.clone(), dice: mean(c[1..].iter().map(|c| c.dice())), objects: ObjectMetrics::default() };
+        if opts.gland_objects || opts.aji {
+            let pred: Vec<bool> = labels.iter().map(|&l| l != 0).collect();
+            let truth: Vec<bool> = sample.mask.iter().map(|&m| m != 0).collect();
+            let min_px = (opts.min_object_um2 / (sample.um_per_px * sample.um_per_px)).round() as u64;
+            let objects = Objects::from_mask(&pred, w, h).without_small(min_px);
+            let gt = match &sample.instances {
+                Some(ids) => Objects::from_ids(ids, w, h),
+                None => Objects::from_mask(&truth, w, h),
+            };
+            if opts.gland_objects {
                 let s = glas_object_scores(&objects, &gt);
                 tp += s.true_positives;
                 n_pred += s.segmented;
@@ -90,32 +144,31 @@ pub fn evaluate(segmenter: &Segmenter, manifest: &Manifest, dataset: Dataset, te
                 score.objects.object_dice = Some(s.dice);
                 score.objects.object_hausdorff = Some(s.hausdorff);
             }
-            Dataset::Monuseg => {
-                let gt = match &sample.instances {
-                    Some(ids) => Objects::from_ids(ids, w, h),
-                    None => Objects::from_mask(&truth, w, h),
-                };
+            if opts.aji && sample.instances.is_some() {
                 score.objects.aji = Some(aji(&objects, &gt));
             }
         }
         per_image.push(score);
         on_image(i + 1);
     }
-    let mean = |f: &dyn Fn(&ImageScore) -> Option<f64>| {
+    let mean_of = |f: &dyn Fn(&ImageScore) -> Option<f64>| {
         let v: Vec<f64> = per_image.iter().filter_map(f).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
+    let per_class: Vec<ClassScore> =
+        manifest.classes.iter().zip(&conf).map(|(c, k)| ClassScore { class: c.name.clone(), dice: k.dice(), iou: k.iou() }).collect();
     Ok(EvalReport {
-        dataset,
+        dataset: dataset.to_string(),
         images: test.len(),
-        pixel_dice: conf.dice(),
-        pixel_iou: conf.iou(),
+        pixel_dice: mean(per_class[1..].iter().map(|c| c.dice)),
+        pixel_iou: mean(per_class[1..].iter().map(|c| c.iou)),
         objects: ObjectMetrics {
-            object_f1: (dataset == Dataset::Glas).then(|| if n_pred + n_truth == 0 { 1.0 } else { 2.0 * tp as f64 / (n_pred + n_truth) as f64 }),
-            object_dice: mean(&|s| s.objects.object_dice),
-            object_hausdorff: mean(&|s| s.objects.object_hausdorff),
-            aji: mean(&|s| s.objects.aji),
+            object_f1: opts.gland_objects.then(|| if n_pred + n_truth == 0 { 1.0 } else { 2.0 * tp as f64 / (n_pred + n_truth) as f64 }),
+            object_dice: mean_of(&|s| s.objects.object_dice),
+            object_hausdorff: mean_of(&|s| s.objects.object_hausdorff),
+            aji: mean_of(&|s| s.objects.aji),
         },
+        per_class,
         per_image,
     })
 }
@@ -124,11 +177,16 @@ impl EvalReport {
     /// A one-line-per-metric table for the terminal.
     pub fn table(&self) -> String {
         let mut rows = vec![
-            format!("{:<18} {}", "dataset", format!("{:?}", self.dataset).to_lowercase()),
+            format!("{:<18} {}", "dataset", self.dataset),
             format!("{:<18} {}", "images", self.images),
             format!("{:<18} {:.4}", "pixel Dice", self.pixel_dice),
             format!("{:<18} {:.4}", "pixel IoU", self.pixel_iou),
         ];
+        if self.per_class.len() > 2 {
+            for c in &self.per_class {
+                rows.push(format!("  {:<16} Dice {:.4}  IoU {:.4}", c.class, c.dice, c.iou));
+            }
+        }
         let mut opt = |name: &str, v: Option<f64>| {
             if let Some(v) = v {
                 rows.push(format!("{name:<18} {v:.4}"));

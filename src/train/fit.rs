@@ -1,4 +1,5 @@
-//! Training the segmentation model on labelled images, in one of two modes:
+//! Training the segmentation model on labelled images, in one of two modes, through the
+//! resumable loop of [`super::run`]:
 //!
 //! - **frozen** (PathSegDiff): the diffusion UNet is frozen; features at timestep t from the
 //!   chosen decoder levels are computed once for a pool of augmented patches (the cache) and only
@@ -6,24 +7,28 @@
 //! - **finetune** (GenSelfDiff-HIS): the whole pretrained UNet is trained together with a new head,
 //!   through the same noising and feature taps as inference.
 //!
-//! The loss is cross-entropy plus soft Dice (mean over classes).
+//! The loss is cross-entropy plus soft Dice (mean over classes). The validation score is the mean
+//! foreground pixel Dice on whole validation images, through the viewer's tiling and blending.
 
 use std::path::Path;
 
-use anyhow::Result;
-use burn::optim::{AdamConfig, GradientsParams};
+use anyhow::{Result, bail};
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 
 use super::data::{Augment, Labeled, below, sample_patch};
+use super::evaluate::{EvalOptions, evaluate};
+use super::pretrain::load_unet;
+use super::run::{Objective, Progress, RunConfig, RunOutcome, run};
 use crate::model::head::SegHead;
 use crate::model::unet::UNet;
-use crate::model::{FeatureSpec, HeadConfig, HistoSegNet, UNetConfig};
-use super::pretrain::load_unet;
+use crate::model::{FeatureSpec, HistoSegNet, Segmenter};
+use crate::weights::Manifest;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Frozen diffusion UNet, cached features, train the head only (PathSegDiff).
     Frozen,
@@ -31,16 +36,22 @@ pub enum Mode {
     Finetune,
 }
 
-pub struct FitConfig {
+impl Mode {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "frozen" => Ok(Mode::Frozen),
+            "finetune" => Ok(Mode::Finetune),
+            other => bail!("unknown mode '{other}': use frozen or finetune"),
+        }
+    }
+}
+
+/// What segmentation training learns from, apart from the run's length and optimiser. The
+/// architecture, classes, tile, timestep and noise seed come from the manifest.
+#[derive(Debug, Clone)]
+pub struct SegSettings {
     pub mode: Mode,
-    pub head: HeadConfig,
-    pub tile: usize,
-    pub timestep: usize,
-    pub noise_seed: u64,
-    pub steps: usize,
     pub batch: usize,
-    pub lr: f64,
-    pub seed: u64,
     /// Patches whose features are cached in frozen mode.
     pub cache_patches: usize,
     pub augment: Augment,
@@ -75,79 +86,122 @@ fn patches(data: &[Labeled], n: usize, tile: usize, aug: Augment, rng: &mut ChaC
     (x, y)
 }
 
-/// Trains a head (and in finetune mode the UNet) on `train` images at the model's resolution.
-/// The UNet starts from `pretrained` (any model file holding one) or, for the random-init
-/// ablation, from scratch. The returned network is only meant to be serialised (its parameters
-/// may live on the autodiff device).
-pub fn fit(pretrained: Option<&Path>, unet_cfg: &UNetConfig, train: &[Labeled], cfg: &FitConfig, mut on_step: impl FnMut(usize, f32)) -> Result<HistoSegNet> {
-    let ad = Device::flex().autodiff();
-    ad.seed(cfg.seed);
-    let cpu = Device::flex();
-    cpu.seed(cfg.seed);
-    let unet_device = if cfg.mode == Mode::Frozen { cpu.clone() } else { ad.clone() };
-    let unet = match pretrained {
-        Some(path) => {
-            let (unet, loaded) = load_unet(path, &unet_device)?;
-            anyhow::ensure!(&loaded == unet_cfg, "the pretrained UNet's architecture differs from the requested one");
-            unet
+pub struct SegObjective<'a> {
+    train: &'a [Labeled],
+    validation: &'a [Labeled],
+    manifest: Manifest,
+    settings: SegSettings,
+    /// Frozen mode: cached features `[cache, F, tile, tile]` and labels.
+    cache: Option<(Vec<f32>, Vec<u8>)>,
+}
+
+impl<'a> SegObjective<'a> {
+    /// In frozen mode the feature cache is computed here, from `unet` without gradients.
+    pub fn new(train: &'a [Labeled], validation: &'a [Labeled], manifest: &Manifest, settings: SegSettings, unet: &UNet, seed: u64) -> Result<Self> {
+        if train.is_empty() {
+            bail!("no training images");
         }
-        None => UNet::new(unet_cfg, &unet_device),
-    };
-    let fch = unet_cfg.feature_channels(&cfg.head.feature_levels);
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let t = cfg.tile;
-    let mut optim = AdamConfig::new().init();
-    match cfg.mode {
-        Mode::Frozen => {
-            // features of a pool of augmented patches, computed once without gradients
-            let spec = FeatureSpec::new(&unet, cfg.timestep, cfg.head.feature_levels.clone(), cfg.noise_seed, 3, t, &cpu);
-            let (x, y) = patches(train, cfg.cache_patches, t, cfg.augment, &mut rng);
-            let mut feats: Vec<f32> = Vec::with_capacity(cfg.cache_patches * fch * t * t);
-            let chunk = 8;
-            for start in (0..cfg.cache_patches).step_by(chunk) {
-                let n = chunk.min(cfg.cache_patches - start);
-                let xb = x[start * 3 * t * t..(start + n) * 3 * t * t].to_vec();
-                let f = spec.features(&unet, Tensor::from_data(TensorData::new(xb, [n, 3, t, t]), &cpu));
+        let t = manifest.tile_size;
+        let cache = (settings.mode == Mode::Frozen).then(|| {
+            let unet = unet.valid();
+            let device = unet.conv_in.weight.val().device();
+            let spec = FeatureSpec::new(&unet, manifest.timestep, manifest.head.feature_levels.clone(), manifest.noise_seed, 3, t, &device);
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xCAC4E);
+            let n = settings.cache_patches;
+            let (x, y) = patches(train, n, t, settings.augment, &mut rng);
+            let fch = manifest.unet.feature_channels(&manifest.head.feature_levels);
+            let mut feats: Vec<f32> = Vec::with_capacity(n * fch * t * t);
+            for start in (0..n).step_by(8) {
+                let k = 8.min(n - start);
+                let xb = x[start * 3 * t * t..(start + k) * 3 * t * t].to_vec();
+                let f = spec.features(&unet, Tensor::from_data(TensorData::new(xb, [k, 3, t, t]), &device));
                 feats.extend(f.into_data().try_into_vec_as::<f32>().expect("f32 features"));
             }
-            let per = fch * t * t;
-            let mut head = SegHead::new(fch, &cfg.head, &ad);
-            for step in 0..cfg.steps {
-                let idx: Vec<usize> = (0..cfg.batch).map(|_| below(&mut rng, cfg.cache_patches)).collect();
-                let fb: Vec<f32> = idx.iter().flat_map(|&i| feats[i * per..(i + 1) * per].iter().copied()).collect();
-                let yb: Vec<u8> = idx.iter().flat_map(|&i| y[i * t * t..(i + 1) * t * t].iter().copied()).collect();
-                let logits = head.forward(Tensor::from_data(TensorData::new(fb, [cfg.batch, fch, t, t]), &ad));
-                let loss = seg_loss(logits, &yb);
-                let value = loss.clone().into_scalar::<f32>();
-                let grads = GradientsParams::from_grads(loss.backward(), &head);
-                head = optim.step(cosine_lr(cfg.lr, step, cfg.steps), head, grads);
-                on_step(step + 1, value);
-            }
-            Ok(HistoSegNet { unet, head })
-        }
-        Mode::Finetune => {
-            let mut net = HistoSegNet { head: SegHead::new(fch, &cfg.head, &ad), unet };
-            for step in 0..cfg.steps {
-                let spec = FeatureSpec::new(&net.unet, cfg.timestep, cfg.head.feature_levels.clone(), cfg.noise_seed, 3, t, &ad);
-                let (x, y) = patches(train, cfg.batch, t, cfg.augment, &mut rng);
-                let logits = net.logits(&spec, Tensor::from_data(TensorData::new(x, [cfg.batch, 3, t, t]), &ad));
-                let loss = seg_loss(logits, &y);
-                let value = loss.clone().into_scalar::<f32>();
-                let grads = GradientsParams::from_grads(loss.backward(), &net);
-                net = optim.step(cosine_lr(cfg.lr, step, cfg.steps), net, grads);
-                on_step(step + 1, value);
-            }
-            Ok(net)
-        }
+            (feats, y)
+        });
+        Ok(Self { train, validation, manifest: manifest.clone(), settings, cache })
     }
 }
 
-/// Cosine decay from `lr` to `lr / 20`, after a 5% linear warmup.
-pub fn cosine_lr(lr: f64, step: usize, total: usize) -> f64 {
-    let warm = (total / 20).max(1);
-    if step < warm {
-        return lr * (step + 1) as f64 / warm as f64;
+impl Objective for SegObjective<'_> {
+    fn loss(&mut self, net: &HistoSegNet, _step: usize, rng: &mut ChaCha8Rng) -> Tensor<1> {
+        let device = net.head.classify.weight.val().device();
+        let m = &self.manifest;
+        let (t, b) = (m.tile_size, self.settings.batch);
+        match &self.cache {
+            Some((feats, labels)) => {
+                let fch = m.unet.feature_channels(&m.head.feature_levels);
+                let per = fch * t * t;
+                let n = labels.len() / (t * t);
+                let idx: Vec<usize> = (0..b).map(|_| below(rng, n)).collect();
+                let fb: Vec<f32> = idx.iter().flat_map(|&i| feats[i * per..(i + 1) * per].iter().copied()).collect();
+                let yb: Vec<u8> = idx.iter().flat_map(|&i| labels[i * t * t..(i + 1) * t * t].iter().copied()).collect();
+                seg_loss(net.head.forward(Tensor::from_data(TensorData::new(fb, [b, fch, t, t]), &device)), &yb)
+            }
+            None => {
+                let spec = FeatureSpec::new(&net.unet, m.timestep, m.head.feature_levels.clone(), m.noise_seed, 3, t, &device);
+                let (x, y) = patches(self.train, b, t, self.settings.augment, rng);
+                seg_loss(net.logits(&spec, Tensor::from_data(TensorData::new(x, [b, 3, t, t]), &device)), &y)
+            }
+        }
     }
-    let p = (step - warm) as f64 / (total - warm).max(1) as f64;
-    lr / 20.0 + (lr - lr / 20.0) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+
+    fn validate(&mut self, net: &HistoSegNet) -> Result<f64> {
+        if self.validation.is_empty() {
+            return Ok(0.0);
+        }
+        let m = &self.manifest;
+        let device = net.head.classify.weight.val().device();
+        let segmenter = Segmenter::new(net.clone(), m.head.feature_levels.clone(), m.tile_size, m.timestep, m.noise_seed, 3, &device);
+        let report = evaluate(&segmenter, m, "validation", self.validation, &EvalOptions::pixels_only(), |_| {})?;
+        Ok(report.pixel_dice)
+    }
+
+    fn score_name(&self) -> &'static str {
+        "validation Dice"
+    }
+
+    fn settings(&self) -> serde_json::Value {
+        let (s, m) = (&self.settings, &self.manifest);
+        serde_json::json!({
+            "task": "segment", "mode": s.mode, "batch": s.batch, "cache_patches": s.cache_patches,
+            "augment": [s.augment.flips_and_rotations, s.augment.stain_scale, s.augment.stain_shift],
+            "unet": m.unet, "head": m.head, "classes": m.classes, "um_per_px": m.um_per_px, "tile": m.tile_size,
+            "timestep": m.timestep, "noise_seed": m.noise_seed,
+            "train_images": self.train.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            "validation_images": self.validation.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Trains a segmentation model described by `manifest` on `train` (already at the manifest's
+/// µm/px), validating on `validation` (native resolution). The UNet starts from `pretrained`
+/// (any model file holding one) or, for the random-init ablation, from scratch.
+pub fn train_segmentation(
+    pretrained: Option<&Path>,
+    manifest: &Manifest,
+    train: &[Labeled],
+    validation: &[Labeled],
+    settings: SegSettings,
+    cfg: &RunConfig,
+    device: &Device,
+    on_progress: impl FnMut(&Progress),
+) -> Result<RunOutcome> {
+    manifest.validate()?;
+    let ad = device.clone().autodiff();
+    ad.seed(cfg.seed);
+    let unet = match pretrained {
+        Some(path) => {
+            let (unet, loaded) = load_unet(path, &ad)?;
+            if loaded != manifest.unet {
+                bail!("the pretrained UNet in {} has another architecture ({loaded:?}) than the one requested ({:?})", path.display(), manifest.unet);
+            }
+            unet
+        }
+        None => UNet::new(&manifest.unet, &ad),
+    };
+    let fch = manifest.unet.feature_channels(&manifest.head.feature_levels);
+    let net = HistoSegNet { head: SegHead::new(fch, &manifest.head, &ad), unet };
+    let mut objective = SegObjective::new(train, validation, manifest, settings, &net.unet, cfg.seed)?;
+    run(net, &mut objective, manifest, cfg, on_progress)
 }

@@ -1,8 +1,17 @@
-//! Native-only training and evaluation (feature `cli`): DDPM pretraining, segmentation training
-//! in frozen-head or fine-tune mode, and test-set evaluation. Uses the same model, tiling and
-//! blending as the viewer.
+//! Native-only training and evaluation (feature `cli`), with the same model, tiling and blending
+//! as the viewer:
+//!
+//! - [`data`]: the GlaS and MoNuSeg presets, the train/validation split, patches and augmentation;
+//! - [`folders`]: any folder pair of images and class-index masks, checked before training;
+//! - [`run`]: the resumable training loop (Adam moments, EMA, validation, checkpoints, logs);
+//! - [`pretrain`]: DDPM pretraining; [`fit`]: segmentation training (frozen or fine-tune);
+//! - [`evaluate`]: per-class and object metrics on whole images;
+//! - [`compute`]: the CPU or, with the `gpu` feature, a Vulkan GPU.
 
+pub mod compute;
 pub mod data;
 pub mod evaluate;
 pub mod fit;
+pub mod folders;
 pub mod pretrain;
+pub mod run;

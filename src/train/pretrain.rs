@@ -1,74 +1,80 @@
 //! Self-supervised DDPM pretraining of the UNet on unlabelled H&E patches (GenSelfDiff-HIS):
-//! epsilon prediction, T = 1000 with quadratic betas, loss weighted by (1 - alpha_bar_t),
-//! flips, 90° rotations and H&E stain jitter. Checkpoints are f32 model files; a JSON state file
-//! and a CSV loss log sit beside them so a run can resume.
+//! epsilon prediction, T = 1000 with quadratic betas, flips, 90° rotations and H&E stain jitter.
+//! The per-timestep loss weight is a choice: (1 - alpha_bar_t) as in GenSelfDiff-HIS, plain
+//! epsilon MSE, or min-SNR-5. Runs through the resumable loop of [`super::run`]; the validation
+//! score is minus the weighted loss on a fixed batch of patches from held-out images.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::Path;
 
-use anyhow::{Context, Result};
-use burn::optim::{AdamConfig, GradientsParams};
+use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::SeedableRng;
-use serde::{Deserialize, Serialize};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
 
 use super::data::{Augment, below, sample_patch};
+use super::run::{Objective, Progress, RunConfig, RunOutcome, run};
 use crate::imageio::RgbImage;
 use crate::model::features::seeded_normal;
 use crate::model::schedule::{NoiseSchedule, T};
 use crate::model::unet::UNet;
 use crate::model::{HeadConfig, HistoSegNet, UNetConfig};
-use crate::model::head::SegHead;
-use crate::weights::{ClassInfo, ModelFile, Precision, new_manifest};
+use crate::weights::{ClassInfo, Manifest, ModelFile, new_manifest};
 
-pub struct PretrainConfig {
+/// How the per-sample noise-prediction error is weighted by its timestep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossWeighting {
+    /// `1 - alpha_bar_t` (GenSelfDiff-HIS): small timesteps get almost no weight.
+    OneMinusAlphaBar,
+    /// Plain epsilon MSE (DDPM's "simple" loss): every timestep alike.
+    Uniform,
+    /// min(SNR_t, 5) / SNR_t (Hang et al. 2023), for epsilon prediction.
+    MinSnr,
+}
+
+impl LossWeighting {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "one-minus-alpha-bar" => Ok(Self::OneMinusAlphaBar),
+            "uniform" => Ok(Self::Uniform),
+            "min-snr" => Ok(Self::MinSnr),
+            other => bail!("unknown loss weighting '{other}': use one-minus-alpha-bar, uniform or min-snr"),
+        }
+    }
+
+    pub fn weight(self, schedule: &NoiseSchedule, t: usize) -> f32 {
+        match self {
+            Self::OneMinusAlphaBar => schedule.loss_weight(t),
+            Self::Uniform => 1.0,
+            Self::MinSnr => {
+                let ab = schedule.alpha_bar(t);
+                let snr = ab / (1.0 - ab);
+                (snr.min(5.0) / snr) as f32
+            }
+        }
+    }
+}
+
+/// What pretraining learns from, apart from the run's length and optimiser.
+#[derive(Debug, Clone)]
+pub struct PretrainSettings {
     pub unet: UNetConfig,
     pub patch: usize,
     pub batch: usize,
-    pub steps: usize,
-    pub lr: f64,
-    pub seed: u64,
-    pub checkpoint_every: usize,
     pub augment: Augment,
-    pub out: PathBuf,
-    pub resume: bool,
-    /// Where the images came from, recorded in the checkpoint.
-    pub provenance: String,
+    pub weighting: LossWeighting,
+    /// Patches of the fixed validation batch.
+    pub validation_patches: usize,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct PretrainState {
-    pub step: usize,
-    pub losses: Vec<f32>,
-    pub seconds: f64,
-}
-
-fn state_path(out: &Path) -> PathBuf {
-    out.with_extension("state.json")
-}
-
-fn log_path(out: &Path) -> PathBuf {
-    out.with_extension("loss.csv")
-}
-
-/// Writes the UNet as an f32 model file (with an unused placeholder head), plus the state file.
-pub fn save_checkpoint(unet: &UNet, config: &UNetConfig, state: &PretrainState, out: &Path, provenance: &str) -> Result<()> {
-    let device = Device::flex();
-    let head_cfg = HeadConfig { feature_levels: vec![0], hidden_channels: 8, num_classes: 2 };
-    let head = SegHead::new(config.feature_channels(&head_cfg.feature_levels), &head_cfg, &device);
-    let net = HistoSegNet { unet: unet.clone(), head };
+/// The model file a pretraining run writes: the UNet, with a placeholder head.
+pub fn pretrain_manifest(unet: &UNetConfig, provenance: &str) -> Manifest {
+    let head = HeadConfig { feature_levels: vec![0], hidden_channels: 8, num_classes: 2 };
     let classes = vec![ClassInfo { name: "background".into(), color: [0, 0, 0] }, ClassInfo { name: "unused".into(), color: [0, 0, 0] }];
-    let mut manifest = new_manifest("pretrained-unet", classes, config.clone(), head_cfg);
-    manifest.description = format!("DDPM-pretrained UNet after {} steps (the head is a placeholder)", state.step);
+    let mut manifest = new_manifest("pretrained-unet", classes, unet.clone(), head);
+    manifest.description = "DDPM-pretrained UNet (the head is a placeholder)".into();
     manifest.provenance = provenance.to_string();
-    let bytes = ModelFile::from_net(manifest, &net).to_bytes_with(Precision::F32);
-    let tmp = out.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, out)?;
-    std::fs::write(state_path(out), serde_json::to_vec(state)?)?;
-    Ok(())
+    manifest
 }
 
 /// Loads the UNet of any model file (a pretraining checkpoint or a full model).
@@ -80,68 +86,125 @@ pub fn load_unet(path: &Path, device: &Device) -> Result<(UNet, UNetConfig)> {
     Ok((unet, cfg))
 }
 
-/// One weighted DDPM loss evaluation on a batch of clean patches `[B, 3, P, P]`.
-pub fn ddpm_loss(unet: &UNet, schedule: &NoiseSchedule, x0: Tensor<4>, rng: &mut ChaCha8Rng, step_seed: u64) -> Tensor<1> {
+/// The weighted DDPM loss of clean patches `x0` `[B, 3, P, P]` at timesteps `ts` with noise `eps`.
+pub fn ddpm_loss_at(unet: &UNet, schedule: &NoiseSchedule, weighting: LossWeighting, x0: Tensor<4>, ts: &[usize], eps: Tensor<4>) -> Tensor<1> {
     let device = x0.device();
     let [b, c, h, w] = x0.dims();
-    let ts: Vec<usize> = (0..b).map(|_| below(rng, T)).collect();
-    let eps = Tensor::<4>::from_data(TensorData::new(seeded_normal(step_seed, b * c * h * w), [b, c, h, w]), &device);
     let coef = |f: &dyn Fn(usize) -> f32| Tensor::<4>::from_data(TensorData::new(ts.iter().map(|&t| f(t)).collect::<Vec<f32>>(), [b, 1, 1, 1]), &device);
     let a = coef(&|t| schedule.q_sample_coefficients(t).0);
     let s = coef(&|t| schedule.q_sample_coefficients(t).1);
-    let weight = Tensor::<1>::from_data(TensorData::new(ts.iter().map(|&t| schedule.loss_weight(t)).collect::<Vec<f32>>(), [b]), &device);
+    let weight = Tensor::<1>::from_data(TensorData::new(ts.iter().map(|&t| weighting.weight(schedule, t)).collect::<Vec<f32>>(), [b]), &device);
     let x_t = x0 * a + eps.clone() * s;
-    let pred = unet.forward(x_t, unet.time_embedding(&ts, &device));
+    let pred = unet.forward(x_t, unet.time_embedding(ts, &device));
     let per_sample = (pred - eps).powi_scalar(2).reshape([b, c * h * w]).mean_dim(1).reshape([b]);
     (per_sample * weight).mean()
 }
 
-/// Runs (or resumes) pretraining; returns the final state.
-pub fn pretrain(images: &[RgbImage], cfg: &PretrainConfig, mut on_step: impl FnMut(usize, f32)) -> Result<PretrainState> {
-    let device = Device::flex().autodiff();
-    device.seed(cfg.seed);
-    let (mut unet, mut state) = if cfg.resume && cfg.out.exists() {
-        let (unet, loaded_cfg) = load_unet(&cfg.out, &device)?;
-        anyhow::ensure!(loaded_cfg == cfg.unet, "the checkpoint's architecture differs from the one requested");
-        let state: PretrainState = serde_json::from_slice(&std::fs::read(state_path(&cfg.out))?)?;
-        (unet, state)
-    } else {
-        (UNet::new(&cfg.unet, &device), PretrainState::default())
-    };
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(log_path(&cfg.out))?;
-    if state.step == 0 {
-        writeln!(log, "step,loss,seconds")?;
-    }
-    // Adam moments are not checkpointed: a resumed run re-estimates them (with a short warmup).
-    let mut optim = AdamConfig::new().init();
-    let schedule = NoiseSchedule::default();
-    let started = Instant::now();
-    let base_seconds = state.seconds;
-    let warmup = 100.min(cfg.steps / 10 + 1);
-    let mut since_resume = 0;
-    while state.step < cfg.steps {
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ (state.step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let planar: Vec<f32> = (0..cfg.batch)
-            .flat_map(|_| {
-                let img = &images[below(&mut rng, images.len())];
-                sample_patch(img, None, cfg.patch, cfg.augment, &mut rng).0
-            })
-            .collect();
-        let x0 = Tensor::<4>::from_data(TensorData::new(planar, [cfg.batch, 3, cfg.patch, cfg.patch]), &device);
-        let loss = ddpm_loss(&unet, &schedule, x0, &mut rng, cfg.seed.wrapping_add(1_000_003 * state.step as u64));
-        let value = loss.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(loss.backward(), &unet);
-        since_resume += 1;
-        let lr = cfg.lr * (since_resume as f64 / warmup as f64).min(1.0);
-        unet = optim.step(lr, unet, grads);
-        state.step += 1;
-        state.losses.push(value);
-        state.seconds = base_seconds + started.elapsed().as_secs_f64();
-        writeln!(log, "{},{value:.6},{:.1}", state.step, state.seconds)?;
-        on_step(state.step, value);
-        if state.step % cfg.checkpoint_every == 0 || state.step == cfg.steps {
-            save_checkpoint(&unet, &cfg.unet, &state, &cfg.out, &cfg.provenance)?;
+/// The weighted DDPM loss with timesteps drawn from `rng` and noise from `noise_seed`.
+pub fn ddpm_loss(unet: &UNet, schedule: &NoiseSchedule, x0: Tensor<4>, rng: &mut ChaCha8Rng, noise_seed: u64) -> Tensor<1> {
+    let [b, c, h, w] = x0.dims();
+    let ts: Vec<usize> = (0..b).map(|_| below(rng, T)).collect();
+    let eps = Tensor::<4>::from_data(TensorData::new(seeded_normal(noise_seed, b * c * h * w), [b, c, h, w]), &x0.device());
+    ddpm_loss_at(unet, schedule, LossWeighting::OneMinusAlphaBar, x0, &ts, eps)
+}
+
+/// A fixed batch: patches, evenly spread timesteps and noise, all from `seed`.
+struct FixedBatch {
+    planar: Vec<f32>,
+    ts: Vec<usize>,
+    eps: Vec<f32>,
+}
+
+fn patches(images: &[RgbImage], n: usize, patch: usize, aug: Augment, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    (0..n).flat_map(|_| sample_patch(&images[below(rng, images.len())], None, patch, aug, rng).0).collect()
+}
+
+pub struct PretrainObjective<'a> {
+    images: &'a [RgbImage],
+    settings: PretrainSettings,
+    schedule: NoiseSchedule,
+    validation: Option<FixedBatch>,
+}
+
+impl<'a> PretrainObjective<'a> {
+    pub fn new(train: &'a [RgbImage], validation: &[RgbImage], settings: PretrainSettings, seed: u64) -> Result<Self> {
+        if train.is_empty() {
+            bail!("no images to pretrain on");
         }
+        let n = settings.validation_patches;
+        let validation = (!validation.is_empty() && n > 0).then(|| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_FA11);
+            let planar = patches(validation, n, settings.patch, Augment::NONE, &mut rng);
+            let ts = (0..n).map(|i| (i * T + T / 2) / n).collect();
+            let eps = seeded_normal(rng.next_u64(), planar.len());
+            FixedBatch { planar, ts, eps }
+        });
+        Ok(Self { images: train, settings, schedule: NoiseSchedule::default(), validation })
     }
-    Ok(state)
+}
+
+impl Objective for PretrainObjective<'_> {
+    fn loss(&mut self, net: &HistoSegNet, _step: usize, rng: &mut ChaCha8Rng) -> Tensor<1> {
+        let s = &self.settings;
+        let device = net.head.classify.weight.val().device();
+        let planar = patches(self.images, s.batch, s.patch, s.augment, rng);
+        let x0 = Tensor::<4>::from_data(TensorData::new(planar, [s.batch, 3, s.patch, s.patch]), &device);
+        let ts: Vec<usize> = (0..s.batch).map(|_| below(rng, T)).collect();
+        let eps = seeded_normal(rng.next_u64(), s.batch * 3 * s.patch * s.patch);
+        let eps = Tensor::<4>::from_data(TensorData::new(eps, [s.batch, 3, s.patch, s.patch]), &device);
+        ddpm_loss_at(&net.unet, &self.schedule, s.weighting, x0, &ts, eps)
+    }
+
+    fn validate(&mut self, net: &HistoSegNet) -> Result<f64> {
+        let Some(v) = &self.validation else { return Ok(0.0) };
+        let device = net.head.classify.weight.val().device();
+        let p = self.settings.patch;
+        let n = v.ts.len();
+        // in chunks, so a large validation batch fits in memory
+        let mut total = 0.0;
+        for start in (0..n).step_by(16) {
+            let k = 16.min(n - start);
+            let per = 3 * p * p;
+            let x0 = Tensor::<4>::from_data(TensorData::new(v.planar[start * per..(start + k) * per].to_vec(), [k, 3, p, p]), &device);
+            let eps = Tensor::<4>::from_data(TensorData::new(v.eps[start * per..(start + k) * per].to_vec(), [k, 3, p, p]), &device);
+            let loss = ddpm_loss_at(&net.unet, &self.schedule, self.settings.weighting, x0, &v.ts[start..start + k], eps);
+            total += loss.into_scalar::<f32>() as f64 * k as f64;
+        }
+        Ok(-total / n as f64)
+    }
+
+    fn score_name(&self) -> &'static str {
+        "minus validation loss"
+    }
+
+    fn settings(&self) -> serde_json::Value {
+        let s = &self.settings;
+        serde_json::json!({
+            "task": "pretrain", "unet": s.unet, "patch": s.patch, "batch": s.batch, "weighting": s.weighting,
+            "augment": [s.augment.flips_and_rotations, s.augment.stain_scale, s.augment.stain_shift],
+            "validation_patches": s.validation_patches, "train_images": self.images.len(),
+        })
+    }
+}
+
+/// Runs (or resumes) pretraining on `device` (without autodiff; it is added here).
+pub fn pretrain(
+    train: &[RgbImage],
+    validation: &[RgbImage],
+    settings: PretrainSettings,
+    cfg: &RunConfig,
+    device: &Device,
+    provenance: &str,
+    on_progress: impl FnMut(&Progress),
+) -> Result<RunOutcome> {
+    settings.unet.validate().map_err(anyhow::Error::msg)?;
+    if settings.patch % settings.unet.size_multiple() != 0 {
+        bail!("the patch size {} must be a multiple of {}", settings.patch, settings.unet.size_multiple());
+    }
+    let ad = device.clone().autodiff();
+    ad.seed(cfg.seed);
+    let manifest = pretrain_manifest(&settings.unet, provenance);
+    let net = HistoSegNet::new(&manifest.unet, &manifest.head, &ad);
+    let mut objective = PretrainObjective::new(train, validation, settings, cfg.seed)?;
+    run(net, &mut objective, &manifest, cfg, on_progress)
 }

@@ -1,0 +1,142 @@
+//! `histoseg train`: a segmentation model from a labelled dataset (a preset or any folder pair
+//! with any number of classes), frozen-UNet head or full fine-tune, as a resumable run whose
+//! best weights by validation Dice are written to `--out`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use histoseg::model::HeadConfig;
+use histoseg::train::data::{Augment, Split, split_train_val};
+use histoseg::train::fit::{Mode, SegSettings, train_segmentation};
+use histoseg::weights::{ClassInfo, new_manifest};
+
+use crate::args::{ArchArgs, DataArgs, DeviceArgs, RunArgs, RunReporter, parse_list};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Class names and colours, background first: "background:000000,gland:00c853". The
+    /// presets have their own; folders need it.
+    #[arg(long)]
+    classes: Option<String>,
+    /// A model file whose UNet to start from (a pretraining run's output), or "none" for random
+    /// initialisation.
+    #[arg(long)]
+    pretrained: String,
+    /// frozen (train the head on cached features of the frozen UNet) or finetune (all of it).
+    #[arg(long, default_value = "frozen")]
+    mode: String,
+    #[command(flatten)]
+    arch: ArchArgs,
+    /// Working resolution of the model (µm/px).
+    #[arg(long)]
+    um_per_px: f64,
+    #[arg(long, default_value_t = 50)]
+    timestep: usize,
+    #[arg(long, default_value = "0,1")]
+    feature_levels: String,
+    #[arg(long, default_value_t = 32)]
+    head_hidden: usize,
+    #[arg(long, default_value_t = 128)]
+    tile: usize,
+    #[arg(long, default_value_t = 32)]
+    overlap: usize,
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Patches whose features are cached (frozen mode).
+    #[arg(long, default_value_t = 256)]
+    cache: usize,
+    /// Fraction of the training images (after the validation split) whose labels are used.
+    #[arg(long, default_value_t = 1.0)]
+    label_fraction: f64,
+    /// Fraction of the training images held out for validation.
+    #[arg(long, default_value_t = 0.1)]
+    val_fraction: f64,
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// Model name, shown in the viewer.
+    #[arg(long)]
+    name: String,
+    /// The trained model (f32 model file): the run's best weights by validation Dice.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(a: TrainArgs, data_dir: &std::path::Path) -> Result<()> {
+    let mode = Mode::parse(&a.mode)?;
+    let preset = a.data.preset()?;
+    let classes = match (&a.classes, preset) {
+        (Some(c), _) => ClassInfo::parse_list(c).map_err(anyhow::Error::msg)?,
+        (None, Some(d)) => d.classes(),
+        (None, None) => anyhow::bail!("--classes NAME:RRGGBB,... is needed with --images: one per mask value, background first"),
+    };
+    let unet = a.arch.config()?;
+    let head = HeadConfig { feature_levels: parse_list(&a.feature_levels)?, hidden_channels: a.head_hidden, num_classes: classes.len() };
+    let mut manifest = new_manifest(&a.name, classes, unet, head);
+    (manifest.tile_size, manifest.overlap, manifest.timestep, manifest.um_per_px) = (a.tile, a.overlap, a.timestep, a.um_per_px);
+    manifest.validate()?;
+    let data = a.data.load(data_dir, Split::Train, manifest.head.num_classes).context("cannot load the training data")?;
+    let (train, val) = split_train_val(data.samples, a.val_fraction, a.label_fraction, a.run.seed)?;
+    let train: Vec<_> = train.iter().map(|s| s.rescaled(a.um_per_px)).collect();
+    let compute = a.device.compute()?;
+    let device = compute.device()?;
+    let cfg = a.run.config(&a.out, 2e-3);
+    println!(
+        "training on {} images of {} ({} held out for validation), {} classes, {mode:?} mode, t={}, levels {:?}, on {}\nrun folder {}",
+        train.len(),
+        data.name,
+        val.len(),
+        manifest.classes.len(),
+        a.timestep,
+        manifest.head.feature_levels,
+        compute.describe(),
+        cfg.dir.display()
+    );
+    let data_flags = match preset {
+        Some(d) => format!("--dataset {}", d.name()),
+        None => format!("--images {}", data.name),
+    };
+    manifest.trained = true;
+    manifest.provenance = format!(
+        "histoseg train {data_flags} --pretrained {} --mode {mode:?} --um-per-px {} --timestep {} --feature-levels {} --steps {} --batch {} --lr {} --ema {} --label-fraction {} --seed {} ({} training images, on {})",
+        a.pretrained,
+        a.um_per_px,
+        a.timestep,
+        a.feature_levels,
+        cfg.steps,
+        a.batch,
+        cfg.lr,
+        cfg.ema_decay,
+        a.label_fraction,
+        cfg.seed,
+        train.len(),
+        compute.describe()
+    )
+    .to_lowercase();
+    let settings = SegSettings { mode, batch: a.batch, cache_patches: a.cache, augment: Augment::DEFAULT };
+    let pretrained = (a.pretrained != "none").then(|| PathBuf::from(&a.pretrained));
+    let mut reporter = RunReporter::new(&cfg, "train", a.run.log_every);
+    let outcome = train_segmentation(pretrained.as_deref(), &manifest, &train, &val, settings, &cfg, &device, |p| reporter.report(p))?;
+    reporter.finish();
+    let per_second = outcome.steps_this_process as f64 / outcome.seconds_this_process.max(1e-9);
+    println!("{} steps in this process ({per_second:.3} steps/s), {} of {} in all", outcome.steps_this_process, outcome.state.step, cfg.steps);
+    if !outcome.finished {
+        println!("stopped early with a checkpoint in {}; continue with --resume", cfg.dir.display());
+        return Ok(());
+    }
+    let best = outcome.state.best;
+    if let Some((step, dice)) = best {
+        println!("best validation Dice {dice:.4} at step {step} ({} images)", val.len());
+    }
+    crate::args::publish(&cfg.dir, &a.out, |file| {
+        file.manifest.metrics = match best {
+            Some((step, dice)) if !val.is_empty() => serde_json::json!({ "validation_pixel_dice": dice, "validation_step": step, "validation_images": val.len() }),
+            _ => serde_json::Value::Null,
+        };
+        Ok(())
+    })
+}
