@@ -72,10 +72,9 @@ fn read_mask(path: &Path, size: (usize, usize), image: &Path, values: MaskValues
         DynamicImage::ImageLuma16(m) => m.into_raw(),
         DynamicImage::ImageRgb8(m) if values == MaskValues::Binary => m.pixels().map(|p| p.0.iter().map(|&v| v as u16).max().unwrap_or(0)).collect(),
         other => bail!(
-            "mask {} is {:?}, but a mask holds one class index per pixel as 8- or 16-bit greyscale (0 = {}, 1, 2, ...)",
+            "mask {} is {:?}, but a mask holds one class index per pixel as 8- or 16-bit greyscale (0 = background, 1, 2, ...)",
             path.display(),
-            other.color(),
-            "background"
+            other.color()
         ),
     };
     match values {
