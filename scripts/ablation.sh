@@ -4,23 +4,22 @@
 # histoseg CLI, evaluates on GlaS testA (whole images, same tiling as the viewer) and writes
 # runs/ablation/<row>.json; scripts/ablation_table.py turns them into the README table.
 #
-#   scripts/ablation.sh [ROW...]        (default: all rows; needs runs/pretrain.ckpt)
+#   scripts/ablation.sh [ROW...]        (default: all rows; needs runs/pretrain.histoseg)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/histoseg
 [ -x "$BIN" ] || cargo build --release --features cli --bin histoseg
-PRE=${PRETRAINED:-runs/pretrain.ckpt}
+PRE=${PRETRAINED:-runs/pretrain.histoseg}
 OUT=runs/ablation
 mkdir -p "$OUT"
-COMMON=(--dataset glas --um-per-px 1.0 --tile 128 --overlap 32 --steps 300 --cache 256 --seed 0
-        --name glands --classes background:000000,gland:00c853)
+COMMON=(--dataset glas --um-per-px 1.0 --tile 128 --overlap 32 --steps 300 --cache 256 --seed 0 --name glands)
 
 row() {
   local name=$1; shift
   if [ -f "$OUT/$name.json" ]; then echo "== $name: done"; return; fi
   echo "== $name: $*"
-  "$BIN" train "${COMMON[@]}" "$@" --out "$OUT/$name.ckpt" | tee "$OUT/$name.log"
-  "$BIN" eval --model "$OUT/$name.ckpt" --dataset glas --report "$OUT/$name.json" | tee -a "$OUT/$name.log"
+  "$BIN" train "${COMMON[@]}" "$@" --out "$OUT/$name.histoseg" --run "${HISTOSEG_RUNS:-../runs}/ablation-$name" | tee "$OUT/$name.log"
+  "$BIN" eval --model "$OUT/$name.histoseg" --dataset glas --report "$OUT/$name.json" | tee -a "$OUT/$name.log"
   printf '%s\n' "$*" > "$OUT/$name.args"
 }
 

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# The exact commands that produced the shipped models in models/ (2 CPU cores, no GPU).
+# The commands behind the shipped models in models/ (2 CPU cores, no GPU). The models were made
+# at commit d33f664 with that commit's CLI (see its copy of this script); the commands below are
+# the same training in today's CLI (run folders, resumable loop, EMA), so a rerun gives a
+# comparable model, not a byte-identical one. Run state goes to $HISTOSEG_RUNS (default ../runs).
 #
 #   scripts/train_models.sh pretrain   # DDPM on GlaS train_* + MoNuSeg train (stopped at step 1000)
 #   scripts/train_models.sh glands     # fine-tuned UNet + head on GlaS train (= ablation row
@@ -19,18 +22,17 @@ for what in "$@"; do
       # (checkpoints every 100 steps). `--resume` continues a stopped run.
       "$BIN" pretrain --source "$DATA/glas/images,0.62,train_" --source "$DATA/monuseg/train/images,0.2527" \
         --um-per-px 0.5,1.0 --steps "${PRETRAIN_STEPS:-1000}" --batch 8 --patch 64 --checkpoint-every 100 \
-        --out runs/pretrain.ckpt ${RESUME:+--resume}
+        --out runs/pretrain.histoseg ${RESUME:+--resume}
       ;;
     glands)
       scripts/ablation.sh pre-finetune
-      "$BIN" export --checkpoint runs/ablation/pre-finetune.ckpt --out models/glands.histoseg --dataset glas \
+      "$BIN" export --model runs/ablation/pre-finetune.histoseg --out models/glands.histoseg --dataset glas \
         --report runs/glands-export.json
       ;;
     nuclei)
-      "$BIN" train --dataset monuseg --pretrained runs/pretrain.ckpt --um-per-px 0.5 --tile 128 --overlap 32 \
-        --steps 300 --batch 8 --cache 256 --seed 0 --name nuclei --classes background:000000,nucleus:ff3d7f \
-        --out runs/nuclei.ckpt
-      "$BIN" export --checkpoint runs/nuclei.ckpt --out models/nuclei.histoseg --dataset monuseg \
+      "$BIN" train --dataset monuseg --pretrained runs/pretrain.histoseg --um-per-px 0.5 --tile 128 --overlap 32 \
+        --steps 300 --batch 8 --cache 256 --seed 0 --name nuclei --out runs/nuclei.histoseg
+      "$BIN" export --model runs/nuclei.histoseg --out models/nuclei.histoseg --dataset monuseg \
         --report runs/nuclei-export.json
       ;;
     *) echo "unknown step $what" >&2; exit 2 ;;

@@ -54,7 +54,7 @@ fn boundaries_separate_touching_nuclei_and_a_written_folder_reads_back_unchanged
     }
     assert!(touching > 100, "touching nuclei are separated by boundary pixels ({touching} found)");
     let dir = temp_dir("roundtrip");
-    write_folder(&samples, &dir).unwrap();
+    write_folder(&samples, &dir, None).unwrap();
     let back = load_folder(&spec(&dir, 3)).unwrap();
     assert_eq!(back.len(), 3);
     for (a, b) in samples.iter().zip(&back) {
@@ -66,7 +66,7 @@ fn boundaries_separate_touching_nuclei_and_a_written_folder_reads_back_unchanged
 /// A fresh copy of the 3-class folder, for one bad case to be made in.
 fn good_folder(name: &str) -> PathBuf {
     let dir = temp_dir(name);
-    write_folder(&three_class_samples(), &dir).unwrap();
+    write_folder(&three_class_samples(), &dir, None).unwrap();
     dir
 }
 

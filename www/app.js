@@ -107,14 +107,23 @@ async function probeWebGPU() {
   }
 }
 
-async function loadModel(id) {
-  if (state.models.has(id)) return state.models.get(id);
+// A model the user opened from disk: id "file:NAME" -> { bytes, label }. Its bytes are kept so
+// it can be loaded again on the CPU if the GPU is lost.
+const userModels = new Map();
+
+async function modelBytes(id) {
+  const own = userModels.get(id);
+  if (own) return { bytes: own.bytes, fetchMs: 0 };
   const entry = MODELS.find((m) => m.id === id);
   const t0 = performance.now();
   const resp = await fetch(entry.file);
   if (!resp.ok) throw new Error(`could not fetch the model file ${entry.file} (HTTP ${resp.status})`);
-  const bytes = new Uint8Array(await resp.arrayBuffer());
-  const fetchMs = performance.now() - t0;
+  return { bytes: new Uint8Array(await resp.arrayBuffer()), fetchMs: performance.now() - t0 };
+}
+
+async function loadModel(id) {
+  if (state.models.has(id)) return state.models.get(id);
+  const { bytes, fetchMs } = await modelBytes(id);
   if (state.webgpuUsable === null) {
     const probe = await probeWebGPU();
     state.webgpuUsable = probe.usable;
@@ -159,6 +168,13 @@ function describeModel(id, m) {
     if (o.object_f1 != null) parts.push(`object F1 ${fmt(o.object_f1)}`);
     if (o.aji != null) parts.push(`AJI ${fmt(o.aji)}`);
     t.textContent = `Test set (${test.dataset}, ${test.images} images): ${parts.join(", ")}.`;
+    info.append(t);
+  }
+  const validation = mf.metrics && mf.metrics.validation_pixel_dice;
+  if (!(test && test.int8) && typeof validation === "number") {
+    const t = document.createElement("p");
+    t.className = "metrics";
+    t.textContent = `Validation (held-out training images): mean pixel Dice ${fmt(validation)}.`;
     info.append(t);
   }
   if (mf.provenance) {
@@ -466,6 +482,35 @@ function bindControls() {
     try {
       describeModel(select.value, await loadModel(select.value));
     } catch (e) {
+      showError(`The model could not be loaded: ${message(e)}`);
+    }
+  });
+  // A model file from disk (one trained with `histoseg train`, any number of classes): it is read
+  // here, never uploaded, and joins the model list for this visit.
+  $("model-file").addEventListener("change", async (ev) => {
+    const f = ev.target.files[0];
+    ev.target.value = "";
+    if (!f) return;
+    clearError();
+    const id = `file:${f.name}`;
+    const previous = select.value;
+    try {
+      userModels.set(id, { bytes: new Uint8Array(await f.arrayBuffer()) });
+      state.models.delete(id);
+      state.styles.delete(id);
+      const m = await loadModel(id);
+      let option = [...select.options].find((o) => o.value === id);
+      if (!option) {
+        option = document.createElement("option");
+        option.value = id;
+        select.append(option);
+      }
+      option.textContent = `${m.manifest.name} (${f.name})`;
+      select.value = id;
+      describeModel(id, m);
+    } catch (e) {
+      userModels.delete(id);
+      select.value = previous;
       showError(`The model could not be loaded: ${message(e)}`);
     }
   });

@@ -187,9 +187,10 @@ pub fn with_boundaries(sample: &Labeled, width: usize) -> Labeled {
     Labeled { mask, instances: Some(ids), ..sample.clone() }
 }
 
-/// Writes samples as a folder dataset: `images/NAME.png`, `masks/NAME.png` (class indices,
-/// 8-bit) and, where there are some, `instances/NAME.png` (16-bit ids).
-pub fn write_folder(samples: &[Labeled], dir: &Path) -> Result<()> {
+/// Writes samples as a folder dataset: `images/NAME.png` (or `.jpg` at `jpeg_quality`, to make
+/// a compact copy), `masks/NAME.png` (class indices, 8-bit) and, where there are some,
+/// `instances/NAME.png` (16-bit ids). Masks are always lossless.
+pub fn write_folder(samples: &[Labeled], dir: &Path, jpeg_quality: Option<u8>) -> Result<()> {
     for sub in ["images", "masks", "instances"] {
         std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("cannot create {}", dir.join(sub).display()))?;
     }
@@ -198,7 +199,15 @@ pub fn write_folder(samples: &[Labeled], dir: &Path) -> Result<()> {
         let name = format!("{}.png", s.name);
         let save = |r: image::ImageResult<()>, what: &str| r.with_context(|| format!("cannot write {what} {}", dir.join(what).join(&name).display()));
         let img = image::RgbImage::from_raw(w, h, s.image.pixels.clone()).context("image size")?;
-        save(img.save(dir.join("images").join(&name)), "images")?;
+        match jpeg_quality {
+            None => save(img.save(dir.join("images").join(&name)), "images")?,
+            Some(q) => {
+                let path = dir.join("images").join(format!("{}.jpg", s.name));
+                let file = std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+                let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), q);
+                img.write_with_encoder(encoder).with_context(|| format!("cannot write {}", path.display()))?;
+            }
+        }
         let mask = image::GrayImage::from_raw(w, h, s.mask.clone()).context("mask size")?;
         save(mask.save(dir.join("masks").join(&name)), "masks")?;
         if let Some(ids) = &s.instances {

@@ -125,6 +125,7 @@ fn test() -> Result {
         "tests/browser/bad_inputs.test.mjs",
         "tests/browser/faults.test.mjs",
         "tests/browser/privacy.test.mjs",
+        "tests/browser/own_model.test.mjs",
     ]))
 }
 

@@ -30,6 +30,10 @@ pub struct DatasetArgs {
     /// (at the output resolution).
     #[arg(long)]
     boundaries: Option<usize>,
+    /// Write the images as JPEG of this quality (1-100) instead of PNG: a compact copy, for
+    /// carrying the data to another machine. Masks stay lossless PNG.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+    jpeg_quality: Option<u8>,
     #[arg(long)]
     out: PathBuf,
 }
@@ -51,7 +55,7 @@ pub fn run(a: DatasetArgs, data_dir: &std::path::Path) -> Result<()> {
         }
         samples = samples.iter().map(|s| with_boundaries(s, width)).collect();
     }
-    write_folder(&samples, &a.out)?;
+    write_folder(&samples, &a.out, a.jpeg_quality)?;
     let um = samples.first().map(|s| s.um_per_px).unwrap_or_default();
     let classes = if a.boundaries.is_some() { 3 } else { a.classes };
     println!("wrote {} images of {} at {um} µm/px with {classes}-class masks to {}", samples.len(), data.name, a.out.display());

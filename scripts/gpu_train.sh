@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Training on a GPU machine that has an NVIDIA driver and its Vulkan ICD, but no Vulkan loader, no
+# Rust, no network and no copy of ../shared; commands there run for at most 10 minutes and take at
+# most 64 MiB of files along with the repository. Everything it needs is made here and carried in
+# .gpu/ (git-ignored); a run trains in chunks that checkpoint, and its state comes back as files.
+#
+#   scripts/gpu_train.sh prepare
+#       Here. Builds histoseg with the `gpu` feature (burn wgpu on Vulkan) into target/gpu and
+#       compresses it with xz; downloads Debian's libvulkan1 loader; packs the training data at
+#       working resolution with `histoseg dataset` (images as JPEG q95, masks lossless PNG):
+#         glas-1.0/     GlaS train, 1.0 µm/px, images + masks            (glands)
+#         monuseg-0.5/  MoNuSeg train, 0.5 µm/px, images + masks + instances (nuclei)
+#         glas-0.5/, monuseg-1.0/  the same images at the other resolution (pretraining)
+#       into .gpu/data.tar, and prints the size of .gpu/ against the 64 MiB limit.
+#
+#   scripts/gpu_train.sh chunk NAME SECONDS -- HISTOSEG ARGS...
+#       There (the device tool runs it with carry [".gpu"]). Unpacks the loader, the binary and
+#       the data (into target/gpu-data, which survives between calls on a warm machine), restores
+#       the run NAME from .gpu/NAME.run.tar.xz when the machine has no state of it, runs
+#       `histoseg ARGS --device gpu --run target/gpu-run/NAME --resume --stop-after SECONDS`,
+#       and leaves in $OUT the run folder (NAME.run.tar.xz, in 15 MB parts when larger) and the
+#       log (NAME.log). Data paths in ARGS are relative to target/gpu-data, e.g.
+#         chunk pre 480 -- pretrain --source glas-1.0/images,1.0 --um-per-px 1.0 --steps 50000 ...
+#
+#   scripts/gpu_train.sh collect NAME DIR
+#       Here. Reassembles NAME.run.tar.xz from the files that came back (in DIR), unpacks it into
+#       $HISTOSEG_RUNS/NAME (default ../runs/NAME) and copies it to .gpu/ for the next chunk.
+#
+#   scripts/gpu_train.sh rehearse NAME SECONDS -- HISTOSEG ARGS...
+#       Here. Runs `chunk` in a scratch copy with a local $OUT, on whatever Vulkan driver this
+#       machine has (Mesa's lavapipe on a machine without a GPU): the whole path but the GPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+GPU=.gpu
+RUNS=${HISTOSEG_RUNS:-$ROOT/../runs}
+DATA=${HISTOSEG_DATA:-$ROOT/../shared/data}
+
+prepare() {
+  grep -qx "/$GPU/" .git/info/exclude 2>/dev/null || echo "/$GPU/" >> .git/info/exclude
+  mkdir -p "$GPU"
+  CARGO_TARGET_DIR=target/gpu cargo build --release --features gpu --bin histoseg
+  xz -T0 -6 -c target/gpu/release/histoseg > "$GPU/histoseg.xz"
+  if ! ls "$GPU"/libvulkan1_*.deb >/dev/null 2>&1; then
+    # Debian's loader for amd64, whatever this machine's own architecture (recipe from the device tool)
+    local o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+    mkdir -p /tmp/amd64/partial
+    apt-get $o update -qq
+    (cd "$GPU" && apt-get $o download libvulkan1)
+  fi
+  # the CLI build without the gpu feature is enough to pack the data
+  local bin=target/release/histoseg
+  [ -x "$bin" ] || cargo build --release --features cli --bin histoseg
+  local pack=target/gpu-pack
+  rm -rf "$pack" && mkdir -p "$pack"
+  "$bin" --data "$DATA" dataset --dataset glas --split train --um-per-px 1.0 --jpeg-quality 95 --out "$pack/glas-1.0"
+  "$bin" --data "$DATA" dataset --dataset glas --split train --um-per-px 0.5 --jpeg-quality 95 --out "$pack/glas-0.5"
+  "$bin" --data "$DATA" dataset --dataset monuseg --split train --um-per-px 0.5 --jpeg-quality 95 --out "$pack/monuseg-0.5"
+  "$bin" --data "$DATA" dataset --dataset monuseg --split train --um-per-px 1.0 --jpeg-quality 95 --out "$pack/monuseg-1.0"
+  # the pretraining copies need no masks
+  rm -rf "$pack/glas-0.5/masks" "$pack/glas-0.5/instances" "$pack/monuseg-1.0/masks" "$pack/monuseg-1.0/instances"
+  tar -cf "$GPU/data.tar" -C "$pack" .
+  du -ab "$GPU" | sort -k2 | awk '{printf "%8.1f MB  %s\n", $1/1e6, $2}'
+  local total
+  total=$(du -sb "$GPU" | cut -f1)
+  echo "carried: $((total / 1024 / 1024)) MiB of the 64 MiB limit (plus the working tree)"
+}
+
+chunk() {
+  local name=$1 seconds=$2
+  shift 2
+  [ "${1:-}" = "--" ] && shift
+  : "${OUT:?OUT must name the folder whose files come back}"
+  # the Vulkan loader (the driver and its ICD are on the machine)
+  if ! ldconfig -p | grep -q libvulkan.so.1; then
+    for f in "$GPU"/libvulkan1_*.deb; do dpkg -x "$f" /; done
+    ldconfig
+  fi
+  if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
+    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  fi
+  export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
+  local bin=target/gpu-bin/histoseg
+  mkdir -p target/gpu-bin target/gpu-data target/gpu-run
+  if [ ! -x "$bin" ] || [ "$GPU/histoseg.xz" -nt "$bin" ]; then xz -dc "$GPU/histoseg.xz" > "$bin"; chmod +x "$bin"; fi
+  [ -f target/gpu-data/.unpacked ] || { tar -xf "$GPU/data.tar" -C target/gpu-data && touch target/gpu-data/.unpacked; }
+  local run=$ROOT/target/gpu-run/$name
+  if [ ! -d "$run/checkpoint" ] && ls "$GPU/$name.run.tar.xz"* >/dev/null 2>&1; then
+    cat "$GPU/$name.run.tar.xz"* | tar -xJf - -C target/gpu-run
+    echo "restored $name at $(grep -o '"step": [0-9]*' "$run/checkpoint/state.json")"
+  fi
+  local status=0
+  (cd target/gpu-data && "$ROOT/$bin" "$@" --device gpu --run "$run" --resume --stop-after "$seconds" --log-every 60) 2>&1 | tee "$OUT/$name.log" || status=$?
+  [ "$status" = 0 ] || echo "histoseg exited with $status" | tee -a "$OUT/$name.log"
+  tar -cf - -C target/gpu-run "$name" | xz -T0 -3 > "$OUT/$name.run.tar.xz"
+  local size
+  size=$(stat -c %s "$OUT/$name.run.tar.xz")
+  if [ "$size" -gt 15000000 ]; then
+    split -b 15000000 -d "$OUT/$name.run.tar.xz" "$OUT/$name.run.tar.xz.part"
+    rm "$OUT/$name.run.tar.xz"
+  fi
+  ls -l "$OUT"
+  return "$status"
+}
+
+collect() {
+  local name=$1 from=$2
+  mkdir -p "$RUNS"
+  rm -f "$GPU/$name.run.tar.xz"*
+  cat "$from/$name.run.tar.xz"* > "$GPU/$name.run.tar.xz"
+  rm -rf "${RUNS:?}/$name"
+  xz -dc "$GPU/$name.run.tar.xz" | tar -xf - -C "$RUNS"
+  [ -f "$from/$name.log" ] && cp "$from/$name.log" "$RUNS/$name/gpu-$(date +%Y%m%d-%H%M%S).log"
+  echo "run $name: $(cat "$RUNS/$name/progress.txt" 2>/dev/null || echo no progress line) -> $RUNS/$name"
+}
+
+rehearse() {
+  local scratch
+  scratch=$(mktemp -d /tmp/histoseg-gpu-rehearsal.XXXX)
+  git ls-files -z | xargs -0 -I{} cp --parents {} "$scratch/"
+  cp -r "$GPU" "$scratch/"
+  mkdir -p "$scratch/out"
+  (cd "$scratch" && OUT="$scratch/out" bash scripts/gpu_train.sh chunk "$@")
+  echo "rehearsal files: $scratch/out"
+}
+
+cmd=${1:-}
+shift || true
+case $cmd in
+  prepare) prepare ;;
+  chunk) chunk "$@" ;;
+  collect) collect "$@" ;;
+  rehearse) rehearse "$@" ;;
+  *) sed -n '2,33p' "$0"; exit 2 ;;
+esac
