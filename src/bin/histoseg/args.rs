@@ -13,7 +13,7 @@ use histoseg::train::compute::Compute;
 use histoseg::train::data::{self, Dataset, Labeled, Split};
 use histoseg::train::evaluate::EvalOptions;
 use histoseg::train::folders::{FolderSpec, load_folder};
-use histoseg::train::run::{Progress, RunConfig, runs_dir, write_progress_line};
+use histoseg::train::run::{Progress, RunConfig, RunOutcome, runs_dir, write_progress_line};
 use histoseg::weights::ModelFile;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -250,6 +250,16 @@ impl RunReporter {
             pb.finish();
         }
     }
+}
+
+/// Prints how far a run got in this process; false when it stopped early (to be resumed).
+pub fn say_how_far(outcome: &RunOutcome, cfg: &RunConfig) -> bool {
+    let per_second = outcome.steps_this_process as f64 / outcome.seconds_this_process.max(1e-9);
+    println!("{} steps in this process ({per_second:.3} steps/s), {} of {} in all", outcome.steps_this_process, outcome.state.step, cfg.steps);
+    if !outcome.finished {
+        println!("stopped early with a checkpoint in {}; continue with --resume", cfg.dir.display());
+    }
+    outcome.finished
 }
 
 /// Copies a finished run's weights with the best validation score (its final weights when

@@ -67,10 +67,7 @@ pub fn run(a: PretrainArgs) -> Result<()> {
     let mut reporter = RunReporter::new(&cfg, "pretrain", a.run.log_every);
     let outcome = pretrain(&images.train, &images.validation, settings, &cfg, &device, &provenance, |p| reporter.report(p))?;
     reporter.finish();
-    let per_second = outcome.steps_this_process as f64 / outcome.seconds_this_process.max(1e-9);
-    println!("{} steps in this process ({per_second:.3} steps/s), {} of {} in all", outcome.steps_this_process, outcome.state.step, cfg.steps);
-    if !outcome.finished {
-        println!("stopped early with a checkpoint in {}; continue with --resume", cfg.dir.display());
+    if !crate::args::say_how_far(&outcome, &cfg) {
         return Ok(());
     }
     crate::args::publish(&cfg.dir, &a.out, |_| Ok(()))

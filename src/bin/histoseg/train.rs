@@ -122,10 +122,7 @@ pub fn run(a: TrainArgs, data_dir: &std::path::Path) -> Result<()> {
     let mut reporter = RunReporter::new(&cfg, "train", a.run.log_every);
     let outcome = train_segmentation(pretrained.as_deref(), &manifest, &train, &val, settings, &cfg, &device, |p| reporter.report(p))?;
     reporter.finish();
-    let per_second = outcome.steps_this_process as f64 / outcome.seconds_this_process.max(1e-9);
-    println!("{} steps in this process ({per_second:.3} steps/s), {} of {} in all", outcome.steps_this_process, outcome.state.step, cfg.steps);
-    if !outcome.finished {
-        println!("stopped early with a checkpoint in {}; continue with --resume", cfg.dir.display());
+    if !crate::args::say_how_far(&outcome, &cfg) {
         return Ok(());
     }
     let best = outcome.state.best;
