@@ -6,12 +6,13 @@
 #
 #   scripts/gpu_train.sh prepare
 #       Here. Builds histoseg with the `gpu` feature (burn wgpu on Vulkan) into target/gpu and
-#       compresses it with xz; downloads Debian's libvulkan1 loader; packs the training data at
-#       working resolution with `histoseg dataset` (images as JPEG q95, masks lossless PNG):
-#         glas-1.0/     GlaS train, 1.0 µm/px, images + masks            (glands)
-#         monuseg-0.5/  MoNuSeg train, 0.5 µm/px, images + masks + instances (nuclei)
-#         glas-0.5/, monuseg-1.0/  the same images at the other resolution (pretraining)
-#       into .gpu/data.tar, and prints the size of .gpu/ against the 64 MiB limit.
+#       compresses it (strip, xz -9); downloads Debian's libvulkan1 loader; packs the training
+#       data with `histoseg dataset` (images as JPEG q90, masks lossless PNG) into .gpu/data.tar:
+#         glas/         GlaS train at its own 0.62 µm/px, images + masks
+#         monuseg-0.5/  MoNuSeg train at 0.5 µm/px (the finest working resolution), images +
+#                       masks + instances
+#       histoseg resamples them to any working resolution there (`--source glas/images,0.62`,
+#       `--image-um-per-px 0.62`). Prints the size of .gpu/ against the 64 MiB limit.
 #
 #   scripts/gpu_train.sh chunk NAME SECONDS -- HISTOSEG ARGS...
 #       There (the device tool runs it with carry [".gpu"]). Unpacks the loader, the binary and
@@ -20,11 +21,17 @@
 #       `histoseg ARGS --device gpu --run target/gpu-run/NAME --resume --stop-after SECONDS`,
 #       and leaves in $OUT the run folder (NAME.run.tar.xz, in 15 MB parts when larger) and the
 #       log (NAME.log). Data paths in ARGS are relative to target/gpu-data, e.g.
-#         chunk pre 480 -- pretrain --source glas-1.0/images,1.0 --um-per-px 1.0 --steps 50000 ...
+#         chunk pre 480 -- pretrain --source glas/images,0.62 --source monuseg-0.5/images,0.5 \
+#           --um-per-px 0.5,1.0 --steps 50000 --out pre.histoseg ...
 #
 #   scripts/gpu_train.sh collect NAME DIR
-#       Here. Reassembles NAME.run.tar.xz from the files that came back (in DIR), unpacks it into
-#       $HISTOSEG_RUNS/NAME (default ../runs/NAME) and copies it to .gpu/ for the next chunk.
+#       Here. Reassembles NAME.run.tar.xz from the files that came back (in DIR), unpacks it over
+#       $HISTOSEG_RUNS/NAME (default ../runs/NAME), and puts a slim copy in .gpu/ for a chunk on a
+#       fresh machine: the weights, the EMA, the state and the logs, without Adam's moments and
+#       the best/final weights (the whole state of a 2M-parameter UNet, 40 MB, does not fit in 64
+#       MiB beside the data). A run resumed from it restarts Adam's moments, and its state.json
+#       records the step. On a machine still warm from the last chunk, the state there is whole
+#       and the resume is exact.
 #
 #   scripts/gpu_train.sh rehearse NAME SECONDS -- HISTOSEG ARGS...
 #       Here. Runs `chunk` in a scratch copy with a local $OUT, on whatever Vulkan driver this
@@ -37,10 +44,10 @@ RUNS=${HISTOSEG_RUNS:-$ROOT/../runs}
 DATA=${HISTOSEG_DATA:-$ROOT/../shared/data}
 
 prepare() {
-  grep -qx "/$GPU/" .git/info/exclude 2>/dev/null || echo "/$GPU/" >> .git/info/exclude
   mkdir -p "$GPU"
   CARGO_TARGET_DIR=target/gpu cargo build --release --features gpu --bin histoseg
-  xz -T0 -6 -c target/gpu/release/histoseg > "$GPU/histoseg.xz"
+  strip -o target/gpu/histoseg.stripped target/gpu/release/histoseg
+  xz -T0 -9 -c target/gpu/histoseg.stripped > "$GPU/histoseg.xz"
   if ! ls "$GPU"/libvulkan1_*.deb >/dev/null 2>&1; then
     # Debian's loader for amd64, whatever this machine's own architecture (recipe from the device tool)
     local o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
@@ -53,12 +60,8 @@ prepare() {
   [ -x "$bin" ] || cargo build --release --features cli --bin histoseg
   local pack=target/gpu-pack
   rm -rf "$pack" && mkdir -p "$pack"
-  "$bin" --data "$DATA" dataset --dataset glas --split train --um-per-px 1.0 --jpeg-quality 95 --out "$pack/glas-1.0"
-  "$bin" --data "$DATA" dataset --dataset glas --split train --um-per-px 0.5 --jpeg-quality 95 --out "$pack/glas-0.5"
-  "$bin" --data "$DATA" dataset --dataset monuseg --split train --um-per-px 0.5 --jpeg-quality 95 --out "$pack/monuseg-0.5"
-  "$bin" --data "$DATA" dataset --dataset monuseg --split train --um-per-px 1.0 --jpeg-quality 95 --out "$pack/monuseg-1.0"
-  # the pretraining copies need no masks
-  rm -rf "$pack/glas-0.5/masks" "$pack/glas-0.5/instances" "$pack/monuseg-1.0/masks" "$pack/monuseg-1.0/instances"
+  "$bin" --data "$DATA" dataset --dataset glas --split train --jpeg-quality 90 --out "$pack/glas"
+  "$bin" --data "$DATA" dataset --dataset monuseg --split train --um-per-px 0.5 --jpeg-quality 90 --out "$pack/monuseg-0.5"
   tar -cf "$GPU/data.tar" -C "$pack" .
   du -ab "$GPU" | sort -k2 | awk '{printf "%8.1f MB  %s\n", $1/1e6, $2}'
   local total
@@ -106,10 +109,11 @@ chunk() {
 collect() {
   local name=$1 from=$2
   mkdir -p "$RUNS"
+  cat "$from/$name.run.tar.xz"* | xz -dc | tar -xf - -C "$RUNS"
   rm -f "$GPU/$name.run.tar.xz"*
-  cat "$from/$name.run.tar.xz"* > "$GPU/$name.run.tar.xz"
-  rm -rf "${RUNS:?}/$name"
-  xz -dc "$GPU/$name.run.tar.xz" | tar -xf - -C "$RUNS"
+  tar -cf - -C "$RUNS" --exclude "$name/checkpoint/optimizer.bpk" --exclude "$name/best.histoseg" \
+    --exclude "$name/final.histoseg" --exclude "$name/*.log" "$name" | xz -T0 -3 > "$GPU/$name.run.tar.xz"
+  echo "slim copy for the next chunk: $(du -h "$GPU/$name.run.tar.xz" | cut -f1)"
   [ -f "$from/$name.log" ] && cp "$from/$name.log" "$RUNS/$name/gpu-$(date +%Y%m%d-%H%M%S).log"
   echo "run $name: $(cat "$RUNS/$name/progress.txt" 2>/dev/null || echo no progress line) -> $RUNS/$name"
 }

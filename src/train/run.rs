@@ -13,7 +13,9 @@
 //!
 //! ```text
 //! settings.json        what the run was started with; a resume must ask for the same
-//! checkpoint/          weights.histoseg, ema.histoseg (f32), optimizer.bpk, state.json
+//! checkpoint/          weights.histoseg, ema.histoseg (f32), optimizer.bpk, state.json (a
+//!                      checkpoint without optimizer.bpk resumes with fresh Adam moments, and
+//!                      says so in state.json)
 //! best.histoseg        the weights with the best validation score (the EMA's when it is on)
 //! final.histoseg       the weights at the last step (the EMA's when it is on)
 //! log.csv              step,loss,lr,seconds
@@ -102,8 +104,12 @@ pub struct RunState {
     pub seconds: f64,
     /// (step, score) of the best validation so far.
     pub best: Option<(usize, f64)>,
-    /// Mean loss of the steps since the last log line, for progress reports.
+    /// Loss of the last step, for progress reports.
     pub recent_loss: f32,
+    /// Steps at which the run was resumed without its optimiser state (Adam's moments started
+    /// again from zero), e.g. from a slim copy carried to another machine.
+    #[serde(default)]
+    pub optimizer_restarts: Vec<usize>,
 }
 
 /// How a call to [`run`] ended.
@@ -267,12 +273,19 @@ pub fn load_checkpoint(run_dir: &Path, template: HistoSegNet, device: &Device, w
     };
     let net = read_model_on("weights.histoseg", template.clone(), device)?;
     let ema = if with_ema { Some(read_model_on("ema.histoseg", template.valid(), &device.clone().inner())?) } else { None };
-    let optim_bytes = std::fs::read(dir.join("optimizer.bpk")).with_context(|| format!("cannot read {}", dir.join("optimizer.bpk").display()))?;
-    let optim = AdamConfig::new()
-        .init()
-        .from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes))
-        .map_err(|e| anyhow::anyhow!("cannot load the optimiser state in {}: {e:?}", dir.display()))?;
-    let state: RunState = serde_json::from_slice(&std::fs::read(dir.join("state.json"))?)?;
+    let mut state: RunState = serde_json::from_slice(&std::fs::read(dir.join("state.json"))?)?;
+    let optim = match std::fs::read(dir.join("optimizer.bpk")) {
+        Ok(bytes) => AdamConfig::new()
+            .init()
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .map_err(|e| anyhow::anyhow!("cannot load the optimiser state in {}: {e:?}", dir.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("warning: {} has no optimizer.bpk: Adam's moments start again from zero at step {}", dir.display(), state.step);
+            state.optimizer_restarts.push(state.step);
+            AdamConfig::new().init()
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.join("optimizer.bpk").display())),
+    };
     Ok(Some(Checkpoint { net, ema, optim, state }))
 }
 
