@@ -4,7 +4,7 @@ real tiles that `histoseg export --format onnx --reference IMAGE` wrote, and com
 probabilities with histoseg's own. Exits 1 when the largest absolute difference exceeds the
 tolerance (pixels whose class flips are reported too).
 
-    target/release/histoseg export --format onnx --checkpoint models/glands.histoseg \
+    target/release/histoseg export --format onnx --model models/glands.histoseg \
         --out runs/glands.onnx --reference ../shared/data/glas/images/testA_1.png
     python scripts/onnx_check.py runs/glands.reference.json [--tolerance 1e-3]
 

@@ -21,7 +21,7 @@ for split in train test; do
 done
 folders() { echo --images "$D/$1/images" --masks "$D/$1/masks" --instances "$D/$1/instances" --image-um-per-px 0.5; }
 # shellcheck disable=SC2046
-"$BIN" train $(folders train) --classes "$CLASSES" --pretrained models/nuclei.histoseg --mode frozen \
+[ -f "$RUNS/nuclei-3class.histoseg" ] || "$BIN" train $(folders train) --classes "$CLASSES" --pretrained models/nuclei.histoseg --mode frozen \
   --um-per-px 0.5 --tile 128 --overlap 32 --steps 600 --batch 8 --cache 256 --validate-every 100 --seed 0 \
   --name nuclei-3class --out "$RUNS/nuclei-3class.histoseg" --run "$RUNS/nuclei-3class" ${RESUME:+--resume}
 # shellcheck disable=SC2046

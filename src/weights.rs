@@ -94,6 +94,25 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// A validated manifest for a segmentation model: architecture, classes, and how it runs
+    /// (working µm/px, tile, overlap, feature timestep). Not yet trained; no provenance.
+    #[allow(clippy::too_many_arguments)]
+    pub fn for_segmentation(
+        name: &str,
+        classes: Vec<ClassInfo>,
+        unet: UNetConfig,
+        head: HeadConfig,
+        um_per_px: f64,
+        tile_size: usize,
+        overlap: usize,
+        timestep: usize,
+    ) -> Result<Manifest, WeightsError> {
+        let mut m = new_manifest(name, classes, unet, head);
+        (m.um_per_px, m.tile_size, m.overlap, m.timestep) = (um_per_px, tile_size, overlap, timestep);
+        m.validate()?;
+        Ok(m)
+    }
+
     pub fn validate(&self) -> Result<(), WeightsError> {
         let bad = |m: String| Err(WeightsError::BadManifest(m));
         if let Err(m) = self.unet.validate() {

@@ -296,9 +296,9 @@ pub fn run(net: HistoSegNet, objective: &mut impl Objective, manifest: &Manifest
     let settings = cfg.settings(&objective.settings());
     let settings_path = cfg.dir.join("settings.json");
     let device = net.head.classify.weight.val().device();
-    let resumed = if cfg.resume { load_checkpoint(&cfg.dir, net.clone(), &device, cfg.ema_decay > 0.0)? } else { None };
-    if resumed.is_some() {
-        let before: serde_json::Value = serde_json::from_slice(&std::fs::read(&settings_path)?)?;
+    let has_checkpoint = [checkpoint_dir(&cfg.dir), cfg.dir.join("checkpoint.old")].iter().any(|d| d.join("state.json").is_file());
+    if cfg.resume && has_checkpoint {
+        let before: serde_json::Value = serde_json::from_slice(&std::fs::read(&settings_path).with_context(|| format!("cannot read {}", settings_path.display()))?)?;
         if before != settings {
             bail!(
                 "the run in {} was started with other settings, so it cannot be resumed with these:\n  then: {before}\n  now:  {settings}\nuse a new run folder, or the same settings",
@@ -306,7 +306,7 @@ pub fn run(net: HistoSegNet, objective: &mut impl Objective, manifest: &Manifest
             );
         }
     } else {
-        if checkpoint_dir(&cfg.dir).exists() {
+        if has_checkpoint {
             bail!("{} already holds a run: pass --resume to continue it, or choose a new run folder", cfg.dir.display());
         }
         for f in ["log.csv", "validation.csv", "best.histoseg", "final.histoseg"] {
@@ -314,6 +314,7 @@ pub fn run(net: HistoSegNet, objective: &mut impl Objective, manifest: &Manifest
         }
         std::fs::write(&settings_path, serde_json::to_vec_pretty(&settings)?)?;
     }
+    let resumed = if cfg.resume && has_checkpoint { load_checkpoint(&cfg.dir, net.clone(), &device, cfg.ema_decay > 0.0)? } else { None };
     let (mut net, mut ema, mut optim, mut state) = match resumed {
         Some(c) => (c.net, c.ema, c.optim, c.state),
         None => {

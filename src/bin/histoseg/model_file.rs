@@ -7,7 +7,7 @@ use anyhow::Result;
 use burn::prelude::*;
 use clap::Args;
 use histoseg::model::{HeadConfig, HistoSegNet};
-use histoseg::weights::{ClassInfo, ModelFile, new_manifest};
+use histoseg::weights::{ClassInfo, Manifest, ModelFile};
 
 use crate::args::{ArchArgs, parse_list, read_model, write_file};
 
@@ -39,11 +39,9 @@ pub struct InitArgs {
 pub fn init(a: InitArgs) -> Result<()> {
     let classes = ClassInfo::parse_list(&a.classes).map_err(anyhow::Error::msg)?;
     let head = HeadConfig { feature_levels: parse_list(&a.feature_levels)?, hidden_channels: 32, num_classes: classes.len() };
-    let mut manifest = new_manifest(&a.name, classes, a.arch.config()?, head);
-    (manifest.tile_size, manifest.overlap, manifest.timestep, manifest.um_per_px) = (a.tile, a.overlap, a.timestep, a.um_per_px);
+    let mut manifest = Manifest::for_segmentation(&a.name, classes, a.arch.config()?, head, a.um_per_px, a.tile, a.overlap, a.timestep)?;
     manifest.description = "UNTRAINED: randomly initialised weights. Its masks mean nothing yet.".into();
     manifest.provenance = format!("histoseg init --name {} --seed {} (no training)", a.name, a.seed);
-    manifest.validate()?;
     let device = Device::flex();
     device.seed(a.seed);
     let net = HistoSegNet::new(&manifest.unet, &manifest.head, &device);

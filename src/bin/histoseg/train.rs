@@ -9,7 +9,7 @@ use clap::Args;
 use histoseg::model::HeadConfig;
 use histoseg::train::data::{Augment, Split, split_train_val};
 use histoseg::train::fit::{Mode, SegSettings, train_segmentation};
-use histoseg::weights::{ClassInfo, new_manifest};
+use histoseg::weights::{ClassInfo, Manifest};
 
 use crate::args::{ArchArgs, DataArgs, DeviceArgs, RunArgs, RunReporter, parse_list};
 
@@ -76,9 +76,7 @@ pub fn run(a: TrainArgs, data_dir: &std::path::Path) -> Result<()> {
     };
     let unet = a.arch.config()?;
     let head = HeadConfig { feature_levels: parse_list(&a.feature_levels)?, hidden_channels: a.head_hidden, num_classes: classes.len() };
-    let mut manifest = new_manifest(&a.name, classes, unet, head);
-    (manifest.tile_size, manifest.overlap, manifest.timestep, manifest.um_per_px) = (a.tile, a.overlap, a.timestep, a.um_per_px);
-    manifest.validate()?;
+    let mut manifest = Manifest::for_segmentation(&a.name, classes, unet, head, a.um_per_px, a.tile, a.overlap, a.timestep)?;
     let data = a.data.load(data_dir, Split::Train, manifest.head.num_classes).context("cannot load the training data")?;
     let (train, val) = split_train_val(data.samples, a.val_fraction, a.label_fraction, a.run.seed)?;
     let train: Vec<_> = train.iter().map(|s| s.rescaled(a.um_per_px)).collect();
