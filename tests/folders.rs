@@ -146,3 +146,35 @@ fn every_kind_of_bad_folder_is_refused_with_the_file_named() {
         std::fs::remove_dir_all(temp_dir(name)).ok();
     }
 }
+
+/// The README's 3-class example figures are those of the published run in results/: its test
+/// report (int8 per-class Dice and IoU, AJI), its validation log, and a model file with the
+/// three classes.
+#[test]
+fn the_readme_reports_the_published_three_class_run() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let dir = root.join("results/nuclei-3class");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("test.json")).unwrap()).unwrap();
+    let rows = [("background", "background"), ("nucleus", "nucleus (interior)"), ("boundary", "boundary")];
+    for (class, label) in rows {
+        let c = report["int8"]["per_class"].as_array().unwrap().iter().find(|c| c["class"] == class).unwrap();
+        let row = format!("| {label} | {:.3} | {:.3} |", c["dice"].as_f64().unwrap(), c["iou"].as_f64().unwrap());
+        assert!(readme.contains(&row), "README lacks the row {row}");
+    }
+    let q = &report["int8"];
+    let mean = format!("| mean of the foreground classes | {:.3} | {:.3} |", q["pixel_dice"].as_f64().unwrap(), q["pixel_iou"].as_f64().unwrap());
+    assert!(readme.contains(&mean), "README lacks {mean}");
+    let aji = format!("AJI {:.3} (f32 {:.3})", q["objects"]["aji"].as_f64().unwrap(), report["f32"]["objects"]["aji"].as_f64().unwrap());
+    assert!(readme.contains(&aji), "README lacks {aji}");
+    let validation: Vec<String> = std::fs::read_to_string(dir.join("validation.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| format!("{:.3}", l.split(',').nth(1).unwrap().parse::<f64>().unwrap()))
+        .collect();
+    assert!(readme.contains(&format!("rose {} at steps 100 to 600", validation.join(", "))), "README's validation figures differ from {validation:?}");
+    let file = histoseg::weights::ModelFile::from_bytes(&std::fs::read(dir.join("nuclei-3class.histoseg")).unwrap()).unwrap();
+    assert_eq!(file.manifest.classes.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["background", "nucleus", "boundary"]);
+    assert!(file.manifest.trained);
+}
