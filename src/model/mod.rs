@@ -64,6 +64,11 @@ impl HistoSegNet {
         Self { unet: UNet::new(unet, device), head: SegHead::new(feature_channels, head, device) }
     }
 
+    /// The device the network's parameters live on.
+    pub fn device(&self) -> Device {
+        self.head.classify.weight.val().device()
+    }
+
     /// Class logits `[B, classes, tile, tile]` for clean tiles `x0` in [-1, 1].
     pub fn logits(&self, spec: &FeatureSpec, x0: Tensor<4>) -> Tensor<4> {
         self.head.forward(spec.features(&self.unet, x0))

@@ -125,7 +125,7 @@ impl<'a> SegObjective<'a> {
 
 impl Objective for SegObjective<'_> {
     fn loss(&mut self, net: &HistoSegNet, _step: usize, rng: &mut ChaCha8Rng) -> Tensor<1> {
-        let device = net.head.classify.weight.val().device();
+        let device = net.device();
         let m = &self.manifest;
         let (t, b) = (m.tile_size, self.settings.batch);
         match &self.cache {
@@ -151,7 +151,7 @@ impl Objective for SegObjective<'_> {
             return Ok(0.0);
         }
         let m = &self.manifest;
-        let device = net.head.classify.weight.val().device();
+        let device = net.device();
         let segmenter = Segmenter::new(net.clone(), m.head.feature_levels.clone(), m.tile_size, m.timestep, m.noise_seed, 3, &device);
         let report = evaluate(&segmenter, m, "validation", self.validation, &EvalOptions::pixels_only(), |_| {})?;
         Ok(report.pixel_dice)

@@ -146,7 +146,7 @@ impl<'a> PretrainObjective<'a> {
 impl Objective for PretrainObjective<'_> {
     fn loss(&mut self, net: &HistoSegNet, _step: usize, rng: &mut ChaCha8Rng) -> Tensor<1> {
         let s = &self.settings;
-        let device = net.head.classify.weight.val().device();
+        let device = net.device();
         let planar = patches(self.images, s.batch, s.patch, s.augment, rng);
         let x0 = Tensor::<4>::from_data(TensorData::new(planar, [s.batch, 3, s.patch, s.patch]), &device);
         let ts: Vec<usize> = (0..s.batch).map(|_| below(rng, T)).collect();
@@ -157,7 +157,7 @@ impl Objective for PretrainObjective<'_> {
 
     fn validate(&mut self, net: &HistoSegNet) -> Result<f64> {
         let Some(v) = &self.validation else { return Ok(0.0) };
-        let device = net.head.classify.weight.val().device();
+        let device = net.device();
         let p = self.settings.patch;
         let n = v.ts.len();
         // in chunks, so a large validation batch fits in memory

@@ -233,6 +233,11 @@ pub fn checkpoint_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoint")
 }
 
+/// The run's checkpoint: `checkpoint/`, or `checkpoint.old/` when a swap was interrupted.
+fn checkpoint_in(run_dir: &Path) -> Option<PathBuf> {
+    [checkpoint_dir(run_dir), run_dir.join("checkpoint.old")].into_iter().find(|d| d.join("state.json").is_file())
+}
+
 fn model_bytes(manifest: &Manifest, net: &HistoSegNet) -> Vec<u8> {
     ModelFile::from_net(manifest.clone(), net).to_bytes_with(Precision::F32)
 }
@@ -263,8 +268,7 @@ fn save_checkpoint(run_dir: &Path, manifest: &Manifest, net: &HistoSegNet, ema: 
 /// Loads `checkpoint/` (or `checkpoint.old/` when a swap was interrupted) into `template`,
 /// a freshly built network of the run's architecture on the training device.
 pub fn load_checkpoint(run_dir: &Path, template: HistoSegNet, device: &Device, with_ema: bool) -> Result<Option<Checkpoint>> {
-    let dir = [checkpoint_dir(run_dir), run_dir.join("checkpoint.old")].into_iter().find(|d| d.join("state.json").is_file());
-    let Some(dir) = dir else { return Ok(None) };
+    let Some(dir) = checkpoint_in(run_dir) else { return Ok(None) };
     let read_model_on = |name: &str, net: HistoSegNet, device: &Device| -> Result<HistoSegNet> {
         let path = dir.join(name);
         let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -295,8 +299,8 @@ pub fn run(net: HistoSegNet, objective: &mut impl Objective, manifest: &Manifest
     std::fs::create_dir_all(&cfg.dir).with_context(|| format!("cannot create the run folder {}", cfg.dir.display()))?;
     let settings = cfg.settings(&objective.settings());
     let settings_path = cfg.dir.join("settings.json");
-    let device = net.head.classify.weight.val().device();
-    let has_checkpoint = [checkpoint_dir(&cfg.dir), cfg.dir.join("checkpoint.old")].iter().any(|d| d.join("state.json").is_file());
+    let device = net.device();
+    let has_checkpoint = checkpoint_in(&cfg.dir).is_some();
     if cfg.resume && has_checkpoint {
         let before: serde_json::Value = serde_json::from_slice(&std::fs::read(&settings_path).with_context(|| format!("cannot read {}", settings_path.display()))?)?;
         if before != settings {
