@@ -11,6 +11,10 @@
 #         glas/         GlaS train at its own 0.62 µm/px, images + masks
 #         monuseg-0.5/  MoNuSeg train at 0.5 µm/px (the finest working resolution), images +
 #                       masks + instances
+#         glas-b5/, monuseg-0.5-b2/
+#                       masks only: background / interior / boundary (5 px of 0.62 µm, 2 px of
+#                       0.5 µm), beside the images above, for the instance-aware heads
+#         samples/      the permissively licensed samples (PNG, JPEG, Aperio SVS) for pretraining
 #       histoseg resamples them to any working resolution there (`--source glas/images,0.62`,
 #       `--image-um-per-px 0.62`). Prints the size of .gpu/ against the 64 MiB limit.
 #
@@ -53,7 +57,7 @@ prepare() {
     local o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
     mkdir -p /tmp/amd64/partial
     apt-get $o update -qq
-    (cd "$GPU" && apt-get $o download libvulkan1)
+    (cd "$GPU" && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
   fi
   # the CLI build without the gpu feature is enough to pack the data
   local bin=target/release/histoseg
@@ -62,6 +66,10 @@ prepare() {
   rm -rf "$pack" && mkdir -p "$pack"
   "$bin" --data "$DATA" dataset --dataset glas --split train --jpeg-quality 90 --out "$pack/glas"
   "$bin" --data "$DATA" dataset --dataset monuseg --split train --um-per-px 0.5 --jpeg-quality 90 --out "$pack/monuseg-0.5"
+  "$bin" --data "$DATA" dataset --dataset glas --split train --boundaries 5 --jpeg-quality 90 --out "$pack/glas-b5"
+  "$bin" --data "$DATA" dataset --dataset monuseg --split train --um-per-px 0.5 --boundaries 2 --jpeg-quality 90 --out "$pack/monuseg-0.5-b2"
+  rm -rf "$pack/glas-b5/images" "$pack/monuseg-0.5-b2/images"
+  mkdir -p "$pack/samples" && cp "$DATA"/samples/*.{svs,png,jpg} "$pack/samples/"
   tar -cf "$GPU/data.tar" -C "$pack" .
   du -ab "$GPU" | sort -k2 | awk '{printf "%8.1f MB  %s\n", $1/1e6, $2}'
   local total
@@ -69,14 +77,12 @@ prepare() {
   echo "carried: $((total / 1024 / 1024)) MiB of the 64 MiB limit (plus the working tree)"
 }
 
-chunk() {
-  local name=$1 seconds=$2
-  shift 2
-  [ "${1:-}" = "--" ] && shift
-  : "${OUT:?OUT must name the folder whose files come back}"
+# There: the Vulkan loader, the binary (target/gpu-bin/histoseg) and the data (target/gpu-data).
+setup() {
   # the Vulkan loader (the driver and its ICD are on the machine)
-  if ! ldconfig -p | grep -q libvulkan.so.1; then
-    for f in "$GPU"/libvulkan1_*.deb; do dpkg -x "$f" /; done
+  # the Vulkan loader and glvnd: NVIDIA's ICD (libGLX_nvidia) needs libGLdispatch to start
+  if ! ldconfig -p | grep -q libvulkan.so.1 || ! ldconfig -p | grep -q libGLdispatch.so.0; then
+    for f in "$GPU"/*.deb; do dpkg -x "$f" /; done
     ldconfig
   fi
   if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
@@ -87,6 +93,15 @@ chunk() {
   mkdir -p target/gpu-bin target/gpu-data target/gpu-run
   if [ ! -x "$bin" ] || [ "$GPU/histoseg.xz" -nt "$bin" ]; then xz -dc "$GPU/histoseg.xz" > "$bin"; chmod +x "$bin"; fi
   [ -f target/gpu-data/.unpacked ] || { tar -xf "$GPU/data.tar" -C target/gpu-data && touch target/gpu-data/.unpacked; }
+}
+
+chunk() {
+  local name=$1 seconds=$2
+  shift 2
+  [ "${1:-}" = "--" ] && shift
+  : "${OUT:?OUT must name the folder whose files come back}"
+  setup
+  local bin=target/gpu-bin/histoseg
   local run=$ROOT/target/gpu-run/$name
   if [ ! -d "$run/checkpoint" ] && ls "$GPU/$name.run.tar.xz"* >/dev/null 2>&1; then
     cat "$GPU/$name.run.tar.xz"* | tar -xJf - -C target/gpu-run
@@ -132,6 +147,7 @@ cmd=${1:-}
 shift || true
 case $cmd in
   prepare) prepare ;;
+  setup) setup ;;
   chunk) chunk "$@" ;;
   collect) collect "$@" ;;
   rehearse) rehearse "$@" ;;

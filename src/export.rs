@@ -2,15 +2,16 @@
 //! QuPath imports ("File > Import objects") in image pixel coordinates, per-class areas and
 //! per-object morphology (CSV/JSON), the label PNG and the overlay PNG. Pure Rust, no platform code.
 //!
-//! Each 8-connected region of a class becomes one Polygon feature: its outer border is the first
-//! ring and the borders of its holes follow. Ring vertices are the centres of border pixels; a
+//! Each object of [`crate::postprocess`] (8-connected, split at boundaries by instance-aware
+//! models) becomes one Polygon feature: its outer border is the first ring and the borders of its
+//! holes follow. Ring vertices are the centres of border pixels; a
 //! region of one or two pixels gets the square around its pixels so that every ring is valid.
 
 use image::GrayImage;
 use imageproc::contours::{BorderType, find_contours};
-use imageproc::region_labelling::{Connectivity, connected_components};
 use serde_json::{Value, json};
 
+use crate::postprocess::Instances;
 use crate::weights::ClassInfo;
 
 fn ring(points: &[(f64, f64)]) -> Vec<[f64; 2]> {
@@ -26,7 +27,8 @@ fn ring(points: &[(f64, f64)]) -> Vec<[f64; 2]> {
     r
 }
 
-/// One 8-connected region of a class: its polygon and basic morphology, in the mask's pixels.
+/// One object of a segmentation (see [`crate::postprocess`]): its polygon and basic morphology,
+/// in the mask's pixels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Object {
     pub class: u8,
@@ -45,53 +47,53 @@ fn ring_length(ring: &[[f64; 2]]) -> f64 {
     ring.windows(2).map(|w| (w[1][0] - w[0][0]).hypot(w[1][1] - w[0][1])).sum()
 }
 
-/// Every 8-connected region of every non-background class of `labels` (`width` x `height`,
-/// class per pixel), in row-major order of first pixel within each class.
-pub fn objects(labels: &[u8], width: usize, height: usize, classes: usize) -> Vec<Object> {
-    let mut out = Vec::new();
-    for class in 1..classes as u8 {
-        if !labels.contains(&class) {
+/// Every object of `instances`, in id order: one polygon each, traced in the object's own
+/// bounding box, so touching objects stay separate polygons. An object in several pieces (rare:
+/// hole filling and the watershed keep objects connected) is drawn by its largest piece.
+pub fn objects(instances: &Instances) -> Vec<Object> {
+    let (width, n) = (instances.width, instances.count());
+    let mut stats = vec![(0u64, 0f64, 0f64, [usize::MAX, usize::MAX, 0, 0]); n + 1];
+    for (i, &id) in instances.ids.iter().enumerate() {
+        if id == 0 {
             continue;
         }
-        // a one-pixel background frame: the contour tracer ignores regions touching the border
-        let (fw, fh) = (width as u32 + 2, height as u32 + 2);
-        let mut mask = GrayImage::new(fw, fh);
-        for (i, &l) in labels.iter().enumerate() {
-            if l == class {
-                mask.put_pixel((i % width) as u32 + 1, (i / width) as u32 + 1, image::Luma([255]));
-            }
+        let (px, py) = (i % width, i / width);
+        let s = &mut stats[id as usize];
+        s.0 += 1;
+        s.1 += px as f64;
+        s.2 += py as f64;
+        s.3 = [s.3[0].min(px), s.3[1].min(py), s.3[2].max(px), s.3[3].max(py)];
+    }
+    let mut out = Vec::with_capacity(n);
+    for id in 1..=n {
+        let (area, sx, sy, bbox) = stats[id];
+        if area == 0 {
+            continue;
         }
-        let ids = connected_components(&mask, Connectivity::Eight, image::Luma([0u8]));
-        let n = ids.pixels().map(|p| p[0]).max().unwrap_or(0) as usize;
-        let mut stats = vec![(0u64, 0f64, 0f64, [usize::MAX, usize::MAX, 0, 0]); n + 1];
-        for (x, y, p) in ids.enumerate_pixels() {
-            let id = p[0] as usize;
-            if id == 0 {
-                continue;
+        // the object's box with a one-pixel background frame (the tracer ignores the border)
+        let (bw, bh) = (bbox[2] - bbox[0] + 1, bbox[3] - bbox[1] + 1);
+        let mut mask = GrayImage::new(bw as u32 + 2, bh as u32 + 2);
+        for y in 0..bh {
+            for x in 0..bw {
+                if instances.ids[(bbox[1] + y) * width + bbox[0] + x] == id as u32 {
+                    mask.put_pixel(x as u32 + 1, y as u32 + 1, image::Luma([255]));
+                }
             }
-            let (px, py) = (x as usize - 1, y as usize - 1);
-            let s = &mut stats[id];
-            s.0 += 1;
-            s.1 += px as f64;
-            s.2 += py as f64;
-            s.3 = [s.3[0].min(px), s.3[1].min(py), s.3[2].max(px), s.3[3].max(py)];
         }
         let contours = find_contours::<i32>(&mask);
-        let pts = |c: &imageproc::contours::Contour<i32>| c.points.iter().map(|p| (p.x as f64 - 1.0, p.y as f64 - 1.0)).collect::<Vec<_>>();
-        for (i, c) in contours.iter().enumerate() {
-            if c.border_type != BorderType::Outer {
-                continue;
-            }
-            let first = c.points[0];
-            let id = ids.get_pixel(first.x as u32, first.y as u32)[0] as usize;
-            let (area, sx, sy, bbox) = stats[id];
-            let mut rings = vec![ring(&pts(c))];
-            for h in contours.iter().filter(|h| h.border_type == BorderType::Hole && h.parent == Some(i)) {
-                rings.push(ring(&pts(h)));
-            }
-            let perimeter_px = ring_length(&rings[0]);
-            out.push(Object { class, rings, area_px: area, perimeter_px, centroid: [sx / area as f64, sy / area as f64], bbox });
+        let pts = |c: &imageproc::contours::Contour<i32>| {
+            c.points.iter().map(|p| ((p.x - 1) as f64 + bbox[0] as f64, (p.y - 1) as f64 + bbox[1] as f64)).collect::<Vec<_>>()
+        };
+        let Some((outer, c)) = contours.iter().enumerate().filter(|(_, c)| c.border_type == BorderType::Outer).max_by_key(|(_, c)| c.points.len()) else {
+            continue;
+        };
+        let mut rings = vec![ring(&pts(c))];
+        for h in contours.iter().filter(|h| h.border_type == BorderType::Hole && h.parent == Some(outer)) {
+            rings.push(ring(&pts(h)));
         }
+        let perimeter_px = ring_length(&rings[0]);
+        let class = instances.classes[id - 1];
+        out.push(Object { class, rings, area_px: area, perimeter_px, centroid: [sx / area as f64, sy / area as f64], bbox });
     }
     out
 }
@@ -243,7 +245,8 @@ mod tests {
             0, 0, 0, 0, 0, 0,
         ];
         let classes = vec![ClassInfo { name: "bg".into(), color: [0, 0, 0] }, ClassInfo { name: "gland".into(), color: [0, 200, 80] }];
-        let objs = objects(&labels, 6, 5, 2);
+        let inst = crate::postprocess::apply(&labels, 6, 5, &crate::postprocess::PostprocessConfig::default(), 1.0);
+        let objs = objects(&inst);
         assert_eq!(objs.len(), 2);
         assert_eq!(objs.iter().map(|o| o.area_px).collect::<Vec<_>>(), vec![8, 1]);
         assert_eq!(objs[0].bbox, [0, 0, 2, 2]);

@@ -13,6 +13,7 @@ pub mod imageio;
 pub mod metrics;
 pub mod model;
 pub mod overlay;
+pub mod postprocess;
 pub mod segment;
 pub mod slide;
 pub mod stain;

@@ -2,7 +2,7 @@
 //!
 //! - Pixel level: Dice and IoU from a confusion count.
 //! - Object level, as in the GlaS challenge (Sirinukunwattana et al., 2017): objects are
-//!   4-connected components; object F1 (a segmented object is a true positive when it covers at
+//!   8-connected components (see [`crate::postprocess`]); object F1 (a segmented object is a true positive when it covers at
 //!   least 50% of a ground-truth object, each ground-truth object matched once), object Dice and
 //!   object Hausdorff (both weighted by object area, averaged over the ground-truth and the
 //!   segmented side).
@@ -72,11 +72,12 @@ pub struct Objects {
 }
 
 impl Objects {
-    /// 4-connected components of a binary mask.
+    /// 8-connected components of a binary mask (the one definition of objects, see
+    /// [`crate::postprocess`]).
     pub fn from_mask(mask: &[bool], width: usize, height: usize) -> Self {
         assert_eq!(mask.len(), width * height);
         let img = GrayImage::from_raw(width as u32, height as u32, mask.iter().map(|&m| m as u8).collect()).expect("mask size");
-        let cc = connected_components(&img, Connectivity::Four, Luma([0u8]));
+        let cc = connected_components(&img, Connectivity::Eight, Luma([0u8]));
         let ids = cc.into_raw();
         let count = ids.iter().copied().max().unwrap_or(0) as usize;
         Objects { width, height, ids, count }
@@ -312,15 +313,16 @@ mod tests {
     }
 
     #[test]
-    fn components_are_four_connected() {
-        let mask: Vec<bool> = "11.1.1..1".chars().map(|c| c == '1').collect();
-        // 3x3:  1 1 .
+    fn components_are_eight_connected() {
+        let mask: Vec<bool> = "11.1.1..1..1".chars().map(|c| c == '1').collect();
+        // 3x4:  1 1 .
         //       1 . 1
-        //       . . 1   -> the diagonal does not connect: 2 objects
-        let o = Objects::from_mask(&mask, 3, 3);
-        assert_eq!(o.count, 2);
-        assert_eq!(o.areas(), vec![4, 3, 2]);
-        assert_eq!(o.without_small(3).count, 1);
+        //       . . 1
+        //       . . 1   -> the diagonal connects: 1 object
+        let o = Objects::from_mask(&mask, 3, 4);
+        assert_eq!(o.count, 1);
+        assert_eq!(o.areas(), vec![6, 6]);
+        assert_eq!(o.without_small(7).count, 0);
     }
 
     #[test]

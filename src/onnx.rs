@@ -12,12 +12,12 @@
 //! Protobuf encoding is prost's; only the subset of `onnx.proto` the graph needs is declared.
 
 use burn::nn::conv::Conv2d;
-use burn::nn::{GroupNorm, PaddingConfig2d};
+use burn::nn::{GroupNorm, Linear, PaddingConfig2d};
 use burn::prelude::*;
 use prost::Message;
 
 use crate::model::Segmenter;
-use crate::model::unet::ResBlock;
+use crate::model::unet::{ResBlock, SelfAttention};
 
 /// The subset of `onnx.proto` (IR version 8) that the exported graph uses, with its field tags.
 mod proto {
@@ -308,6 +308,54 @@ impl Exporter<'_> {
         self.g.node("Add", &[&x, &h], vec![])
     }
 
+    /// `x @ W + b` over the last axis (burn stores `W` as `[in, out]`).
+    fn linear(&mut self, linear: &Linear, x: &str, name: &str) -> String {
+        let w = linear.weight.val();
+        let dims = w.dims();
+        let weight = self.g.constant(&format!("{name}.weight"), &dims, &values(w));
+        let mut h = self.g.node("MatMul", &[x, &weight], vec![]);
+        if let Some(bias) = &linear.bias {
+            let b = self.g.constant(&format!("{name}.bias"), &[dims[1]], &values(bias.val()));
+            h = self.g.node("Add", &[&h, &b], vec![]);
+        }
+        h
+    }
+
+    /// The same multi-head self-attention as [`SelfAttention::forward`].
+    fn attention(&mut self, att: &SelfAttention, x: &str, name: &str) -> String {
+        let c = att.proj.weight.dims()[1] as i64;
+        let (heads, d) = (att.heads as i64, c / att.heads as i64);
+        let h = self.group_norm(&att.norm, x, &format!("{name}.norm"));
+        let flat = self.g.constant_i64(&format!("{name}.flat_shape"), &[0, c, -1]);
+        let h = self.g.node("Reshape", &[&h, &flat], vec![]);
+        let tokens = self.g.node("Transpose", &[&h], vec![("perm", Attr::Ints(vec![0, 2, 1]))]);
+        let qkv = self.linear(&att.qkv, &tokens, &format!("{name}.qkv"));
+        let head_shape = self.g.constant_i64(&format!("{name}.head_shape"), &[0, -1, heads, d]);
+        let axes = self.g.constant_i64(&format!("{name}.slice_axes"), &[2]);
+        let mut parts = Vec::new();
+        for (i, part) in ["q", "k", "v"].iter().enumerate() {
+            let start = self.g.constant_i64(&format!("{name}.{part}_start"), &[i as i64 * c]);
+            let end = self.g.constant_i64(&format!("{name}.{part}_end"), &[(i as i64 + 1) * c]);
+            let p = self.g.node("Slice", &[&qkv, &start, &end, &axes], vec![]);
+            let p = self.g.node("Reshape", &[&p, &head_shape], vec![]);
+            parts.push(self.g.node("Transpose", &[&p], vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))]));
+        }
+        let kt = self.g.node("Transpose", &[&parts[1]], vec![("perm", Attr::Ints(vec![0, 1, 3, 2]))]);
+        let scores = self.g.node("MatMul", &[&parts[0], &kt], vec![]);
+        let scale = self.g.constant(&format!("{name}.scale"), &[1], &[1.0 / (d as f32).sqrt()]);
+        let scores = self.g.node("Mul", &[&scores, &scale], vec![]);
+        let weights = self.g.node("Softmax", &[&scores], vec![("axis", Attr::Int(3))]);
+        let out = self.g.node("MatMul", &[&weights, &parts[2]], vec![]);
+        let out = self.g.node("Transpose", &[&out], vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
+        let token_shape = self.g.constant_i64(&format!("{name}.token_shape"), &[0, -1, c]);
+        let out = self.g.node("Reshape", &[&out, &token_shape], vec![]);
+        let out = self.linear(&att.proj, &out, &format!("{name}.proj"));
+        let out = self.g.node("Transpose", &[&out], vec![("perm", Attr::Ints(vec![0, 2, 1]))]);
+        let shape = self.g.node("Shape", &[x], vec![]);
+        let out = self.g.node("Reshape", &[&out, &shape], vec![]);
+        self.g.node("Add", &[x, &out], vec![])
+    }
+
     fn resize(&mut self, x: &str, factor: usize, bilinear: bool, name: &str) -> String {
         let scales = self.g.constant(&format!("{name}.scales"), &[4], &[1.0, 1.0, factor as f32, factor as f32]);
         let attrs = if bilinear {
@@ -349,6 +397,9 @@ impl Exporter<'_> {
         }
         for (i, block) in unet.mid.iter().enumerate() {
             h = self.res_block(block, &h, &format!("unet.mid.{i}"));
+            if let (0, Some(att)) = (i, &unet.mid_attention) {
+                h = self.attention(att, &h, "unet.mid_attention");
+            }
         }
         let mut taps = Vec::new();
         for (l, level) in unet.up.iter().enumerate() {

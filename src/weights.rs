@@ -91,9 +91,29 @@ pub struct Manifest {
     /// Test-set metrics recorded at export time, if any.
     #[serde(default)]
     pub metrics: serde_json::Value,
+    /// How labels become objects (boundary class, hole filling, minimum size); the same in
+    /// `eval`, the CLI's exports and the page.
+    #[serde(default)]
+    pub postprocess: crate::postprocess::PostprocessConfig,
 }
 
 impl Manifest {
+    /// The classes objects can have: every class but the background and the boundary class.
+    pub fn object_classes(&self) -> Vec<u8> {
+        (1..self.classes.len() as u8).filter(|&c| Some(c) != self.postprocess.boundary_class).collect()
+    }
+
+    /// How many classes a ground-truth mask for this model has: all but the boundary class
+    /// (instance-aware models are scored against ordinary masks).
+    pub fn mask_classes(&self) -> usize {
+        self.classes.len() - self.postprocess.boundary_class.is_some() as usize
+    }
+
+    /// Labels at `um_per_px` to objects, by the model's own post-processing.
+    pub fn objects_of(&self, labels: &[u8], width: usize, height: usize, um_per_px: f64) -> crate::postprocess::Instances {
+        crate::postprocess::apply(labels, width, height, &self.postprocess, um_per_px)
+    }
+
     /// A validated manifest for a segmentation model: architecture, classes, and how it runs
     /// (working µm/px, tile, overlap, feature timestep). Not yet trained; no provenance.
     #[allow(clippy::too_many_arguments)]
@@ -136,6 +156,15 @@ impl Manifest {
         }
         if !(self.um_per_px > 0.0 && self.um_per_px.is_finite()) {
             return bad(format!("µm/px must be positive, got {}", self.um_per_px));
+        }
+        let pp = &self.postprocess;
+        if let Some(b) = pp.boundary_class
+            && (b == 0 || b as usize >= self.classes.len() || self.classes.len() < 3)
+        {
+            return bad(format!("boundary class {b} must be a class other than the background, beside at least one object class"));
+        }
+        if !(pp.min_object_um2 >= 0.0 && pp.min_object_um2.is_finite()) {
+            return bad(format!("the minimum object size must be 0 or more µm², got {}", pp.min_object_um2));
         }
         Ok(())
     }
@@ -298,6 +327,11 @@ impl ModelFile {
         let mut c = Collector { path: Vec::new(), out: Vec::new() };
         net.visit(&mut c);
         Self { manifest, tensors: c.out }
+    }
+
+    /// Every stored tensor's name and values (dequantized when stored as int8), in file order.
+    pub fn tensor_values(&self) -> impl Iterator<Item = (&str, &[f32])> {
+        self.tensors.iter().map(|(n, t)| (n.as_str(), t.values.as_slice()))
     }
 
     pub fn parameter_count(&self) -> usize {
@@ -469,6 +503,7 @@ pub fn new_manifest(name: &str, classes: Vec<ClassInfo>, unet: UNetConfig, head:
         timestep: 50,
         noise_seed: 0x4853_4547, // "HSEG"
         metrics: serde_json::Value::Null,
+        postprocess: crate::postprocess::PostprocessConfig::default(),
     }
 }
 

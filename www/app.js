@@ -203,8 +203,10 @@ function buildLegend(modelId, manifest) {
   const legend = $("legend");
   legend.replaceChildren();
   const style = state.styles.get(modelId);
+  const boundary = manifest.postprocess?.boundary_class;
   manifest.classes.forEach((c, i) => {
-    if (i === 0) return; // background is never drawn
+    // background is never drawn; a boundary class only splits objects (its pixels join them)
+    if (i === 0 || i === boundary) return;
     const li = document.createElement("li");
     const vis = document.createElement("input");
     vis.type = "checkbox"; vis.checked = style.visible[i]; vis.id = `class-visible-${i}`;
@@ -405,8 +407,8 @@ async function segment(region) {
     ["inference", `${inferMs.toFixed(0)} ms (${mean.toFixed(0)} ms/tile)`],
     ["blend + labels", `${blendMs.toFixed(0)} ms`],
     ["overlay", `${overlayMs.toFixed(0)} ms`],
-    ...m.manifest.classes.slice(1).map((c, i) => [`${c.name}`,
-      `${(100 * areas[i + 1] / total).toFixed(1)} %${umKnown ? `, ${(areas[i + 1] * umKnown * umKnown / 1e6).toFixed(3)} mm²` : ""}`]),
+    ...m.manifest.classes.map((c, i) => [c, i]).filter(([, i]) => i > 0 && i !== m.manifest.postprocess?.boundary_class).map(([c, i]) => [`${c.name}`,
+      `${(100 * areas[i] / total).toFixed(1)} %${umKnown ? `, ${(areas[i] * umKnown * umKnown / 1e6).toFixed(3)} mm²` : ""}`]),
     ["objects", `${res.objectCount()}`],
   ]);
   $("progress-text").textContent = `Done: ${tiles} tiles in ${formatDuration(inferMs)}.`;

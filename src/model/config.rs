@@ -15,6 +15,10 @@ pub struct UNetConfig {
     pub res_blocks: usize,
     /// Groups of every GroupNorm; each level's channel count must be a multiple of it.
     pub norm_groups: usize,
+    /// Multi-head self-attention between the two middle blocks (the coarsest level), so every
+    /// pixel of a tile can see every other. Absent in model files written before it existed.
+    #[serde(default)]
+    pub attention: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,8 +33,16 @@ pub struct HeadConfig {
 
 impl Default for UNetConfig {
     fn default() -> Self {
-        Self { in_channels: 3, base_channels: 32, channel_mults: vec![1, 2, 4], res_blocks: 1, norm_groups: 8 }
+        Self { in_channels: 3, base_channels: 32, channel_mults: vec![1, 2, 4], res_blocks: 1, norm_groups: 8, attention: false }
     }
+}
+
+/// Channels per attention head (a level with another multiple gets one head).
+pub const ATTENTION_HEAD_CHANNELS: usize = 32;
+
+/// Attention heads for `channels`: heads of [`ATTENTION_HEAD_CHANNELS`], else one.
+pub fn attention_heads(channels: usize) -> usize {
+    if channels % ATTENTION_HEAD_CHANNELS == 0 { channels / ATTENTION_HEAD_CHANNELS } else { 1 }
 }
 
 impl UNetConfig {
@@ -57,6 +69,53 @@ impl UNetConfig {
         levels.iter().map(|&l| self.level_channels(l)).sum()
     }
 
+    /// The architecture the shipped models use (issue 13): five levels (full resolution down to
+    /// 1/16), 32-64-64-128-128 channels, one residual block per level, attention at 1/16.
+    pub fn shipped() -> Self {
+        Self { channel_mults: vec![1, 2, 2, 4, 4], attention: true, ..Self::default() }
+    }
+
+    /// Multiply-accumulates of one UNet pass over a `tile` x `tile` input, up to the decoder's
+    /// last level (what feature extraction runs; the noise-prediction output layer is left out).
+    /// Counted for the convolutions and attention; time projections, norms, activations
+    /// and resampling are element-wise and left out.
+    pub fn macs(&self, tile: usize) -> u64 {
+        let px = |level: usize| ((tile >> level) * (tile >> level)) as u64;
+        let conv = |cin: usize, cout: usize, k: usize, level: usize| (k * k * cin * cout) as u64 * px(level);
+        let block = |cin: usize, cout: usize, level: usize| {
+            conv(cin, cout, 3, level) + conv(cout, cout, 3, level) + if cin != cout { conv(cin, cout, 1, level) } else { 0 }
+        };
+        let last = self.levels() - 1;
+        let mut macs = conv(self.in_channels, self.base_channels, 3, 0);
+        let mut ch = self.base_channels;
+        for level in 0..self.levels() {
+            let cout = self.level_channels(level);
+            for i in 0..self.res_blocks {
+                macs += block(if i == 0 { ch } else { cout }, cout, level);
+            }
+            ch = cout;
+            if level < last {
+                macs += conv(ch, ch, 3, level + 1);
+            }
+        }
+        macs += 2 * block(ch, ch, last);
+        if self.attention {
+            let n = px(last);
+            macs += 4 * (ch * ch) as u64 * n + 2 * n * n * ch as u64;
+        }
+        for level in (0..self.levels()).rev() {
+            let cout = self.level_channels(level);
+            if level < last {
+                macs += conv(ch, ch, 3, level);
+            }
+            for i in 0..self.res_blocks {
+                macs += block(if i == 0 { ch + cout } else { cout }, cout, level);
+            }
+            ch = cout;
+        }
+        macs
+    }
+
     /// Checks that the configuration describes a buildable network.
     pub fn validate(&self) -> Result<(), String> {
         if self.in_channels == 0 || self.base_channels == 0 || self.res_blocks == 0 {
@@ -76,6 +135,11 @@ impl UNetConfig {
 }
 
 impl HeadConfig {
+    /// Multiply-accumulates of the head over a `tile` x `tile` feature map.
+    pub fn macs(&self, feature_channels: usize, tile: usize) -> u64 {
+        ((9 * feature_channels * self.hidden_channels + self.hidden_channels * self.num_classes) * tile * tile) as u64
+    }
+
     pub fn validate(&self, unet: &UNetConfig) -> Result<(), String> {
         if self.feature_levels.is_empty() {
             return Err("the head needs at least one feature level".into());

@@ -5,10 +5,12 @@
 //! - [`unet`]: the diffusion UNet that predicts noise.
 //! - [`features`]: noising to timestep t and tapping decoder activations (PathSegDiff).
 //! - [`head`]: the light FCN head from features to class logits.
+//! - [`receptive_field`]: the measured receptive field of an output pixel.
 
 pub mod config;
 pub mod features;
 pub mod head;
+pub mod receptive_field;
 pub mod schedule;
 pub mod unet;
 

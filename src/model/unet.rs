@@ -1,5 +1,6 @@
 //! A small DDPM UNet: sinusoidal timestep embedding, residual blocks with GroupNorm and SiLU,
-//! strided-convolution downsampling, nearest-neighbour upsampling, and skip connections.
+//! strided-convolution downsampling, nearest-neighbour upsampling, skip connections, and
+//! optionally multi-head self-attention at the coarsest level (between the two middle blocks).
 //!
 //! `forward` predicts the noise epsilon (the pretraining objective); `forward_with_taps` also
 //! returns each decoder level's activations, which are the features the segmentation head reads.
@@ -10,7 +11,9 @@ use burn::prelude::*;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
-use super::config::UNetConfig;
+use burn::tensor::activation::softmax;
+
+use super::config::{UNetConfig, attention_heads};
 
 /// SiLU as `x / (1 + exp(-x))`: the same function as burn's `x * sigmoid(x)`, written with ops
 /// the CPU backend vectorises (twice as fast on flex; see BENCHMARKS.md). For very negative x,
@@ -68,6 +71,44 @@ impl ResBlock {
     }
 }
 
+/// GroupNorm, then multi-head self-attention over all positions (heads of
+/// [`super::config::ATTENTION_HEAD_CHANNELS`] channels, or one head), a linear projection, and a residual
+/// connection.
+#[derive(Module, Debug)]
+pub struct SelfAttention {
+    pub(crate) norm: GroupNorm,
+    /// Channels to queries, keys and values, `[C, 3C]`.
+    pub(crate) qkv: Linear,
+    pub(crate) proj: Linear,
+    #[module(skip)]
+    pub(crate) heads: usize,
+}
+
+impl SelfAttention {
+    pub fn new(channels: usize, groups: usize, device: &Device) -> Self {
+        Self {
+            norm: norm(groups, channels, device),
+            qkv: LinearConfig::new(channels, 3 * channels).init(device),
+            proj: LinearConfig::new(channels, channels).init(device),
+            heads: attention_heads(channels),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        let (n, heads, d) = (h * w, self.heads, c / self.heads);
+        // [B, C, H, W] -> [B, N, C]
+        let tokens = self.norm.forward(x.clone()).reshape([b, c, n]).swap_dims(1, 2);
+        let qkv = self.qkv.forward(tokens);
+        let split = |i: usize| qkv.clone().narrow(2, i * c, c).reshape([b, n, heads, d]).swap_dims(1, 2);
+        let (q, k, v) = (split(0), split(1), split(2));
+        let weights = softmax(q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt(), 3);
+        let out = weights.matmul(v).swap_dims(1, 2).reshape([b, n, c]);
+        let out = self.proj.forward(out).swap_dims(1, 2).reshape([b, c, h, w]);
+        x + out
+    }
+}
+
 /// One encoder level: residual blocks, then (except at the lowest level) a stride-2 conv.
 #[derive(Module, Debug)]
 pub struct DownLevel {
@@ -90,6 +131,8 @@ pub struct UNet {
     pub(crate) conv_in: Conv2d,
     pub(crate) down: Vec<DownLevel>,
     pub(crate) mid: Vec<ResBlock>,
+    /// Between `mid[0]` and `mid[1]`, when the configuration asks for it.
+    pub(crate) mid_attention: Option<SelfAttention>,
     /// Decoder levels, from the lowest resolution up to full resolution.
     pub(crate) up: Vec<UpLevel>,
     pub(crate) norm_out: GroupNorm,
@@ -133,6 +176,7 @@ impl UNet {
             down.push(DownLevel { blocks, downsample });
         }
         let mid = vec![ResBlock::new(ch, ch, tdim, g, device), ResBlock::new(ch, ch, tdim, g, device)];
+        let mid_attention = config.attention.then(|| SelfAttention::new(ch, g, device));
         let mut up = Vec::with_capacity(levels);
         for level in (0..levels).rev() {
             let cout = config.level_channels(level);
@@ -150,6 +194,7 @@ impl UNet {
             conv_in: conv3x3(config.in_channels, c0, 1, device),
             down,
             mid,
+            mid_attention,
             up,
             norm_out: norm(g, c0, device),
             conv_out: conv3x3(c0, config.in_channels, 1, device),
@@ -189,8 +234,11 @@ impl UNet {
                 h = ds.forward(h);
             }
         }
-        for block in &self.mid {
+        for (i, block) in self.mid.iter().enumerate() {
             h = block.forward(h, temb.clone());
+            if let (0, Some(attention)) = (i, &self.mid_attention) {
+                h = attention.forward(h);
+            }
         }
         let mut taps = Vec::with_capacity(self.up.len());
         for level in &self.up {

@@ -114,12 +114,21 @@ impl Labeled {
 }
 
 pub(crate) fn read_rgb(path: &Path) -> Result<RgbImage> {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svs")) {
+        // a whole slide: its full-resolution level, whole (pretraining reads small slides only)
+        let mut slide = crate::slide::Slide::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let (w, h) = (slide.width(), slide.height());
+        return slide.read_region(0, 0, 0, w, h).with_context(|| format!("cannot read level 0 of {}", path.display()));
+    }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     imageio::decode(&bytes).with_context(|| format!("cannot decode {}", path.display()))
 }
 
 /// The file types a training folder may hold.
 pub const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"];
+
+/// What an unlabelled pretraining folder may hold: the image types and Aperio slides.
+pub const UNLABELED_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "svs"];
 
 fn natural_key(p: &Path) -> (String, u64, String) {
     let s = p.file_stem().and_then(|n| n.to_str()).unwrap_or("").to_string();
@@ -130,13 +139,19 @@ fn natural_key(p: &Path) -> (String, u64, String) {
 /// Image files in `dir` whose names start with `prefix`, in natural order (train_2 before
 /// train_10).
 pub fn list_images(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
+    list_files(dir, prefix, &IMAGE_EXTENSIONS)
+}
+
+/// Files in `dir` whose names start with `prefix` and end in one of `extensions`, in natural
+/// order.
+pub fn list_files(dir: &Path, prefix: &str, extensions: &[&str]) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
             let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-            name.starts_with(prefix) && IMAGE_EXTENSIONS.contains(&ext.as_str())
+            name.starts_with(prefix) && extensions.contains(&ext.as_str())
         })
         .collect();
     files.sort_by_key(|p| natural_key(p));
@@ -212,7 +227,7 @@ pub fn load_unlabeled(sources: &[Source], working_um: &[f64], validation_every: 
     let mut out = Unlabeled::default();
     let mut index = 0;
     for src in sources {
-        let files = list_images(&src.dir, &src.prefix)?;
+        let files = list_files(&src.dir, &src.prefix, &UNLABELED_EXTENSIONS)?;
         if files.is_empty() {
             bail!("no images with prefix '{}' in {}", src.prefix, src.dir.display());
         }

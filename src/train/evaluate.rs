@@ -4,8 +4,10 @@
 //!
 //! - pixel Dice and IoU of every class (over all pixels of the set), and their mean over the
 //!   foreground classes (for two classes, the foreground's own Dice and IoU);
-//! - object metrics, where asked for, on predicted objects = 4-connected components of
-//!   non-background pixels, smaller ones than the minimum area dropped:
+//! - object metrics, where asked for, on the predicted objects of [`crate::postprocess`] (the
+//!   same objects the CLI and the page export: 8-connected, split at the boundary class by
+//!   instance-aware models, holes filled where the model asks for it, objects under the minimum
+//!   area dropped), against the ground truth's 8-connected components or instance masks:
 //!   - GlaS style: object F1 (from TP/FP/FN summed over the set), object Dice and object
 //!     Hausdorff (mean over images, in native pixels), against the ground truth's connected
 //!     components;
@@ -21,6 +23,7 @@ use super::data::{Dataset, Labeled};
 use crate::imageio;
 use crate::metrics::{Confusion, Objects, aji, glas_object_scores};
 use crate::model::Segmenter;
+use crate::postprocess::{self, PostprocessConfig};
 use crate::segment::segment_image;
 use crate::weights::Manifest;
 
@@ -85,7 +88,8 @@ pub struct ImageScore {
 pub struct EvalReport {
     pub dataset: String,
     pub images: usize,
-    /// Mean over the foreground classes of each class's Dice over all pixels.
+    /// Mean over the object classes (all but the background and a boundary class) of each
+    /// class's Dice over all pixels, after post-processing.
     pub pixel_dice: f64,
     pub pixel_iou: f64,
     /// Every class, background first.
@@ -121,22 +125,24 @@ fn mean(v: impl Iterator<Item = f64>) -> f64 {
 
 pub fn evaluate(segmenter: &Segmenter, manifest: &Manifest, dataset: &str, test: &[Labeled], opts: &EvalOptions, mut on_image: impl FnMut(usize)) -> Result<EvalReport> {
     let classes = manifest.head.num_classes;
+    // the model's post-processing, with the evaluation's minimum object size
+    let cfg = PostprocessConfig { min_object_um2: opts.min_object_um2, ..manifest.postprocess.clone() };
+    let object_classes = manifest.object_classes();
     let mut conf = vec![Confusion::default(); classes];
     let (mut tp, mut n_pred, mut n_truth) = (0usize, 0usize, 0usize);
     let mut per_image = Vec::new();
     for (i, sample) in test.iter().enumerate() {
         let (w, h) = (sample.image.width, sample.image.height);
-        let labels = predict(segmenter, manifest, sample, 4)?;
-        let c = class_confusions(&labels, &sample.mask, classes);
+        let raw = predict(segmenter, manifest, sample, 4)?;
+        let instances = postprocess::apply(&raw, w, h, &cfg, sample.um_per_px);
+        let c = class_confusions(&instances.labels, &sample.mask, classes);
         for (total, one) in conf.iter_mut().zip(&c) {
             *total = total.add(*one);
         }
-        let mut score = ImageScore { name: sample.name.clone(), dice: mean(c[1..].iter().map(|c| c.dice())), objects: ObjectMetrics::default() };
+        let mut score = ImageScore { name: sample.name.clone(), dice: mean(object_classes.iter().map(|&k| c[k as usize].dice())), objects: ObjectMetrics::default() };
         if opts.gland_objects || opts.aji {
-            let pred: Vec<bool> = labels.iter().map(|&l| l != 0).collect();
             let truth: Vec<bool> = sample.mask.iter().map(|&m| m != 0).collect();
-            let min_px = (opts.min_object_um2 / (sample.um_per_px * sample.um_per_px)).round() as u64;
-            let objects = Objects::from_mask(&pred, w, h).without_small(min_px);
+            let objects = Objects::from_ids(&instances.ids, w, h);
             let gt = match &sample.instances {
                 Some(ids) => Objects::from_ids(ids, w, h),
                 None => Objects::from_mask(&truth, w, h),
@@ -166,8 +172,8 @@ pub fn evaluate(segmenter: &Segmenter, manifest: &Manifest, dataset: &str, test:
     Ok(EvalReport {
         dataset: dataset.to_string(),
         images: test.len(),
-        pixel_dice: mean(per_class[1..].iter().map(|c| c.dice)),
-        pixel_iou: mean(per_class[1..].iter().map(|c| c.iou)),
+        pixel_dice: mean(object_classes.iter().map(|&k| per_class[k as usize].dice)),
+        pixel_iou: mean(object_classes.iter().map(|&k| per_class[k as usize].iou)),
         objects: ObjectMetrics {
             object_f1: opts.gland_objects.then(|| if n_pred + n_truth == 0 { 1.0 } else { 2.0 * tp as f64 / (n_pred + n_truth) as f64 }),
             object_dice: mean_of(&|s| s.objects.object_dice),

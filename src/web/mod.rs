@@ -279,8 +279,11 @@ impl Job {
             return Err(JsError::new(&format!("only {done} of {total} tiles are segmented")));
         }
         let seg = job.finish();
-        let labels = labels_for_region(&seg, self.region);
-        Ok(SegResult { labels, region: self.region, file: self.file.clone(), um_per_px: self.um_per_px, objects: RefCell::new(None) })
+        let raw = labels_for_region(&seg, self.region);
+        // the model's post-processing, at the region's µm/px (the model's when the file has none)
+        let um = self.um_per_px.unwrap_or(self.file.manifest.um_per_px);
+        let instances = self.file.manifest.objects_of(&raw, self.region.width, self.region.height, um);
+        Ok(SegResult { labels: instances.labels.clone(), instances, region: self.region, file: self.file.clone(), um_per_px: self.um_per_px, objects: RefCell::new(None) })
     }
 }
 
@@ -292,11 +295,12 @@ fn styling(classes: usize, colors: &[u8], visible: &[u8]) -> Result<(Vec<[u8; 3]
     Ok((colors.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect(), visible.iter().map(|&v| v != 0).collect()))
 }
 
-/// A finished segmentation of a region: labels at level-0 resolution and everything the page
-/// draws and exports from them.
+/// A finished segmentation of a region: post-processed labels and objects at level-0 resolution
+/// and everything the page draws and exports from them.
 #[wasm_bindgen]
 pub struct SegResult {
     labels: Vec<u8>,
+    instances: crate::postprocess::Instances,
     region: slide::Region,
     file: Rc<ModelFile>,
     um_per_px: Option<f64>,
@@ -307,7 +311,7 @@ impl SegResult {
     fn objects(&self) -> Rc<Vec<export::Object>> {
         self.objects
             .borrow_mut()
-            .get_or_insert_with(|| Rc::new(export::objects(&self.labels, self.region.width, self.region.height, self.file.manifest.classes.len())))
+            .get_or_insert_with(|| Rc::new(export::objects(&self.instances)))
             .clone()
     }
 }

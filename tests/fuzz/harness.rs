@@ -67,11 +67,17 @@ pub fn export(data: &[u8]) {
     let labels: Vec<u8> = (0..width * height).map(|i| pixels.get(i).map_or(0, |&v| v % classes as u8)).collect();
     let infos: Vec<ClassInfo> = (0..classes).map(|i| ClassInfo { name: format!("class {i}"), color: [i as u8 * 40, 200, 90] }).collect();
 
-    let objects = export::objects(&labels, width, height, classes);
+    // every other input as an instance-aware model's labels: the last class marks boundaries
+    let boundary_class = (classes >= 3 && *w % 2 == 1).then(|| classes as u8 - 1);
+    let config = histoseg::postprocess::PostprocessConfig { boundary_class, ..Default::default() };
+    let instances = histoseg::postprocess::apply(&labels, width, height, &config, 1.0);
+    let objects = export::objects(&instances);
+    let labels = instances.labels.clone();
+    assert!(boundary_class.is_none_or(|b| !labels.contains(&b)), "no pixel keeps the boundary class");
     let labelled = labels.iter().filter(|&&l| l != 0).count() as u64;
     assert_eq!(objects.iter().map(|o| o.area_px).sum::<u64>(), labelled, "every labelled pixel is in exactly one object");
     for o in &objects {
-        assert!(o.class > 0 && (o.class as usize) < classes);
+        assert!(o.class > 0 && (o.class as usize) < classes && Some(o.class) != boundary_class);
         for ring in &o.rings {
             assert!(ring.len() >= 4 && ring.first() == ring.last(), "rings are closed polygons: {ring:?}");
             assert!(ring.iter().all(|p| p[0] >= -0.5 && p[1] >= -0.5 && p[0] <= width as f64 - 0.5 && p[1] <= height as f64 - 0.5));

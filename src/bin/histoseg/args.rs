@@ -21,16 +21,19 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct ArchArgs {
     #[arg(long, default_value_t = 32)]
     pub base_channels: usize,
-    /// Comma-separated channel multipliers, one per resolution level.
-    #[arg(long, default_value = "1,2,4")]
+    /// Comma-separated channel multipliers, one per resolution level (the shipped UNet's five).
+    #[arg(long, default_value = "1,2,2,4,4")]
     pub channel_mults: String,
     #[arg(long, default_value_t = 1)]
     pub res_blocks: usize,
+    /// Self-attention at the coarsest level: true or false.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub attention: bool,
 }
 
 impl ArchArgs {
     pub fn config(&self) -> Result<UNetConfig> {
-        let c = UNetConfig { base_channels: self.base_channels, channel_mults: parse_list(&self.channel_mults)?, res_blocks: self.res_blocks, ..UNetConfig::default() };
+        let c = UNetConfig { base_channels: self.base_channels, channel_mults: parse_list(&self.channel_mults)?, res_blocks: self.res_blocks, attention: self.attention, ..UNetConfig::default() };
         c.validate().map_err(anyhow::Error::msg)?;
         Ok(c)
     }

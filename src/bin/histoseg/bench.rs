@@ -4,6 +4,8 @@
 //!   batch size.
 //! - `--train`: DDPM training steps/s (forward, backward, Adam and EMA, through the same run loop
 //!   as `pretrain`) for one architecture, patch and batch, so devices compare on the same batch.
+//! - `--receptive-field`: the measured receptive field of a model (or of a random-init
+//!   architecture), from the gradient of the centre pixel's logit.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -20,11 +22,15 @@ use crate::args::{ArchArgs, DeviceArgs, read_model};
 #[derive(Args)]
 pub struct BenchArgs {
     /// Model file to time (inference).
-    #[arg(long, required_unless_present = "train")]
+    #[arg(long, required_unless_present_any = ["train", "receptive_field"])]
     model: Option<PathBuf>,
     /// Time training steps instead of inference.
     #[arg(long)]
     train: bool,
+    /// Measure the receptive field (of --model, or of a random-init UNet given by the
+    /// architecture flags) on a tile of --tile pixels.
+    #[arg(long, conflicts_with = "train")]
+    receptive_field: bool,
     /// Inference: tile size (default: the model's). Training: patch size.
     #[arg(long)]
     tile: Option<usize>,
@@ -61,9 +67,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if a.train {
         return bench_training(&a, compute, &device, threads);
     }
-    let file = read_model(a.model.as_deref().expect("clap requires --model"))?;
+    if a.receptive_field {
+        return bench_receptive_field(&a, &device);
+    }
+    let model_path = a.model.as_deref().expect("clap requires --model");
+    let file = read_model(model_path)?;
     let m = &file.manifest;
     let tile = a.tile.unwrap_or(m.tile_size);
+    let feature_channels = m.unet.feature_channels(&m.head.feature_levels);
+    let macs = m.unet.macs(tile) + m.head.macs(feature_channels, tile);
     let segmenter = file.segmenter_with_tile(&device, tile)?;
     let image = read_image(&a.image.clone().unwrap_or_else(|| histoseg::data_dir().join("glas/images/testA_1.png")))?;
     let job = histoseg::segment::SegmentJob::new(&image, tile, 0, m.head.num_classes)?;
@@ -85,6 +97,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "engine": format!("histoseg {}", compute.describe()),
         "tile": tile, "batch": a.batch, "iters": a.iters, "warmup_ms": warmup_ms,
         "ms_per_tile": seconds * 1e3 / n, "tiles_per_s": n / seconds,
+        "gmac_per_tile": macs as f64 / 1e9, "gflop_per_tile": 2.0 * macs as f64 / 1e9,
+        "parameters": file.parameter_count(), "file_bytes": std::fs::metadata(model_path)?.len(),
         "peak_rss_mb": peak_rss_mb(), "threads": threads,
     });
     println!("{report}");
@@ -128,4 +142,36 @@ fn bench_training(a: &BenchArgs, compute: histoseg::train::compute::Compute, dev
     });
     println!("{report}");
     Ok(())
+}
+
+fn bench_receptive_field(a: &BenchArgs, device: &burn::prelude::Device) -> Result<()> {
+    use histoseg::model::{HeadConfig, HistoSegNet};
+    let (net, timestep, levels, um_per_px, tile) = match &a.model {
+        Some(path) => {
+            let file = read_model(path)?;
+            let m = file.manifest.clone();
+            let net = file.segmenter_with_tile(device, m.tile_size)?.net;
+            (net, m.timestep, m.head.feature_levels, Some(m.um_per_px), a.tile.unwrap_or(m.tile_size))
+        }
+        None => {
+            let head = HeadConfig { feature_levels: vec![0, 1], hidden_channels: 32, num_classes: 2 };
+            (HistoSegNet::new(&a.arch.config()?, &head, device), 50, head.feature_levels, None, a.tile.unwrap_or(256))
+        }
+    };
+    let rf = histoseg::model::receptive_field::measure(&net, timestep, &levels, tile, device);
+    let um = |r: usize| um_per_px.map(|u| (2 * r + 1) as f64 * u);
+    let report = serde_json::json!({
+        "what": "receptive field of the centre pixel's class-1 logit",
+        "model": a.model, "unet": net_config(&a.model, &a.arch)?, "field": rf,
+        "theoretical_side_um": um(rf.theoretical_radius), "effective_side_90_um": um(rf.effective_radius_90),
+    });
+    println!("{report}");
+    Ok(())
+}
+
+fn net_config(model: &Option<PathBuf>, arch: &ArchArgs) -> Result<histoseg::model::UNetConfig> {
+    match model {
+        Some(path) => Ok(read_model(path)?.manifest.unet),
+        None => arch.config(),
+    }
 }

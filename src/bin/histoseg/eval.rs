@@ -45,7 +45,7 @@ pub fn score(file: &ModelFile, data: &LoadedData, device: &burn::prelude::Device
 
 pub fn run(a: EvalArgs, data_dir: &Path) -> Result<()> {
     let file = read_model(&a.model)?;
-    let data = test_data(&a.data, data_dir, file.manifest.head.num_classes, a.limit)?;
+    let data = test_data(&a.data, data_dir, file.manifest.mask_classes(), a.limit)?;
     let device = a.device.compute()?.device()?;
     let report = score(&file, &data, &device)?;
     println!("{}", report.table());

@@ -47,6 +47,13 @@ pub struct ExportArgs {
     /// `scripts/onnx_check.py` can compare onnxruntime with them.
     #[arg(long)]
     reference: Option<PathBuf>,
+    /// The class that marks boundaries between touching objects (an instance-aware model
+    /// trained on `dataset --boundaries`): objects are split there by a marker watershed.
+    #[arg(long)]
+    boundary_class: Option<u8>,
+    /// Fill background holes enclosed by one object.
+    #[arg(long)]
+    fill_holes: bool,
 }
 
 pub fn run(a: ExportArgs, data_dir: &Path) -> Result<()> {
@@ -58,9 +65,14 @@ pub fn run(a: ExportArgs, data_dir: &Path) -> Result<()> {
 
 fn export_int8(a: &ExportArgs, data_dir: &Path) -> Result<()> {
     anyhow::ensure!(a.data.given(), "a test set is needed (--dataset, or --images and --masks): the int8 export is compared with f32 on it");
-    let f32_file = read_model(&a.model)?;
+    let mut f32_file = read_model(&a.model)?;
+    // the post-processing the model ships with: what eval scores is what the page and the CLI do
+    let pp = &mut f32_file.manifest.postprocess;
+    (pp.boundary_class, pp.fill_holes) = (a.boundary_class, a.fill_holes);
+    let data = test_data(&a.data, data_dir, f32_file.manifest.mask_classes(), a.limit)?;
+    f32_file.manifest.postprocess.min_object_um2 = data.eval.min_object_um2;
+    f32_file.manifest.validate()?;
     let mut int8_file = ModelFile::from_bytes(&f32_file.to_bytes())?;
-    let data = test_data(&a.data, data_dir, f32_file.manifest.head.num_classes, a.limit)?;
     let device = Device::flex();
     let f = score(&f32_file, &data, &device)?;
     let q = score(&int8_file, &data, &device)?;

@@ -81,14 +81,16 @@ pub fn run(a: SegmentArgs) -> Result<()> {
             Ok((labels_for_region(&seg, region), region, known_um, slide.note))
         })();
         match result {
-            Ok((labels, region, known_um, note)) => {
+            Ok((raw, region, known_um, note)) => {
                 let (w, h) = (region.width, region.height);
                 let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-                let objects = export::objects(&labels, w, h, m.classes.len());
+                let instances = m.objects_of(&raw, w, h, known_um.unwrap_or(m.um_per_px));
+                let labels = &instances.labels;
+                let objects = export::objects(&instances);
                 let gj = export::geojson(&objects, &m.classes, [region.x as f64, region.y as f64]);
-                let table = export::measurements(&labels, w, h, &objects, &m.classes, [region.x, region.y], known_um);
+                let table = export::measurements(labels, w, h, &objects, &m.classes, [region.x, region.y], known_um);
                 let png = a.output.join(format!("{stem}.labels.png"));
-                write_file(&png, &export::label_png(&labels, w, h))?;
+                write_file(&png, &export::label_png(labels, w, h))?;
                 write_json(&a.output.join(format!("{stem}.geojson")), &gj)?;
                 write_file(&a.output.join(format!("{stem}.measurements.csv")), table.to_csv().as_bytes())?;
                 println!("{} -> {} (+ .geojson, .measurements.csv; {} objects, {:.2} s)", path.display(), png.display(), objects.len(), started.elapsed().as_secs_f64());
