@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# The commands behind the shipped models in models/ (2 CPU cores, no GPU). The models were made
+# The CPU recipe of the models shipped before issue 13 (3-level UNet, 2 classes; 2 CPU cores, no
+# GPU). Today's models/ come from scripts/gpu_quality.sh on an H100 (see README, "The shipped
+# models"); this script now trains the same recipe with today's default architecture unless
+# given --channel-mults 1,2,4 --attention false by hand. Those models were made
 # at commit d33f664 with that commit's CLI (see its copy of this script); the commands below are
 # the same training in today's CLI (run folders, resumable loop, EMA), so a rerun gives a
 # comparable model, not a byte-identical one. Run state goes to $HISTOSEG_RUNS (default ../runs).

@@ -25,7 +25,7 @@ fn segments_a_real_glas_image_on_flex() {
     let image = glas_image("testA_1.png");
     assert_eq!((image.width, image.height), (775, 522));
     // a crop that needs several overlapping tiles in each direction, with odd sizes
-    let crop = image.crop(101, 57, 301, 203);
+    let crop = image.crop(101, 57, 601, 403);
     let (_, file) = shipped_model();
     let m = file.manifest.clone();
     let device = Device::flex();
@@ -33,8 +33,8 @@ fn segments_a_real_glas_image_on_flex() {
 
     let mut calls = 0;
     let seg = segment_image(&segmenter, &crop, m.overlap, m.head.num_classes, 4, |_, _| calls += 1).unwrap();
-    assert_eq!((seg.width, seg.height), (301, 203));
-    assert_eq!(seg.labels.len(), 301 * 203);
+    assert_eq!((seg.width, seg.height), (601, 403));
+    assert_eq!(seg.labels.len(), 601 * 403);
     assert!(calls >= 2, "progress reported per batch");
     for px in seg.probabilities.chunks_exact(m.head.num_classes) {
         let s: f32 = px.iter().sum();
@@ -49,7 +49,7 @@ fn segments_a_real_glas_image_on_flex() {
     assert!(max_diff < 1e-4, "batch 4 vs 1 differ by {max_diff}");
 
     // the output depends on the image content: a different region gives a different map
-    let other = segment_image(&segmenter, &image.crop(400, 250, 301, 203), m.overlap, m.head.num_classes, 4, |_, _| {}).unwrap();
+    let other = segment_image(&segmenter, &image.crop(150, 100, 601, 403), m.overlap, m.head.num_classes, 4, |_, _| {}).unwrap();
     assert_ne!(other.probabilities, seg.probabilities);
 }
 
@@ -76,8 +76,8 @@ fn int8_file_matches_the_f32_network() {
     let b = reloaded.segmenter(&device).unwrap();
     let image = glas_image("testA_3.png").crop(0, 0, 128, 128);
     let m = &file.manifest;
-    let sa = segment_image(&a, &image, m.overlap, 2, 1, |_, _| {}).unwrap();
-    let sb = segment_image(&b, &image, m.overlap, 2, 1, |_, _| {}).unwrap();
+    let sa = segment_image(&a, &image, m.overlap, m.head.num_classes, 1, |_, _| {}).unwrap();
+    let sb = segment_image(&b, &image, m.overlap, m.head.num_classes, 1, |_, _| {}).unwrap();
     let max_diff = sa.probabilities.iter().zip(&sb.probabilities).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
     assert!(max_diff < 1e-3, "requantised model differs by {max_diff}");
 }

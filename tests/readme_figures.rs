@@ -29,7 +29,7 @@ fn num(v: &Value, path: &[&str]) -> f64 {
 #[test]
 fn results_tables_match_the_shipped_model_files() {
     let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let heading = "**Results**";
+    let heading = "### Results";
     let int8 = "**int8 against f32**";
 
     let g = manifest_metrics("glands.histoseg");
