@@ -334,6 +334,13 @@ impl ModelFile {
         self.tensors.iter().map(|(n, t)| (n.as_str(), t.values.as_slice()))
     }
 
+    /// Calls `f` with every stored tensor's name, shape and values, which it may change.
+    pub fn for_each_tensor_mut(&mut self, mut f: impl FnMut(&str, &[usize], &mut [f32])) {
+        for (name, t) in &mut self.tensors {
+            f(name, &t.shape, &mut t.values);
+        }
+    }
+
     pub fn parameter_count(&self) -> usize {
         self.tensors.iter().map(|(_, t)| t.values.len()).sum()
     }
