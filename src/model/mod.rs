@@ -10,6 +10,7 @@
 pub mod config;
 pub mod features;
 pub mod head;
+#[cfg(feature = "cli")]
 pub mod receptive_field;
 pub mod schedule;
 pub mod unet;
