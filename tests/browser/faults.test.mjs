@@ -73,8 +73,8 @@ test("WebGPU device lost mid-run: the run finishes on the CPU with the tiles alr
     assert.equal(await page.evaluate(() => window.__gpuDevices.length), 1, "the model runs on a WebGPU device");
     await page.setInputFiles("#file", HE);
     await page.waitForFunction(() => window.histoseg.status === "opened", null, { timeout: 60_000 });
-    // 0.2 µm/px makes the 1000 px image 200 px at the glands model's 1 µm/px: four 128 px tiles
-    await page.fill("#umpp", "0.2");
+    // 0.4 µm/px makes the 1000 px image 400 px at the glands model's 1 µm/px: four 256 px tiles
+    await page.fill("#umpp", "0.4");
     await page.click("#segment-all");
     await page.waitForFunction(() => Number(document.getElementById("progress").value) >= 1, null, { timeout: 300_000 });
     const doneBefore = await page.evaluate(() => Number(document.getElementById("progress").value));
@@ -113,7 +113,7 @@ test("opening a second image during a run stops the run; the new image segments"
     const { page, problems } = await readyPage(b.context, site.url, "?model=glands");
     await page.setInputFiles("#file", HE);
     await page.waitForFunction(() => window.histoseg.status === "opened", null, { timeout: 60_000 });
-    await page.fill("#umpp", "0.2"); // four 128 px tiles, as above
+    await page.fill("#umpp", "0.4"); // four 256 px tiles, as above
     await page.click("#segment-all");
     await page.waitForFunction(() => Number(document.getElementById("progress").value) >= 3, null, { timeout: 300_000 });
     await page.setInputFiles("#file", path.join(ROOT, "tests/bad_inputs/grey.png"));
