@@ -169,7 +169,7 @@ test("cancel a whole-slide run: the slide stays open and a new run works", { tim
     await page.click("#segment-all");
     await page.waitForFunction(() => Number(document.getElementById("progress").value) >= 2, null, { timeout: 120_000 });
     const total = await page.evaluate(() => Number(document.getElementById("progress").max));
-    assert.ok(total > 50, `the whole slide is many tiles (${total})`);
+    assert.ok(total > 20, `the whole slide is many tiles (${total})`);
     console.log(`whole-slide run: ${total} tiles; cancelling`);
     // the page answers while segmenting
     assert.equal(await page.evaluate(() => 1 + 1), 2);
