@@ -18,6 +18,7 @@ pub mod segment;
 pub mod slide;
 pub mod stain;
 pub mod tiling;
+pub mod tissue;
 pub mod weights;
 
 #[cfg(feature = "cli")]

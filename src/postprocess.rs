@@ -33,12 +33,16 @@ pub struct PostprocessConfig {
     /// Fill background holes enclosed by one object.
     #[serde(default)]
     pub fill_holes: bool,
+    /// Glass beside the tissue becomes background before any of this ([`crate::tissue`]); the
+    /// segmentation applies it, where the image's pixels are.
+    #[serde(default)]
+    pub glass: Option<crate::tissue::GlassConfig>,
 }
 
 impl Default for PostprocessConfig {
     /// What models written before this existed get: plain connected components, nothing removed.
     fn default() -> Self {
-        Self { boundary_class: None, min_object_um2: 0.0, fill_holes: false }
+        Self { boundary_class: None, min_object_um2: 0.0, fill_holes: false, glass: None }
     }
 }
 
@@ -238,7 +242,7 @@ mod tests {
             "1111..1.",
             "........",
         ]);
-        let cfg = PostprocessConfig { boundary_class: None, min_object_um2: 2.0, fill_holes: true };
+        let cfg = PostprocessConfig { boundary_class: None, min_object_um2: 2.0, fill_holes: true, glass: None };
         let inst = apply(&l, w, h, &cfg, 1.0);
         assert_eq!(inst.count(), 1, "the 1-pixel object is under 2 µm²");
         assert_eq!(ids_of(&inst), vec!["1111....", "1111....", "1111....", "........"]);

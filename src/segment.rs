@@ -6,12 +6,17 @@
 //! runs [`crate::model::Segmenter::probabilities`] on it on whatever device it has, reads the
 //! result back (synchronously natively, asynchronously in the browser) and hands it to
 //! [`SegmentJob::accept`].
+//!
+//! A job made with [`SegmentJob::for_model`] applies the model's glass rule ([`crate::tissue`])
+//! when it finishes: glass beside the tissue is background whatever the network said.
 
 use crate::imageio::{self, RgbImage};
 use crate::slide::{Region, Slide, SlideError};
 #[cfg(not(target_family = "wasm"))]
 use crate::model::Segmenter;
 use crate::tiling::{Blender, TileGrid, TilingError, argmax_labels};
+use crate::tissue::{GlassConfig, glass_mask};
+use crate::weights::Manifest;
 
 /// The most pixels one segmentation works on at the model's resolution (the blended class
 /// probabilities of every pixel are held until the end).
@@ -49,6 +54,8 @@ pub struct SegmentJob {
     /// Interleaved RGB scaled to [-1, 1].
     pixels: Vec<f32>,
     next: usize,
+    /// The glass rule and the image's µm/px, when glass is to become background.
+    glass: Option<(GlassConfig, f64)>,
 }
 
 /// The result of a run.
@@ -67,7 +74,15 @@ impl SegmentJob {
     pub fn new(image: &RgbImage, tile_size: usize, overlap: usize, classes: usize) -> Result<Self, TilingError> {
         let grid = TileGrid::new(image.width, image.height, tile_size, overlap)?;
         let pixels = image.pixels.iter().map(|&v| v as f32 / 127.5 - 1.0).collect();
-        Ok(Self { blender: Blender::new(grid, classes), pixels, next: 0 })
+        Ok(Self { blender: Blender::new(grid, classes), pixels, next: 0, glass: None })
+    }
+
+    /// A job for `manifest`'s model on an image at the model's resolution, in tiles of
+    /// `tile_size` (the manifest's unless overridden), with the model's glass rule.
+    pub fn for_model(image: &RgbImage, tile_size: usize, manifest: &Manifest) -> Result<Self, TilingError> {
+        let mut job = Self::new(image, tile_size, manifest.overlap, manifest.head.num_classes)?;
+        job.glass = manifest.postprocess.glass.clone().map(|g| (g, manifest.um_per_px));
+        Ok(job)
     }
 
     pub fn total_tiles(&self) -> usize {
@@ -110,8 +125,18 @@ impl SegmentJob {
     pub fn finish(self) -> Segmentation {
         let grid = self.blender.grid().clone();
         let classes = self.blender.channels();
-        let probabilities = self.blender.finish();
-        let labels = argmax_labels(&probabilities, classes);
+        let mut probabilities = self.blender.finish();
+        let mut labels = argmax_labels(&probabilities, classes);
+        if let Some((config, um)) = &self.glass {
+            let rgb: Vec<u8> = self.pixels.iter().map(|&v| ((v + 1.0) * 127.5).round() as u8).collect();
+            let glass = glass_mask(&rgb, grid.image_width, grid.image_height, *um, config);
+            for (i, _) in glass.iter().enumerate().filter(|(_, g)| **g) {
+                labels[i] = 0;
+                let p = &mut probabilities[i * classes..(i + 1) * classes];
+                p.fill(0.0);
+                p[0] = 1.0;
+            }
+        }
         Segmentation { width: grid.image_width, height: grid.image_height, classes, probabilities, labels }
     }
 }
@@ -122,12 +147,11 @@ impl SegmentJob {
 pub fn segment_image(
     segmenter: &Segmenter,
     image: &RgbImage,
-    overlap: usize,
-    classes: usize,
+    manifest: &Manifest,
     batch_size: usize,
     mut on_progress: impl FnMut(usize, usize),
 ) -> Result<Segmentation, TilingError> {
-    let mut job = SegmentJob::new(image, segmenter.tile_size, overlap, classes)?;
+    let mut job = SegmentJob::for_model(image, segmenter.tile_size, manifest)?;
     while let Some(mut batch) = job.next_batch(batch_size) {
         let probs = segmenter.run(std::mem::take(&mut batch.planar), batch.count);
         job.accept(&batch, &probs);

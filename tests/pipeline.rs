@@ -32,7 +32,7 @@ fn segments_a_real_glas_image_on_flex() {
     let segmenter = file.segmenter(&device).unwrap();
 
     let mut calls = 0;
-    let seg = segment_image(&segmenter, &crop, m.overlap, m.head.num_classes, 4, |_, _| calls += 1).unwrap();
+    let seg = segment_image(&segmenter, &crop, &m, 4, |_, _| calls += 1).unwrap();
     assert_eq!((seg.width, seg.height), (601, 403));
     assert_eq!(seg.labels.len(), 601 * 403);
     assert!(calls >= 2, "progress reported per batch");
@@ -44,12 +44,12 @@ fn segments_a_real_glas_image_on_flex() {
     assert!(seg.labels.iter().all(|&l| (l as usize) < m.head.num_classes));
 
     // batching is an implementation detail: one tile at a time gives the same labels
-    let single = segment_image(&segmenter, &crop, m.overlap, m.head.num_classes, 1, |_, _| {}).unwrap();
+    let single = segment_image(&segmenter, &crop, &m, 1, |_, _| {}).unwrap();
     let max_diff = seg.probabilities.iter().zip(&single.probabilities).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(max_diff < 1e-4, "batch 4 vs 1 differ by {max_diff}");
 
     // the output depends on the image content: a different region gives a different map
-    let other = segment_image(&segmenter, &image.crop(150, 100, 601, 403), m.overlap, m.head.num_classes, 4, |_, _| {}).unwrap();
+    let other = segment_image(&segmenter, &image.crop(150, 100, 601, 403), &m, 4, |_, _| {}).unwrap();
     assert_ne!(other.probabilities, seg.probabilities);
 }
 
@@ -59,7 +59,7 @@ fn images_smaller_than_a_tile_are_segmented() {
     let (_, file) = shipped_model();
     let segmenter = file.segmenter(&Device::flex()).unwrap();
     let m = &file.manifest;
-    let seg = segment_image(&segmenter, &image, m.overlap, m.head.num_classes, 4, |_, _| {}).unwrap();
+    let seg = segment_image(&segmenter, &image, &m, 4, |_, _| {}).unwrap();
     assert_eq!((seg.width, seg.height, seg.labels.len()), (45, 70, 45 * 70));
 }
 
@@ -76,8 +76,8 @@ fn int8_file_matches_the_f32_network() {
     let b = reloaded.segmenter(&device).unwrap();
     let image = glas_image("testA_3.png").crop(0, 0, 128, 128);
     let m = &file.manifest;
-    let sa = segment_image(&a, &image, m.overlap, m.head.num_classes, 1, |_, _| {}).unwrap();
-    let sb = segment_image(&b, &image, m.overlap, m.head.num_classes, 1, |_, _| {}).unwrap();
+    let sa = segment_image(&a, &image, &m, 1, |_, _| {}).unwrap();
+    let sb = segment_image(&b, &image, &m, 1, |_, _| {}).unwrap();
     let max_diff = sa.probabilities.iter().zip(&sb.probabilities).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
     assert!(max_diff < 1e-3, "requantised model differs by {max_diff}");
 }

@@ -104,7 +104,7 @@ pub fn predict(segmenter: &Segmenter, manifest: &Manifest, sample: &Labeled, bat
     let (w, h) = (sample.image.width, sample.image.height);
     let (mw, mh) = imageio::rescaled_size(w, h, sample.um_per_px, manifest.um_per_px);
     let img = imageio::resize(&sample.image, mw, mh);
-    let seg = segment_image(segmenter, &img, manifest.overlap, manifest.head.num_classes, batch, |_, _| {})?;
+    let seg = segment_image(segmenter, &img, manifest, batch, |_, _| {})?;
     Ok(imageio::resize_nearest(&seg.labels, mw, mh, w, h))
 }
 

@@ -186,7 +186,7 @@ impl Model {
         };
         let wanted = slide::Region { x, y, width, height };
         let (region, work) = read_for_model(&mut slide.inner.borrow_mut(), wanted, level0_um, m.um_per_px).map_err(js_err)?;
-        let job = SegmentJob::new(&work, m.tile_size, m.overlap, m.head.num_classes).map_err(js_err)?;
+        let job = SegmentJob::for_model(&work, self.segmenter.tile_size, m).map_err(js_err)?;
         Ok(Job {
             inner: Rc::new(RefCell::new(Some(job))),
             segmenter: self.segmenter.clone(),

@@ -19,6 +19,9 @@ export async function launch({ webgpu, serviceWorkers = "allow" }) {
     serviceWorkers,
     args,
   });
+  // a click returns once the page has painted after it, and a CPU run holds the main thread for
+  // a tile at a time (seconds on the 2-core CI machine): actions get more than Playwright's 30 s
+  context.setDefaultTimeout(120_000);
   return { context, close: async () => { await context.close(); fs.rmSync(userDataDir, { recursive: true, force: true }); } };
 }
 

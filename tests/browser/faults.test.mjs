@@ -89,8 +89,12 @@ test("WebGPU device lost mid-run: the run finishes on the CPU with the tiles alr
     assert.equal((await page.evaluate(() => window.histoseg.image)).name, "he-1000x1000.png", "the image stays open");
     const mixed = await labels(page);
 
-    // the same region again, now wholly on the CPU: the same mask (WebGPU and the CPU agree)
-    await page.click("#segment-all");
+    // the same region again, now wholly on the CPU: the same mask (WebGPU and the CPU agree).
+    // Playwright's click returns only once the page has painted after it, and a CPU run holds the
+    // main thread for a tile at a time; on the 2-core CI machine, with SwiftShader still working
+    // through the destroyed device's queue, that took over 30 s (here: 4.5 s, while the page
+    // answered an evaluate in 5 ms). Until the run moves to a worker the click gets the test's patience.
+    await page.click("#segment-all", { timeout: 600_000 });
     const cpu = await segmentationEnd(page);
     assert.equal(cpu.status, "done", cpu.errors.join("; "));
     assert.equal(cpu.result.gpuLostAtTile, null);

@@ -54,6 +54,11 @@ pub struct ExportArgs {
     /// Fill background holes enclosed by one object.
     #[arg(long)]
     fill_holes: bool,
+    /// Glass: a bright, colourless region that reaches the image's border and covers at least
+    /// this many µm² becomes background whatever the network says (0: no glass rule). The
+    /// default was chosen on GlaS training images (see `histoseg::tissue`).
+    #[arg(long, default_value_t = histoseg::tissue::GlassConfig::default().min_area_um2)]
+    glass_um2: f64,
 }
 
 pub fn run(a: ExportArgs, data_dir: &Path) -> Result<()> {
@@ -69,6 +74,7 @@ fn export_int8(a: &ExportArgs, data_dir: &Path) -> Result<()> {
     // the post-processing the model ships with: what eval scores is what the page and the CLI do
     let pp = &mut f32_file.manifest.postprocess;
     (pp.boundary_class, pp.fill_holes) = (a.boundary_class, a.fill_holes);
+    pp.glass = (a.glass_um2 > 0.0).then(|| histoseg::tissue::GlassConfig { min_area_um2: a.glass_um2, ..Default::default() });
     let data = test_data(&a.data, data_dir, f32_file.manifest.mask_classes(), a.limit)?;
     f32_file.manifest.postprocess.min_object_um2 = data.eval.min_object_um2;
     f32_file.manifest.validate()?;
@@ -141,7 +147,7 @@ fn export_onnx(model: &Path, out: &Path, tile: Option<usize>, reference: Option<
     let level0_um = slide.um_per_px.unwrap_or(m.um_per_px);
     let whole = Region { x: 0, y: 0, width: slide.width(), height: slide.height() };
     let (_, work) = read_for_model(&mut slide, whole, level0_um, m.um_per_px)?;
-    let job = histoseg::segment::SegmentJob::new(&work, segmenter.tile_size, m.overlap, m.head.num_classes)?;
+    let job = histoseg::segment::SegmentJob::for_model(&work, segmenter.tile_size, m)?;
     let batch = job.next_batch(4).context("the reference image has no tiles")?;
     let probs = segmenter.run(batch.planar.clone(), batch.count);
     let stem = out.with_extension("");

@@ -72,7 +72,7 @@ pub fn run(a: SegmentArgs) -> Result<()> {
             let wanted = a.region.unwrap_or(Region { x: 0, y: 0, width: slide.width(), height: slide.height() });
             let (region, work) = read_for_model(&mut slide, wanted, level0_um, m.um_per_px)?;
             let mut pb = None;
-            let seg = segment_image(&segmenter, &work, m.overlap, m.head.num_classes, a.batch, |done, total| {
+            let seg = segment_image(&segmenter, &work, m, a.batch, |done, total| {
                 pb.get_or_insert_with(|| bar(total, &name)).set_position(done as u64)
             })?;
             if let Some(pb) = pb {
