@@ -19,6 +19,7 @@ pub mod slide;
 pub mod stain;
 pub mod tiling;
 pub mod tissue;
+pub mod tta;
 pub mod weights;
 
 #[cfg(feature = "cli")]

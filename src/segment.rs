@@ -16,6 +16,7 @@ use crate::slide::{Region, Slide, SlideError};
 use crate::model::Segmenter;
 use crate::tiling::{Blender, TileGrid, TilingError, argmax_labels};
 use crate::tissue::{GlassConfig, glass_mask};
+use crate::tta;
 use crate::weights::Manifest;
 
 /// The most pixels one segmentation works on at the model's resolution (the blended class
@@ -43,8 +44,11 @@ pub fn labels_for_region(seg: &Segmentation, region: Region) -> Vec<u8> {
 }
 
 /// Input for a batch of consecutive tiles: planar `[count, 3, tile, tile]` values in [-1, 1].
+/// With test-time augmentation each tile is there in every orientation ([`crate::tta`]), so
+/// the network's batch `count` is a multiple of the `tiles`.
 pub struct Batch {
     pub start: usize,
+    pub tiles: usize,
     pub count: usize,
     pub planar: Vec<f32>,
 }
@@ -56,6 +60,8 @@ pub struct SegmentJob {
     next: usize,
     /// The glass rule and the image's µm/px, when glass is to become background.
     glass: Option<(GlassConfig, f64)>,
+    /// Orientations each tile runs in: 1, or [`tta::ORIENTATIONS`] with test-time augmentation.
+    orientations: usize,
 }
 
 /// The result of a run.
@@ -74,7 +80,7 @@ impl SegmentJob {
     pub fn new(image: &RgbImage, tile_size: usize, overlap: usize, classes: usize) -> Result<Self, TilingError> {
         let grid = TileGrid::new(image.width, image.height, tile_size, overlap)?;
         let pixels = image.pixels.iter().map(|&v| v as f32 / 127.5 - 1.0).collect();
-        Ok(Self { blender: Blender::new(grid, classes), pixels, next: 0, glass: None })
+        Ok(Self { blender: Blender::new(grid, classes), pixels, next: 0, glass: None, orientations: 1 })
     }
 
     /// A job for `manifest`'s model on an image at the model's resolution, in tiles of
@@ -83,6 +89,12 @@ impl SegmentJob {
         let mut job = Self::new(image, tile_size, manifest.overlap, manifest.head.num_classes)?;
         job.glass = manifest.postprocess.glass.clone().map(|g| (g, manifest.um_per_px));
         Ok(job)
+    }
+
+    /// Runs every tile in the eight orientations of the square and averages them ([`crate::tta`]).
+    pub fn with_tta(mut self, on: bool) -> Self {
+        self.orientations = if on { tta::ORIENTATIONS } else { 1 };
+        self
     }
 
     pub fn total_tiles(&self) -> usize {
@@ -97,29 +109,47 @@ impl SegmentJob {
         self.next >= self.total_tiles()
     }
 
-    /// The next up to `max` tiles, or `None` when every tile has been accepted.
+    /// The next tiles, up to `max` network inputs (at least one tile, in all its orientations),
+    /// or `None` when every tile has been accepted.
     pub fn next_batch(&self, max: usize) -> Option<Batch> {
         let grid = self.blender.grid();
-        let count = max.max(1).min(self.total_tiles() - self.next);
-        if count == 0 {
+        let k = self.orientations;
+        let tiles = (max / k).max(1).min(self.total_tiles() - self.next);
+        if tiles == 0 {
             return None;
         }
-        let planar = grid.tiles[self.next..self.next + count]
+        let size = grid.tile_size;
+        let planar = grid.tiles[self.next..self.next + tiles]
             .iter()
-            .flat_map(|t| grid.extract_planar(&self.pixels, 3, t))
+            .flat_map(|t| {
+                let tile = grid.extract_planar(&self.pixels, 3, t);
+                if k == 1 { vec![tile] } else { (0..k).map(|o| tta::orient(&tile, 3, size, o)).collect() }
+            })
+            .flatten()
             .collect();
-        Some(Batch { start: self.next, count, planar })
+        Some(Batch { start: self.next, tiles, count: tiles * k, planar })
     }
 
     /// Blends a batch's probabilities, planar `[count, classes, tile, tile]`.
     pub fn accept(&mut self, batch: &Batch, probabilities: &[f32]) {
         assert_eq!(batch.start, self.next, "batches must be accepted in order");
+        let k = batch.count / batch.tiles;
         let per = probabilities.len() / batch.count;
-        for (i, chunk) in probabilities.chunks_exact(per).enumerate() {
+        let (classes, size) = (self.blender.channels(), self.blender.grid().tile_size);
+        for (i, orientations) in probabilities.chunks_exact(per * k).enumerate() {
             let tile = self.blender.grid().tiles[batch.start + i];
-            self.blender.add(&tile, chunk);
+            if k == 1 {
+                self.blender.add(&tile, orientations);
+                continue;
+            }
+            let mut mean = vec![0.0; per];
+            for (o, chunk) in orientations.chunks_exact(per).enumerate() {
+                tta::add_unoriented(&mut mean, chunk, classes, size, o);
+            }
+            mean.iter_mut().for_each(|v| *v /= k as f32);
+            self.blender.add(&tile, &mean);
         }
-        self.next += batch.count;
+        self.next += batch.tiles;
     }
 
     pub fn finish(self) -> Segmentation {
@@ -149,9 +179,10 @@ pub fn segment_image(
     image: &RgbImage,
     manifest: &Manifest,
     batch_size: usize,
+    tta: bool,
     mut on_progress: impl FnMut(usize, usize),
 ) -> Result<Segmentation, TilingError> {
-    let mut job = SegmentJob::for_model(image, segmenter.tile_size, manifest)?;
+    let mut job = SegmentJob::for_model(image, segmenter.tile_size, manifest)?.with_tta(tta);
     while let Some(mut batch) = job.next_batch(batch_size) {
         let probs = segmenter.run(std::mem::take(&mut batch.planar), batch.count);
         job.accept(&batch, &probs);

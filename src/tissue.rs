@@ -126,3 +126,43 @@ pub fn glass_mask(rgb: &[u8], width: usize, height: usize, um_per_px: f64, confi
     }
     glass
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 100x100 image at 10 µm/px (100 µm² a pixel): tissue-pink everywhere but for `white`.
+    fn image(white: impl Fn(usize, usize) -> bool) -> Vec<u8> {
+        (0..100 * 100).flat_map(|i| if white(i % 100, i / 100) { [240, 240, 238] } else { [200, 120, 170] }).collect()
+    }
+
+    fn count(mask: &[bool]) -> usize {
+        mask.iter().filter(|&&v| v).count()
+    }
+
+    #[test]
+    fn a_large_white_region_at_the_border_is_glass() {
+        // the left 30 columns: 300,000 µm², off the image's edge
+        let rgb = image(|x, _| x < 30);
+        let glass = glass_mask(&rgb, 100, 100, 10.0, &GlassConfig::default());
+        assert_eq!(count(&glass), 3000);
+        assert!(glass[50 * 100 + 10] && !glass[50 * 100 + 60]);
+    }
+
+    #[test]
+    fn an_enclosed_lumen_and_a_small_white_patch_at_the_border_are_not() {
+        // a 40x40 lumen (160,000 µm²) inside tissue, and a 20x20 patch (40,000 µm²) in a corner
+        let rgb = image(|x, y| (30..70).contains(&x) && (30..70).contains(&y) || x < 20 && y < 20);
+        assert_eq!(count(&glass_mask(&rgb, 100, 100, 10.0, &GlassConfig::default())), 0);
+    }
+
+    #[test]
+    fn pale_stained_pixels_are_not_white_and_dust_does_not_split_glass() {
+        let config = GlassConfig::default();
+        assert_eq!(white_pixels(&[240, 200, 225, 250, 250, 250, 150, 150, 150], &config), [false, true, false]);
+        // glass with a column of single dark specks every other row still joins into one region
+        let rgb = image(|x, y| x < 30 && !(x == 15 && y % 2 == 0));
+        let glass = glass_mask(&rgb, 100, 100, 1.0, &GlassConfig { min_area_um2: 2_900.0, ..config });
+        assert_eq!(count(&glass), 3000);
+    }
+}

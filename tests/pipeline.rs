@@ -32,7 +32,7 @@ fn segments_a_real_glas_image_on_flex() {
     let segmenter = file.segmenter(&device).unwrap();
 
     let mut calls = 0;
-    let seg = segment_image(&segmenter, &crop, &m, 4, |_, _| calls += 1).unwrap();
+    let seg = segment_image(&segmenter, &crop, &m, 4, false, |_, _| calls += 1).unwrap();
     assert_eq!((seg.width, seg.height), (601, 403));
     assert_eq!(seg.labels.len(), 601 * 403);
     assert!(calls >= 2, "progress reported per batch");
@@ -44,13 +44,49 @@ fn segments_a_real_glas_image_on_flex() {
     assert!(seg.labels.iter().all(|&l| (l as usize) < m.head.num_classes));
 
     // batching is an implementation detail: one tile at a time gives the same labels
-    let single = segment_image(&segmenter, &crop, &m, 1, |_, _| {}).unwrap();
+    let single = segment_image(&segmenter, &crop, &m, 1, false, |_, _| {}).unwrap();
     let max_diff = seg.probabilities.iter().zip(&single.probabilities).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(max_diff < 1e-4, "batch 4 vs 1 differ by {max_diff}");
 
     // the output depends on the image content: a different region gives a different map
-    let other = segment_image(&segmenter, &image.crop(150, 100, 601, 403), &m, 4, |_, _| {}).unwrap();
+    let other = segment_image(&segmenter, &image.crop(150, 100, 601, 403), &m, 4, false, |_, _| {}).unwrap();
     assert_ne!(other.probabilities, seg.probabilities);
+}
+
+/// A quarter turn clockwise of an interleaved image with `channels` values a pixel.
+fn quarter_turn<T: Copy>(values: &[T], width: usize, height: usize, channels: usize) -> Vec<T> {
+    // the turned image is `height` wide and `width` high; its (x, y) is the original's (y, height - 1 - x)
+    (0..width * height)
+        .flat_map(|i| {
+            let (x, y) = (i % height, i / height);
+            let src = (height - 1 - x) * width + y;
+            values[src * channels..(src + 1) * channels].to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn test_time_augmentation_makes_a_tile_turn_with_the_image() {
+    // one whole tile of a real image: with the eight orientations averaged, segmenting the image
+    // turned a quarter is the segmentation turned a quarter; without them it is not quite
+    let (_, file) = shipped_model();
+    let m = &file.manifest;
+    let t = m.tile_size;
+    let image = glas_image("testA_4.png").crop(200, 100, t, t);
+    let turned = RgbImage::new(t, t, quarter_turn(&image.pixels, t, t, 3));
+    let segmenter = file.segmenter(&Device::flex()).unwrap();
+    let run = |img: &RgbImage, tta: bool| segment_image(&segmenter, img, m, 8, tta, |_, _| {}).unwrap();
+    let classes = m.head.num_classes;
+    let gap = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let (plain, plain_turned) = (run(&image, false), run(&turned, false));
+    let (best, best_turned) = (run(&image, true), run(&turned, true));
+    let plain_gap = gap(&quarter_turn(&plain.probabilities, t, t, classes), &plain_turned.probabilities);
+    let best_gap = gap(&quarter_turn(&best.probabilities, t, t, classes), &best_turned.probabilities);
+    let changed = best.labels.iter().zip(&plain.labels).filter(|(a, b)| a != b).count();
+    println!("turned a quarter: probabilities differ by up to {plain_gap:.4} without TTA, {best_gap:.2e} with it; TTA changed {changed} of {} labels", t * t);
+    assert!(best_gap < 1e-4, "with TTA the result turns with the image ({best_gap})");
+    assert!(plain_gap > 1e-2, "without TTA the network alone is not rotation-equivariant ({plain_gap})");
+    assert!(changed > 0 && changed < t * t / 10, "TTA refines the labels ({changed} changed)");
 }
 
 #[test]
@@ -59,7 +95,7 @@ fn images_smaller_than_a_tile_are_segmented() {
     let (_, file) = shipped_model();
     let segmenter = file.segmenter(&Device::flex()).unwrap();
     let m = &file.manifest;
-    let seg = segment_image(&segmenter, &image, &m, 4, |_, _| {}).unwrap();
+    let seg = segment_image(&segmenter, &image, &m, 4, false, |_, _| {}).unwrap();
     assert_eq!((seg.width, seg.height, seg.labels.len()), (45, 70, 45 * 70));
 }
 
@@ -76,8 +112,8 @@ fn int8_file_matches_the_f32_network() {
     let b = reloaded.segmenter(&device).unwrap();
     let image = glas_image("testA_3.png").crop(0, 0, 128, 128);
     let m = &file.manifest;
-    let sa = segment_image(&a, &image, &m, 1, |_, _| {}).unwrap();
-    let sb = segment_image(&b, &image, &m, 1, |_, _| {}).unwrap();
+    let sa = segment_image(&a, &image, &m, 1, false, |_, _| {}).unwrap();
+    let sb = segment_image(&b, &image, &m, 1, false, |_, _| {}).unwrap();
     let max_diff = sa.probabilities.iter().zip(&sb.probabilities).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
     assert!(max_diff < 1e-3, "requantised model differs by {max_diff}");
 }

@@ -21,7 +21,7 @@ fn model(name: &str) -> ModelFile {
 /// The model's objects on `sample`, post-processed as everywhere else.
 fn objects(file: &ModelFile, sample: &data::Labeled) -> Instances {
     let segmenter = file.segmenter(&Device::flex()).unwrap();
-    let raw = predict(&segmenter, &file.manifest, sample, 4).unwrap();
+    let raw = predict(&segmenter, &file.manifest, sample, 4, false).unwrap();
     assert_eq!(raw.len(), sample.mask.len());
     let (w, h) = (sample.image.width, sample.image.height);
     file.manifest.objects_of(&raw, w, h, sample.um_per_px)

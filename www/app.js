@@ -312,9 +312,11 @@ async function segment(region) {
     return;
   }
   let um, job;
+  const tta = $("quality").value === "best";
   try {
     um = resolutionInput();
-    job = m.model.segment(state.slide, region.x, region.y, region.width, region.height, um);
+    // "best": every tile in the eight flips and 90° rotations, averaged (test-time augmentation)
+    job = m.model.segment(state.slide, region.x, region.y, region.width, region.height, um, tta);
   } catch (e) {
     showError(`Cannot segment: ${message(e)}`);
     return;
@@ -400,7 +402,7 @@ async function segment(region) {
   const umKnown = um ?? null;
   setStats([
     ["backend", backend],
-    ["region", `${res.width}×${res.height} px at (${res.x}, ${res.y}); ${tiles} tiles of ${m.manifest.tile_size} px`],
+    ["region", `${res.width}×${res.height} px at (${res.x}, ${res.y}); ${tiles} tiles of ${m.manifest.tile_size} px${tta ? ", each in 8 orientations" : ""}`],
     ["model fetch", `${m.fetchMs.toFixed(0)} ms`],
     ["model init", `${m.initMs.toFixed(0)} ms`],
     ["open", `${state.image.openMs.toFixed(0)} ms`],
@@ -414,7 +416,7 @@ async function segment(region) {
   $("progress-text").textContent = `Done: ${tiles} tiles in ${formatDuration(inferMs)}.`;
   window.histoseg.lastResult = {
     x: res.x, y: res.y, width: res.width, height: res.height,
-    backend: m.model.backend, adapter: state.adapterInfo, tiles, msPerTile: mean, gpuLostAtTile: run.gpuLostAtTile ?? null,
+    backend: m.model.backend, adapter: state.adapterInfo, tiles, tta, msPerTile: mean, gpuLostAtTile: run.gpuLostAtTile ?? null,
     classAreas: Array.from(areas), objects: res.objectCount(),
     timings: { fetchMs: m.fetchMs, initMs: m.initMs, openMs: state.image.openMs, inferMs, blendMs, overlayMs },
   };

@@ -34,16 +34,18 @@ pub struct EvalOptions {
     pub aji: bool,
     /// Predicted objects smaller than this many µm² are dropped before object metrics.
     pub min_object_um2: f64,
+    /// Test-time augmentation: every tile in the eight orientations of the square, averaged.
+    pub tta: bool,
 }
 
 impl EvalOptions {
     pub fn pixels_only() -> Self {
-        Self { gland_objects: false, aji: false, min_object_um2: 0.0 }
+        Self { gland_objects: false, aji: false, min_object_um2: 0.0, tta: false }
     }
 
     /// GlaS: gland object metrics; MoNuSeg: AJI.
     pub fn for_dataset(d: Dataset) -> Self {
-        Self { gland_objects: d == Dataset::Glas, aji: d == Dataset::Monuseg, min_object_um2: d.min_object_um2() }
+        Self { gland_objects: d == Dataset::Glas, aji: d == Dataset::Monuseg, min_object_um2: d.min_object_um2(), tta: false }
     }
 
     /// A folder dataset: AJI when it has instance masks (as MoNuSeg), else gland-style object
@@ -51,7 +53,7 @@ impl EvalOptions {
     /// every unmatched object with every object of the other side, too slow for hundreds of
     /// nuclei per image.
     pub fn for_folder(has_instances: bool, min_object_um2: f64) -> Self {
-        Self { gland_objects: !has_instances, aji: has_instances, min_object_um2 }
+        Self { gland_objects: !has_instances, aji: has_instances, min_object_um2, tta: false }
     }
 }
 
@@ -88,6 +90,11 @@ pub struct ImageScore {
 pub struct EvalReport {
     pub dataset: String,
     pub images: usize,
+    /// Whether test-time augmentation was on.
+    pub tta: bool,
+    /// The boundary class of an instance-aware model: no pixel keeps it after post-processing.
+    #[serde(skip)]
+    pub boundary_class: Option<u8>,
     /// Mean over the object classes (all but the background and a boundary class) of each
     /// class's Dice over all pixels, after post-processing.
     pub pixel_dice: f64,
@@ -100,11 +107,11 @@ pub struct EvalReport {
 }
 
 /// Segments one native-resolution sample with the model; returns labels at native resolution.
-pub fn predict(segmenter: &Segmenter, manifest: &Manifest, sample: &Labeled, batch: usize) -> Result<Vec<u8>> {
+pub fn predict(segmenter: &Segmenter, manifest: &Manifest, sample: &Labeled, batch: usize, tta: bool) -> Result<Vec<u8>> {
     let (w, h) = (sample.image.width, sample.image.height);
     let (mw, mh) = imageio::rescaled_size(w, h, sample.um_per_px, manifest.um_per_px);
     let img = imageio::resize(&sample.image, mw, mh);
-    let seg = segment_image(segmenter, &img, manifest, batch, |_, _| {})?;
+    let seg = segment_image(segmenter, &img, manifest, batch, tta, |_, _| {})?;
     Ok(imageio::resize_nearest(&seg.labels, mw, mh, w, h))
 }
 
@@ -133,7 +140,7 @@ pub fn evaluate(segmenter: &Segmenter, manifest: &Manifest, dataset: &str, test:
     let mut per_image = Vec::new();
     for (i, sample) in test.iter().enumerate() {
         let (w, h) = (sample.image.width, sample.image.height);
-        let raw = predict(segmenter, manifest, sample, 4)?;
+        let raw = predict(segmenter, manifest, sample, 4, opts.tta)?;
         let instances = postprocess::apply(&raw, w, h, &cfg, sample.um_per_px);
         let c = class_confusions(&instances.labels, &sample.mask, classes);
         for (total, one) in conf.iter_mut().zip(&c) {
@@ -172,6 +179,8 @@ pub fn evaluate(segmenter: &Segmenter, manifest: &Manifest, dataset: &str, test:
     Ok(EvalReport {
         dataset: dataset.to_string(),
         images: test.len(),
+        tta: opts.tta,
+        boundary_class: manifest.postprocess.boundary_class,
         pixel_dice: mean(object_classes.iter().map(|&k| per_class[k as usize].dice)),
         pixel_iou: mean(object_classes.iter().map(|&k| per_class[k as usize].iou)),
         objects: ObjectMetrics {
@@ -191,11 +200,14 @@ impl EvalReport {
         let mut rows = vec![
             format!("{:<18} {}", "dataset", self.dataset),
             format!("{:<18} {}", "images", self.images),
+            format!("{:<18} {}", "test-time aug.", if self.tta { "8 orientations" } else { "off" }),
             format!("{:<18} {:.4}", "pixel Dice", self.pixel_dice),
             format!("{:<18} {:.4}", "pixel IoU", self.pixel_iou),
         ];
         if self.per_class.len() > 2 {
-            for c in &self.per_class {
+            // the boundary class is merged into its objects by post-processing: no row
+            let shown = self.per_class.iter().enumerate().filter(|(k, _)| Some(*k as u8) != self.boundary_class);
+            for (_, c) in shown {
                 rows.push(format!("  {:<16} Dice {:.4}  IoU {:.4}", c.class, c.dice, c.iou));
             }
         }

@@ -177,7 +177,7 @@ impl Model {
     /// Starts a segmentation of a level-0 region of `slide` whose resolution is `um_per_px`
     /// (µm per level-0 pixel; `None` means "at the model's resolution"). The region is read at
     /// the model's working resolution and the labels come back at level-0 resolution.
-    pub fn segment(&self, slide: &Slide, x: usize, y: usize, width: usize, height: usize, um_per_px: Option<f64>) -> Result<Job, JsError> {
+    pub fn segment(&self, slide: &Slide, x: usize, y: usize, width: usize, height: usize, um_per_px: Option<f64>, tta: Option<bool>) -> Result<Job, JsError> {
         let m = &self.file.manifest;
         let level0_um = match um_per_px {
             Some(v) if v > 0.0 && v.is_finite() => v,
@@ -186,7 +186,7 @@ impl Model {
         };
         let wanted = slide::Region { x, y, width, height };
         let (region, work) = read_for_model(&mut slide.inner.borrow_mut(), wanted, level0_um, m.um_per_px).map_err(js_err)?;
-        let job = SegmentJob::for_model(&work, self.segmenter.tile_size, m).map_err(js_err)?;
+        let job = SegmentJob::for_model(&work, self.segmenter.tile_size, m).map_err(js_err)?.with_tta(tta.unwrap_or(false));
         Ok(Job {
             inner: Rc::new(RefCell::new(Some(job))),
             segmenter: self.segmenter.clone(),

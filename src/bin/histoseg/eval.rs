@@ -22,6 +22,9 @@ pub struct EvalArgs {
     limit: Option<usize>,
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Test-time augmentation: every tile in the eight flips and 90° rotations, averaged.
+    #[arg(long)]
+    tta: bool,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -45,7 +48,8 @@ pub fn score(file: &ModelFile, data: &LoadedData, device: &burn::prelude::Device
 
 pub fn run(a: EvalArgs, data_dir: &Path) -> Result<()> {
     let file = read_model(&a.model)?;
-    let data = test_data(&a.data, data_dir, file.manifest.mask_classes(), a.limit)?;
+    let mut data = test_data(&a.data, data_dir, file.manifest.mask_classes(), a.limit)?;
+    data.eval.tta = a.tta;
     let device = a.device.compute()?.device()?;
     let report = score(&file, &data, &device)?;
     println!("{}", report.table());

@@ -31,6 +31,10 @@ pub struct SegmentArgs {
     /// Segment only this region, X,Y,WIDTH,HEIGHT in level-0 pixels.
     #[arg(long, value_parser = Region::parse)]
     region: Option<Region>,
+    /// Test-time augmentation: run every tile in the eight flips and 90° rotations of the square
+    /// and average them (eight times the work; the page's "best" quality).
+    #[arg(long)]
+    tta: bool,
     #[arg(long, default_value_t = 4)]
     batch: usize,
 }
@@ -72,7 +76,7 @@ pub fn run(a: SegmentArgs) -> Result<()> {
             let wanted = a.region.unwrap_or(Region { x: 0, y: 0, width: slide.width(), height: slide.height() });
             let (region, work) = read_for_model(&mut slide, wanted, level0_um, m.um_per_px)?;
             let mut pb = None;
-            let seg = segment_image(&segmenter, &work, m, a.batch, |done, total| {
+            let seg = segment_image(&segmenter, &work, m, a.batch, a.tta, |done, total| {
                 pb.get_or_insert_with(|| bar(total, &name)).set_position(done as u64)
             })?;
             if let Some(pb) = pb {
