@@ -24,9 +24,10 @@ fn the_glands_model_paints_no_glass_on_the_skin_slide() {
     let m = &file.manifest;
     let config = m.postprocess.glass.clone().expect("the shipped glands model has a glass rule");
     let mut slide = Slide::open(&histoseg::data_dir().join("samples/cmu-small-region.svs")).unwrap();
-    // the left half of the slide at the height of the tissue's spur: glass around a strip of tissue
+    // the bottom left of the slide: the tissue's left edge and the glass beside it, where the
+    // model without the rule paints gland on the glass
     let level0_um = slide.um_per_px.unwrap();
-    let (_, work) = read_for_model(&mut slide, Region { x: 0, y: 700, width: 1000, height: 1000 }, level0_um, m.um_per_px).unwrap();
+    let (_, work) = read_for_model(&mut slide, Region { x: 0, y: 1767, width: 1200, height: 1200 }, level0_um, m.um_per_px).unwrap();
     let segmenter = file.segmenter(&Device::flex()).unwrap();
     let with_rule = segment_image(&segmenter, &work, m, 4, false, |_, _| {}).unwrap();
     let mut no_rule_manifest = m.clone();
@@ -45,7 +46,8 @@ fn the_glands_model_paints_no_glass_on_the_skin_slide() {
         100.0 * fraction(gland_on_glass(&without.labels), n_glass),
         100.0 * fraction(gland_on_glass(&with_rule.labels), n_glass),
     );
-    assert!(fraction(n_glass, glass.len()) > 0.3, "the region is mostly glass");
+    assert!(fraction(n_glass, glass.len()) > 0.2, "the region has glass");
+    assert!(gland_on_glass(&without.labels) > 0, "the network alone paints gland on this glass (the premise of the test)");
     assert_eq!(gland_on_glass(&with_rule.labels), 0, "no gland on glass");
     assert_eq!(changed_off_glass, 0, "the rule touches only glass");
     assert!(with_rule.labels.iter().any(|&l| l != 0), "the tissue still has glands found in it");

@@ -9,7 +9,11 @@ const MODELS = [
   { id: "nuclei", label: "Nuclei (MoNuSeg)", file: "models/nuclei.histoseg" },
 ];
 const SAMPLES = {
-  glands: { file: "samples/cmu-small-region.svs", model: "glands" },
+  // no colon slide with a licence that lets us ship it was found in a package registry
+  glands: {
+    file: "samples/cmu-small-region.svs", model: "glands",
+    domain: "This sample is skin, not colon: the glands model learnt colon glands (GlaS), so what it marks here lies outside what it was trained for. It shows the viewer at work, not a result to trust.",
+  },
   // the PNG records no resolution; its nuclei put it at about 40x
   nuclei: { file: "samples/he-1000x1000.png", model: "nuclei", umPerPx: 0.25 },
 };
@@ -467,6 +471,7 @@ async function openSample(key) {
     const resp = await fetch(s.file);
     if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
     await openBytes(new Uint8Array(await resp.arrayBuffer()), s.file.split("/").pop(), s);
+    if (s.domain) notice(s.domain);
   } catch (e) {
     showError(`The sample could not be loaded: ${message(e)}`);
   }

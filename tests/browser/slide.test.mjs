@@ -162,6 +162,50 @@ test("SVS: open, segment a region, export GeoJSON and label PNG that match the m
   });
 });
 
+test("best quality (8 orientations): the page's mask is the CLI's --tta mask, and differs from fast", { timeout: 600_000 }, async () => {
+  await withBrowser(async (b) => {
+    const { page, problems } = await readyPage(b.context, site.url, CPU_GLANDS);
+    await openSvs(page);
+    await viewAt(page, 1100, 1400, 5); // about one 256 px tile of the model's
+    const run = async (quality) => {
+      await page.selectOption("#quality", quality);
+      await page.click("#segment-view");
+      const r = await waitDone(page);
+      return { r, labels: Uint8Array.from(await page.evaluate(() => Array.from(window.histoseg.labels()))) };
+    };
+    const fast = await run("fast");
+    const best = await run("best");
+    assert.equal(fast.r.tta, false);
+    assert.equal(best.r.tta, true);
+    const r = best.r;
+    assert.deepEqual([fast.r.x, fast.r.y, fast.r.width, fast.r.height], [r.x, r.y, r.width, r.height], "the same region");
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "histoseg-cli-"));
+    execFileSync(CLI, ["segment", "--tta", "--model", path.join(ROOT, "models/glands.histoseg"), "--input", SVS, "--output", out,
+      "--region", `${r.x},${r.y},${r.width},${r.height}`]);
+    const native = readGrayPng(fs.readFileSync(path.join(out, "cmu-small-region.labels.png")));
+    assert.deepEqual([native.width, native.height], [r.width, r.height]);
+    const count = (a, b) => a.reduce((n, v, i) => n + (v !== b[i]), 0);
+    const vsCli = count(best.labels, native.data), vsFast = count(best.labels, fast.labels);
+    console.log(`best on ${r.width}x${r.height} (${r.tiles} tiles, ${r.msPerTile.toFixed(0)} ms/tile, fast ${fast.r.msPerTile.toFixed(0)} ms/tile): ${vsCli} pixels differ from the CLI's --tta, ${vsFast} from fast`);
+    assert.ok(vsCli / r.width / r.height < 0.001, `${vsCli} pixels differ from the CLI: more than float ties`);
+    assert.ok(vsFast > 0, "the orientations change the answer somewhere");
+    assert.deepEqual(problems, []);
+  });
+});
+
+test("the glands sample says plainly that skin is outside the glands model's domain", { timeout: 300_000 }, async () => {
+  await withBrowser(async (b) => {
+    const { page, problems } = await readyPage(b.context, site.url, CPU_GLANDS);
+    await page.click("#sample-glands");
+    await page.waitForFunction(() => window.histoseg.status === "opened", null, { timeout: 60_000 });
+    assert.equal((await page.evaluate(() => window.histoseg.image)).name, "cmu-small-region.svs");
+    const notices = await page.evaluate(() => window.histoseg.notices);
+    assert.ok(notices.some((n) => /^This sample is skin, not colon: .*outside what it was trained for/.test(n)), notices.join(" | "));
+    assert.equal(await page.isVisible("#notice"), true, "the notice is on screen");
+    assert.deepEqual(problems, []);
+  });
+});
+
 test("cancel a whole-slide run: the slide stays open and a new run works", { timeout: 600_000 }, async () => {
   await withBrowser(async (b) => {
     const { page } = await readyPage(b.context, site.url, CPU_GLANDS);
