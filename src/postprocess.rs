@@ -69,7 +69,7 @@ impl Instances {
 }
 
 const N8: [(isize, isize); 8] = [(-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)];
-const N4: [(isize, isize); 4] = [(0, -1), (-1, 0), (1, 0), (0, 1)];
+pub(crate) const N4: [(isize, isize); 4] = [(0, -1), (-1, 0), (1, 0), (0, 1)];
 
 fn neighbours(i: usize, width: usize, height: usize, offsets: &'static [(isize, isize)]) -> impl Iterator<Item = usize> {
     let (x, y) = ((i % width) as isize, (i / width) as isize);
@@ -81,7 +81,7 @@ fn neighbours(i: usize, width: usize, height: usize, offsets: &'static [(isize, 
 
 /// Components of the pixels where `member` holds, numbered from 1 in scan order; 0 elsewhere.
 /// Two member pixels join when `same` says so for the pair (e.g. the same class).
-fn components(width: usize, height: usize, offsets: &'static [(isize, isize)], member: impl Fn(usize) -> bool, same: impl Fn(usize, usize) -> bool) -> (Vec<u32>, u32) {
+pub(crate) fn components(width: usize, height: usize, offsets: &'static [(isize, isize)], member: impl Fn(usize) -> bool, same: impl Fn(usize, usize) -> bool) -> (Vec<u32>, u32) {
     let mut ids = vec![0u32; width * height];
     let mut next = 0u32;
     let mut queue = VecDeque::new();

@@ -15,7 +15,7 @@ use crate::slide::{Region, Slide, SlideError};
 #[cfg(not(target_family = "wasm"))]
 use crate::model::Segmenter;
 use crate::tiling::{Blender, TileGrid, TilingError, argmax_labels};
-use crate::tissue::{GlassConfig, glass_mask};
+use crate::tissue::glass_mask;
 use crate::tta;
 use crate::weights::Manifest;
 
@@ -58,8 +58,8 @@ pub struct SegmentJob {
     /// Interleaved RGB scaled to [-1, 1].
     pixels: Vec<f32>,
     next: usize,
-    /// The glass rule and the image's µm/px, when glass is to become background.
-    glass: Option<(GlassConfig, f64)>,
+    /// Pixels the model's glass rule makes background, when it has one.
+    glass: Option<Vec<bool>>,
     /// Orientations each tile runs in: 1, or [`tta::ORIENTATIONS`] with test-time augmentation.
     orientations: usize,
 }
@@ -87,7 +87,7 @@ impl SegmentJob {
     /// `tile_size` (the manifest's unless overridden), with the model's glass rule.
     pub fn for_model(image: &RgbImage, tile_size: usize, manifest: &Manifest) -> Result<Self, TilingError> {
         let mut job = Self::new(image, tile_size, manifest.overlap, manifest.head.num_classes)?;
-        job.glass = manifest.postprocess.glass.clone().map(|g| (g, manifest.um_per_px));
+        job.glass = manifest.postprocess.glass.as_ref().map(|g| glass_mask(&image.pixels, image.width, image.height, manifest.um_per_px, g));
         Ok(job)
     }
 
@@ -157,10 +157,8 @@ impl SegmentJob {
         let classes = self.blender.channels();
         let mut probabilities = self.blender.finish();
         let mut labels = argmax_labels(&probabilities, classes);
-        if let Some((config, um)) = &self.glass {
-            let rgb: Vec<u8> = self.pixels.iter().map(|&v| ((v + 1.0) * 127.5).round() as u8).collect();
-            let glass = glass_mask(&rgb, grid.image_width, grid.image_height, *um, config);
-            for (i, _) in glass.iter().enumerate().filter(|(_, g)| **g) {
+        if let Some(glass) = &self.glass {
+            for i in (0..labels.len()).filter(|&i| glass[i]) {
                 labels[i] = 0;
                 let p = &mut probabilities[i * classes..(i + 1) * classes];
                 p.fill(0.0);

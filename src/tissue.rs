@@ -18,6 +18,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::postprocess::{N4, components};
+
 /// Side of the majority-vote window, in µm.
 pub const SMOOTHING_UM: f64 = 6.0;
 
@@ -81,50 +83,17 @@ pub fn glass_mask(rgb: &[u8], width: usize, height: usize, um_per_px: f64, confi
     assert_eq!(rgb.len(), width * height * 3, "RGB of {width}x{height}");
     let r = (SMOOTHING_UM / um_per_px / 2.0).round() as usize;
     let white = majority(&white_pixels(rgb, config), width, height, r);
-    let min_pixels = config.min_area_um2 / (um_per_px * um_per_px);
-    let mut glass = vec![false; white.len()];
-    let mut seen = vec![false; white.len()];
-    let mut stack = Vec::new();
-    let mut region = Vec::new();
-    for start in 0..white.len() {
-        if !white[start] || seen[start] {
-            continue;
-        }
-        // one 4-connected white region
-        region.clear();
-        let mut at_border = false;
-        seen[start] = true;
-        stack.push(start);
-        while let Some(i) = stack.pop() {
-            region.push(i);
-            let (x, y) = (i % width, i / width);
-            at_border |= x == 0 || y == 0 || x + 1 == width || y + 1 == height;
-            let mut visit = |j: usize| {
-                if white[j] && !seen[j] {
-                    seen[j] = true;
-                    stack.push(j);
-                }
-            };
-            if x > 0 {
-                visit(i - 1);
-            }
-            if x + 1 < width {
-                visit(i + 1);
-            }
-            if y > 0 {
-                visit(i - width);
-            }
-            if y + 1 < height {
-                visit(i + width);
-            }
-        }
-        if at_border && region.len() as f64 >= min_pixels {
-            for &i in &region {
-                glass[i] = true;
-            }
-        }
+    let (ids, count) = components(width, height, &N4, |i| white[i], |_, _| true);
+    // each white region's area and whether it reaches the border
+    let mut area = vec![0usize; count as usize + 1];
+    let mut at_border = vec![false; count as usize + 1];
+    for (i, &id) in ids.iter().enumerate() {
+        let (x, y) = (i % width, i / width);
+        area[id as usize] += 1;
+        at_border[id as usize] |= x == 0 || y == 0 || x + 1 == width || y + 1 == height;
     }
-    glass
+    let min_pixels = config.min_area_um2 / (um_per_px * um_per_px);
+    ids.iter().map(|&id| id != 0 && at_border[id as usize] && area[id as usize] as f64 >= min_pixels).collect()
 }
 
 #[cfg(test)]
