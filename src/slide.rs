@@ -27,6 +27,9 @@ use crate::imageio::{self, ImageError, RgbImage};
 pub const MAX_REGION_PIXELS: u64 = 64_000_000;
 /// Decoded tiles kept for reuse, in bytes.
 const CACHE_BYTES: usize = 96 << 20;
+/// PNG, JPEG and BMP files are read whole; larger ones are refused before they are read (their
+/// pixels could not be held anyway: see [`imageio::MAX_PIXELS`]).
+pub const MAX_WHOLE_FILE_BYTES: u64 = 1_000_000_000;
 /// Plain images get display levels until the smallest is at most this many pixels across.
 const DISPLAY_LEVEL_MIN: usize = 1024;
 
@@ -47,6 +50,8 @@ pub enum SlideError {
     NoLevel(usize, usize),
     #[error("a {0}x{1} pixel region is more than histoseg segments at once ({work} pixels at the model's resolution, {label} at the image's): segment a smaller region (the viewer's \"Visible region\" button, or --region X,Y,WIDTH,HEIGHT on the command line)", work = crate::segment::MAX_WORK_PIXELS, label = crate::segment::MAX_LABEL_PIXELS)]
     TooLargeToSegment(usize, usize),
+    #[error("the file is {0:.1} GB: PNG, JPEG and BMP files are decoded whole and histoseg takes them up to {max:.1} GB; convert it to a tiled, pyramidal TIFF (for example `vips tiffsave IN OUT.tif --tile --pyramid --compression jpeg`), which is read tile by tile at any size", max = MAX_WHOLE_FILE_BYTES as f64 / 1e9)]
+    TooLargeToDecodeWhole(f64),
     #[error("the region lies outside the {0}x{1} pixel image")]
     OutsideImage(usize, usize),
     #[error("a {0}x{1} pixel region is too large to read at once (at most {MAX_REGION_PIXELS} pixels): choose a smaller region or a lower-resolution level")]
@@ -180,16 +185,38 @@ impl Slide {
 
     /// Opens a file, reading a TIFF lazily from disk.
     pub fn open(path: &std::path::Path) -> Result<Slide, SlideError> {
+        let file = std::fs::File::open(path).map_err(|e| SlideError::Io(e.to_string()))?;
+        Self::from_reader(Box::new(std::io::BufReader::new(file)))
+    }
+
+    /// Opens an image from any seekable reader: a TIFF (or SVS) is read lazily, tile by tile,
+    /// so only the header and the tiles asked for are ever read; other formats are read whole
+    /// (up to [`MAX_WHOLE_FILE_BYTES`]) and decoded.
+    pub fn from_reader(mut reader: Box<dyn ReadSeek>) -> Result<Slide, SlideError> {
         let io = |e: std::io::Error| SlideError::Io(e.to_string());
-        let mut file = std::fs::File::open(path).map_err(io)?;
-        let mut magic = [0u8; 4];
-        let n = file.read(&mut magic).map_err(io)?;
-        if is_tiff(&magic[..n]) {
-            file.rewind().map_err(io)?;
-            Self::open_tiff(Box::new(std::io::BufReader::new(file)))
-        } else {
-            Self::from_bytes(std::fs::read(path).map_err(io)?)
+        let mut head = [0u8; 64];
+        let mut n = 0;
+        while n < head.len() {
+            match reader.read(&mut head[n..]).map_err(io)? {
+                0 => break,
+                k => n += k,
+            }
         }
+        reader.rewind().map_err(io)?;
+        if is_tiff(&head[..n]) {
+            return Self::open_tiff(reader);
+        }
+        if n < head.len() || image::guess_format(&head).is_err() {
+            // empty, or not an image at all: say so from the first bytes, before reading the rest
+            imageio::decode_with_note(&head[..n])?;
+        }
+        let len = reader.seek(std::io::SeekFrom::End(0)).and_then(|l| reader.rewind().map(|_| l)).map_err(io)?;
+        if len > MAX_WHOLE_FILE_BYTES {
+            return Err(SlideError::TooLargeToDecodeWhole(len as f64 / 1e9));
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        reader.read_to_end(&mut bytes).map_err(io)?;
+        Self::from_bytes(bytes)
     }
 
     /// A slide of one decoded image, with halved display levels.

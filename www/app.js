@@ -1,8 +1,12 @@
-// The page's glue: opening files, choosing the backend and model, driving a segmentation job
-// tile by tile (progress, ETA, cancel), overlay controls and downloads. Decoding, inference,
-// blending, overlay drawing and every export are done in Rust (wasm); the pan/zoom view is in
-// viewer.js. Nothing is sent anywhere: the only requests are for this page's own files.
+// The page's controls: opening files, choosing the model, starting and cancelling a segmentation
+// (progress, ETA), overlay controls and downloads. The page itself never decodes or infers: the
+// wasm module runs in two workers (worker.js), one for the viewer's display tiles and one that
+// segments and exports, reached through worker_client.js, so the page keeps drawing and
+// answering input throughout. The pan/zoom view is viewer.js, the downloads exports.js. Nothing
+// is sent anywhere: the only requests are for this page's own files.
 import { SlideViewer } from "./viewer.js";
+import { WorkerClient } from "./worker_client.js";
+import { download, exportName } from "./exports.js";
 
 const MODELS = [
   { id: "glands", label: "Glands (colon, GlaS)", file: "models/glands.histoseg" },
@@ -18,29 +22,25 @@ const SAMPLES = {
   nuclei: { file: "samples/he-1000x1000.png", model: "nuclei", umPerPx: 0.25 },
 };
 
-// The browser viewer holds a whole file in wasm memory (a 32-bit address space), twice while it
-// is copied in; larger files are refused before they are read.
-const MAX_FILE_BYTES = 2e9;
-
 const $ = (id) => document.getElementById(id);
 const state = {
-  wasm: null,
-  slide: null,        // wasm Slide
-  image: null,        // { name, width, height, format, umPerPx, umSource }
-  models: new Map(),  // id -> { model, manifest, bytes, fetchMs, initMs }
+  compute: null,      // WorkerClient: models, segmentation, exports
+  display: null,      // WorkerClient: the viewer's tiles
+  file: null,         // the open File or Blob (sent to a worker again if it must reopen it)
+  image: null,        // { name, width, height, format, umPerPx, umSource, levels, openMs, ... }
+  models: new Map(),  // id -> { manifest, backend, bytes, fetchMs, initMs, adapter }
   styles: new Map(),  // model id -> { colors: [[r,g,b]], visible: [bool] }
   running: null,      // { cancelled, finished: Promise }
-  gpuLost: null,      // a Promise that resolves with the reason when the WebGPU device is lost
-  result: null,       // { res, modelId, manifest, name }
-  adapterInfo: null,
-  webgpuUsable: null, // null = not probed yet
+  result: null,       // { modelId, manifest, name, x, y, width, height }
   viewer: null,
 };
 // Read by the browser tests and handy in the console.
 window.histoseg = {
   status: "starting", lastResult: null, errors: [], notices: [], image: null, opened: 0, cancelled: [], drawn: [],
-  labels: () => state.result && state.result.res.labels(),
-  geojson: () => state.result && state.result.res.geojson(),
+  labels: async () => (state.result ? state.compute.call("labels") : null),
+  geojson: async () => (state.result ? state.compute.call("export", { kind: "geojson" }) : null),
+  // the wasm linear memory of each worker, in bytes
+  wasmMemory: async () => ({ compute: await state.compute.call("memory"), display: await state.display.call("memory") }),
   viewer: () => state.viewer,
 };
 
@@ -71,84 +71,31 @@ function setStats(entries) {
   }
 }
 
-async function wasmBindings() {
-  if (window.wasmBindings) return window.wasmBindings;
-  return new Promise((resolve) => addEventListener("TrunkApplicationStarted", () => resolve(window.wasmBindings), { once: true }));
-}
-
-// burn creates its WebGPU device inside wasm; watching requestDevice lets the page learn when
-// that device is lost (driver reset, GPU removed, device.destroy()) and move work to the CPU.
-let gpuLostResolve;
-state.gpuLost = new Promise((resolve) => { gpuLostResolve = resolve; });
-if (globalThis.GPUAdapter && GPUAdapter.prototype.requestDevice) {
-  const requestDevice = GPUAdapter.prototype.requestDevice;
-  GPUAdapter.prototype.requestDevice = async function (...args) {
-    const device = await requestDevice.apply(this, args);
-    device.lost.then((info) => gpuLostResolve(info.message || info.reason || "the device was lost"));
-    return device;
-  };
-}
-state.gpuLost.then((why) => {
-  state.webgpuUsable = false;
-  // models built on the lost device are dropped; the next use loads them on the CPU
-  for (const [id, m] of state.models) if (m.model.backend === "webgpu") state.models.delete(id);
-  notice(`The GPU stopped working (${why}); continuing on the CPU. Work already done is kept.`);
-});
-
-// Which backend to try: ?backend=cpu forces the CPU; otherwise WebGPU when an adapter exists.
-async function probeWebGPU() {
-  const pref = new URLSearchParams(location.search).get("backend");
-  if (pref === "cpu") return { usable: false, why: "CPU requested in the address (?backend=cpu)" };
-  if (!("gpu" in navigator) || !navigator.gpu) return { usable: false, why: "this browser has no WebGPU" };
-  try {
-    const adapter = await navigator.gpu.requestAdapter();
-    if (!adapter) return { usable: false, why: "no WebGPU adapter is available" };
-    const info = adapter.info || {};
-    state.adapterInfo = { vendor: info.vendor || "", architecture: info.architecture || "", description: info.description || "" };
-    return { usable: true };
-  } catch (e) {
-    return { usable: false, why: `WebGPU adapter request failed: ${message(e)}` };
+// The worker's own messages: progress of the running segmentation, and notices (the backend chosen,
+// the GPU lost).
+function onWorkerEvent(ev) {
+  if (ev.event === "notice") {
+    notice(ev.text);
+    // the worker dropped its GPU models: the next use loads them on the CPU
+    if (ev.text.startsWith("The GPU stopped working")) for (const [id, m] of state.models) if (m.backend === "webgpu") state.models.delete(id);
+  } else if (ev.event === "progress") {
+    showProgress(ev);
+  } else if (ev.event === "crash") {
+    showError(`The viewer's ${ev.text}. The open image is kept; reload the page if it stops responding.`);
   }
 }
 
-// A model the user opened from disk: id "file:NAME" -> { bytes, label }. Its bytes are kept so
-// it can be loaded again on the CPU if the GPU is lost.
+// A model the user opened from disk: id "file:NAME" -> { bytes }.
 const userModels = new Map();
-
-async function modelBytes(id) {
-  const own = userModels.get(id);
-  if (own) return { bytes: own.bytes, fetchMs: 0 };
-  const entry = MODELS.find((m) => m.id === id);
-  const t0 = performance.now();
-  const resp = await fetch(entry.file);
-  if (!resp.ok) throw new Error(`could not fetch the model file ${entry.file} (HTTP ${resp.status})`);
-  return { bytes: new Uint8Array(await resp.arrayBuffer()), fetchMs: performance.now() - t0 };
-}
 
 async function loadModel(id) {
   if (state.models.has(id)) return state.models.get(id);
-  const { bytes, fetchMs } = await modelBytes(id);
-  if (state.webgpuUsable === null) {
-    const probe = await probeWebGPU();
-    state.webgpuUsable = probe.usable;
-    if (!probe.usable) notice(`Running on the CPU: ${probe.why}.`);
-  }
-  let model;
-  const t1 = performance.now();
-  if (state.webgpuUsable) {
-    try {
-      model = await state.wasm.Model.load(bytes, "webgpu");
-    } catch (e) {
-      state.webgpuUsable = false;
-      notice(`WebGPU failed (${message(e)}); running on the CPU instead.`);
-    }
-  }
-  if (!model) model = await state.wasm.Model.load(bytes, "cpu");
-  const manifest = model.manifest();
-  const loaded = { model, manifest, bytes: bytes.length, fetchMs, initMs: performance.now() - t1 };
+  const own = userModels.get(id);
+  const entry = MODELS.find((m) => m.id === id);
+  const loaded = await state.compute.call("model", own ? { id, bytes: own.bytes } : { id, url: new URL(entry.file, location.href).href });
   state.models.set(id, loaded);
   if (!state.styles.has(id)) {
-    state.styles.set(id, { colors: manifest.classes.map((c) => [...c.color]), visible: manifest.classes.map(() => true) });
+    state.styles.set(id, { colors: loaded.manifest.classes.map((c) => [...c.color]), visible: loaded.manifest.classes.map(() => true) });
   }
   return loaded;
 }
@@ -227,23 +174,25 @@ function buildLegend(modelId, manifest) {
   });
 }
 
-function renderOverlay() {
+// Draws the result with the current class colours and visibility; only the newest request is
+// drawn when several are in flight (a colour picker sends many).
+let overlaySeq = 0;
+async function renderOverlay() {
   const r = state.result;
   if (!r) return;
+  const seq = ++overlaySeq;
   const style = state.styles.get(r.modelId);
-  const colors = new Uint8Array(style.colors.flat());
-  const visible = new Uint8Array(style.visible.map((v) => (v ? 1 : 0)));
-  const contour = $("mode").value === "contour";
-  const rgba = r.res.overlay(colors, visible, contour);
+  const rgba = await state.compute.call("overlay", { colors: style.colors.flat(), visible: style.visible.map((v) => (v ? 1 : 0)), contour: $("mode").value === "contour" });
+  if (seq !== overlaySeq || state.result !== r) return;
   const c = document.createElement("canvas");
-  c.width = r.res.width; c.height = r.res.height;
+  c.width = r.width; c.height = r.height;
   c.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer), c.width, c.height), 0, 0);
-  state.viewer.setOverlay({ canvas: c, x: r.res.x, y: r.res.y, width: r.res.width, height: r.res.height });
+  state.viewer.setOverlay({ canvas: c, x: r.x, y: r.y, width: r.width, height: r.height });
 }
 
 function setBusy(busy) {
-  $("segment-view").disabled = busy || !state.slide;
-  $("segment-all").disabled = busy || !state.slide;
+  $("segment-view").disabled = busy || !state.image;
+  $("segment-all").disabled = busy || !state.image;
   $("cancel").disabled = !busy;
   for (const id of ["export-labels", "export-overlay", "export-geojson", "export-csv", "export-json"]) $(id).disabled = !state.result;
 }
@@ -256,34 +205,46 @@ function resolutionInput() {
   return v;
 }
 
-async function openBytes(bytes, name, hint = {}) {
+// The viewer's slide: display tiles come from the display worker.
+const displaySource = (levels) => ({
+  levels,
+  region: (level, x, y, width, height) => state.display.call("region", { level, x, y, width, height }),
+});
+
+async function openFile(file, name, hint = {}) {
   clearError();
-  let slide;
-  const t0 = performance.now();
-  try {
-    slide = state.wasm.Slide.open(bytes);
-  } catch (e) {
-    // keep whatever image and mask the user already has
-    showError(`Cannot open ${name}: ${message(e)}`);
+  // both workers open the same File lazily; the compute worker's answer decides
+  const [computeOpen, displayOpen] = await Promise.allSettled([
+    state.compute.call("open", { blob: file }),
+    state.display.call("open", { blob: file }),
+  ]);
+  if (computeOpen.status === "rejected" || displayOpen.status === "rejected") {
+    // keep whatever image and mask the user already has (the display worker reopens it)
+    if (displayOpen.status === "fulfilled" && state.file) await state.display.call("open", { blob: state.file }).catch(() => {});
+    const why = computeOpen.status === "rejected" ? computeOpen.reason : displayOpen.reason;
+    showError(`Cannot open ${name}: ${message(why)}`);
     return false;
   }
-  const openMs = performance.now() - t0;
+  const opened = computeOpen.value;
+  // the compute worker has cancelled a run on the previous image
   if (state.running) { state.running.cancelled = true; state.running.why = "a new image was opened"; }
-  if (state.result) { state.result.res.free(); state.result = null; }
-  if (state.slide) state.slide.free();
-  state.slide = slide;
-  const levels = slide.levels();
-  let um = slide.umPerPx, umSource = "from the file";
+  state.result = null;
+  state.file = file;
+  let um = opened.umPerPx, umSource = "from the file";
   if (um == null && hint.umPerPx) { um = hint.umPerPx; umSource = "assumed for this sample"; }
   if (um == null) umSource = "unknown";
   $("umpp").value = um == null ? "" : String(Math.round(um * 10000) / 10000);
   $("mag").value = "";
-  const note = slide.note;
-  state.image = { name, width: slide.width, height: slide.height, format: slide.format, umPerPx: um ?? null, umSource, levels: levels.length, openMs, note: note ?? null };
+  const note = opened.note;
+  state.image = {
+    name, width: opened.width, height: opened.height, format: opened.format, umPerPx: um ?? null, umSource,
+    levels: opened.levels.length, openMs: opened.openMs, note: note ?? null, fileBytes: file.size, bytesRead: opened.bytesRead,
+  };
   window.histoseg.image = state.image;
   window.histoseg.opened += 1;
-  $("image-info").textContent = `${name}: ${slide.format}, ${slide.width}×${slide.height} px, ${levels.length} level${levels.length > 1 ? "s" : ""}; resolution ${um == null ? "not recorded: set it or the magnification below (the model's own is assumed until then)" : `${fmt(um, 3)} µm/px (${umSource})`}.${note ? ` Converted: ${note}.` : ""}`;
-  state.viewer.setSlide(slide);
+  const n = opened.levels.length;
+  $("image-info").textContent = `${name}: ${opened.format}, ${opened.width}×${opened.height} px, ${n} level${n > 1 ? "s" : ""}; resolution ${um == null ? "not recorded: set it or the magnification below (the model's own is assumed until then)" : `${fmt(um, 3)} µm/px (${umSource})`}.${note ? ` Converted: ${note}.` : ""}`;
+  state.viewer.setSlide(displaySource(opened.levels));
   const m = state.models.get($("model").value);
   if (m) buildLegend($("model").value, m.manifest);
   $("progress").value = 0;
@@ -298,8 +259,20 @@ function formatDuration(ms) {
   return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
 }
 
+// Progress events of the running segmentation, from the compute worker.
+function showProgress(p) {
+  if (!state.running || state.running.cancelled) return;
+  const progress = $("progress"), text = $("progress-text");
+  progress.max = p.total;
+  progress.value = p.done;
+  if (p.gpuLost) { text.textContent = `${p.done} / ${p.total} tiles; the GPU was lost, continuing on the CPU…`; return; }
+  if (p.done === 0) { text.textContent = `0 / ${p.total} tiles`; return; }
+  const eta = (p.elapsedMs / p.done) * (p.total - p.done);
+  text.textContent = `${p.done} / ${p.total} tiles, ${p.blending ? "blending…" : `about ${formatDuration(eta)} left`}`;
+}
+
 async function segment(region) {
-  if (!state.slide) return;
+  if (!state.image) return;
   if (state.running) {
     // a run cancelled by opening another image finishes its current tile first
     if (!state.running.cancelled) return;
@@ -308,156 +281,106 @@ async function segment(region) {
   }
   clearError();
   const modelId = $("model").value;
-  let m;
+  let m, um;
   try {
     m = await loadModel(modelId);
   } catch (e) {
     showError(`The model could not be loaded: ${message(e)}`);
     return;
   }
-  let um, job;
-  const tta = $("quality").value === "best";
   try {
     um = resolutionInput();
-    // "best": every tile in the eight flips and 90° rotations, averaged (test-time augmentation)
-    job = m.model.segment(state.slide, region.x, region.y, region.width, region.height, um, tta);
   } catch (e) {
     showError(`Cannot segment: ${message(e)}`);
     return;
   }
+  const tta = $("quality").value === "best";
   let finish;
   const run = { cancelled: false, why: "", finished: new Promise((r) => { finish = r; }) };
   state.running = run;
+  const name = state.image.name;
   setBusy(true);
+  const before = window.histoseg.status;
   setStatus("segmenting");
-  const progress = $("progress"), text = $("progress-text");
-  progress.max = job.total;
-  progress.value = 0;
-  const tileMs = [];
-  const t0 = performance.now();
+  $("progress").value = 0;
+  let out;
   try {
-    for (;;) {
-      // let the page paint and handle input between tiles
-      await new Promise((r) => setTimeout(r, 0));
-      if (run.cancelled) {
-        text.textContent = `Cancelled after ${job.done} of ${job.total} tiles${run.why ? `: ${run.why}` : ""}.`;
-        window.histoseg.cancelled.push(text.textContent);
-        job.free();
-        setStatus("cancelled");
-        return;
-      }
-      const ts = performance.now();
-      const lost = m.model.backend === "webgpu" ? state.gpuLost.then(() => "lost") : new Promise(() => {});
-      let done;
-      try {
-        done = await Promise.race([job.step(1), lost]);
-      } catch (e) {
-        // a step that fails because the device went away: wait briefly for the loss to be reported
-        const reported = await Promise.race([lost, new Promise((r) => setTimeout(r, 2000))]);
-        if (reported !== "lost") throw e;
-        done = "lost";
-      }
-      if (done === "lost") {
-        // same model file on the CPU; the tiles already blended stay in the job
-        run.gpuLostAtTile = job.done;
-        m = await loadModel(modelId);
-        job.useModel(m.model);
-        text.textContent = `${job.done} / ${job.total} tiles; the GPU was lost, continuing on the CPU…`;
-        continue;
-      }
-      if (run.cancelled) continue;
-      tileMs.push(performance.now() - ts);
-      progress.value = job.done;
-      const elapsed = performance.now() - t0;
-      const eta = (elapsed / job.done) * (job.total - job.done);
-      text.textContent = `${job.done} / ${job.total} tiles, ${done ? "blending…" : `about ${formatDuration(eta)} left`}`;
-      if (done) break;
-    }
+    out = await state.compute.call("segment", { modelId, region, umPerPx: um, tta });
   } catch (e) {
-    showError(`Segmentation failed: ${message(e)}`);
-    setStatus("error");
-    job.free();
+    if (e.whole) {
+      // refused before it started (the region, the resolution or the model)
+      showError(e.message);
+      setStatus(before);
+    } else {
+      showError(`Segmentation failed: ${message(e)}`);
+      setStatus("error");
+    }
     return;
   } finally {
     if (state.running === run) state.running = null;
     setBusy(false);
     finish();
   }
-  const inferMs = performance.now() - t0;
-  const tiles = job.total;
-  const t1 = performance.now();
-  const res = job.finish();
-  job.free();
-  const blendMs = performance.now() - t1;
-  if (state.result) state.result.res.free();
-  state.result = { res, modelId, manifest: m.manifest, name: state.image.name };
-  window.histoseg.drawn.push(state.image.name);
+  if (out.cancelled) {
+    const text = `Cancelled after ${out.done} of ${out.total} tiles${out.why ? `: ${out.why}` : ""}.`;
+    $("progress-text").textContent = text;
+    window.histoseg.cancelled.push(text);
+    setStatus("cancelled");
+    return;
+  }
+  // the backend the run ended on (the GPU may have been lost on the way)
+  m = state.models.get(modelId) || m;
+  state.result = { modelId, manifest: m.manifest, name, x: out.x, y: out.y, width: out.width, height: out.height };
+  window.histoseg.drawn.push(name);
   buildLegend(modelId, m.manifest);
   const t2 = performance.now();
-  renderOverlay();
+  await renderOverlay();
   const overlayMs = performance.now() - t2;
   setBusy(false);
-  const mean = tileMs.reduce((a, b) => a + b, 0) / tileMs.length;
-  const backend = m.model.backend === "webgpu"
-    ? `WebGPU${state.adapterInfo ? ` (${[state.adapterInfo.vendor, state.adapterInfo.architecture].filter(Boolean).join(" ")})` : ""}`
-    : `CPU (burn flex)${run.gpuLostAtTile != null ? `, after the GPU was lost with ${run.gpuLostAtTile} tiles done` : ""}`;
-  const areas = res.classAreas();
-  const total = res.width * res.height;
+  const adapter = m.adapter;
+  const backend = out.backend === "webgpu"
+    ? `WebGPU${adapter ? ` (${[adapter.vendor, adapter.architecture].filter(Boolean).join(" ")})` : ""}`
+    : `CPU (burn flex)${out.gpuLostAtTile != null ? `, after the GPU was lost with ${out.gpuLostAtTile} tiles done` : ""}`;
+  const areas = out.classAreas;
+  const total = out.width * out.height;
   const umKnown = um ?? null;
+  const mf = m.manifest;
   setStats([
     ["backend", backend],
-    ["region", `${res.width}×${res.height} px at (${res.x}, ${res.y}); ${tiles} tiles of ${m.manifest.tile_size} px${tta ? ", each in 8 orientations" : ""}`],
+    ["region", `${out.width}×${out.height} px at (${out.x}, ${out.y}); ${out.tiles} tiles of ${mf.tile_size} px${tta ? ", each in 8 orientations" : ""}`],
     ["model fetch", `${m.fetchMs.toFixed(0)} ms`],
     ["model init", `${m.initMs.toFixed(0)} ms`],
     ["open", `${state.image.openMs.toFixed(0)} ms`],
-    ["inference", `${inferMs.toFixed(0)} ms (${mean.toFixed(0)} ms/tile)`],
-    ["blend + labels", `${blendMs.toFixed(0)} ms`],
+    ["inference", `${out.inferMs.toFixed(0)} ms (${out.msPerTile.toFixed(0)} ms/tile)`],
+    ["blend + labels", `${out.blendMs.toFixed(0)} ms`],
     ["overlay", `${overlayMs.toFixed(0)} ms`],
-    ...m.manifest.classes.map((c, i) => [c, i]).filter(([, i]) => i > 0 && i !== m.manifest.postprocess?.boundary_class).map(([c, i]) => [`${c.name}`,
+    ...mf.classes.map((c, i) => [c, i]).filter(([, i]) => i > 0 && i !== mf.postprocess?.boundary_class).map(([c, i]) => [`${c.name}`,
       `${(100 * areas[i] / total).toFixed(1)} %${umKnown ? `, ${(areas[i] * umKnown * umKnown / 1e6).toFixed(3)} mm²` : ""}`]),
-    ["objects", `${res.objectCount()}`],
+    ["objects", `${out.objects}`],
   ]);
-  $("progress-text").textContent = `Done: ${tiles} tiles in ${formatDuration(inferMs)}.`;
+  $("progress-text").textContent = `Done: ${out.tiles} tiles in ${formatDuration(out.inferMs)}.`;
   window.histoseg.lastResult = {
-    x: res.x, y: res.y, width: res.width, height: res.height,
-    backend: m.model.backend, adapter: state.adapterInfo, tiles, tta, msPerTile: mean, gpuLostAtTile: run.gpuLostAtTile ?? null,
-    classAreas: Array.from(areas), objects: res.objectCount(),
-    timings: { fetchMs: m.fetchMs, initMs: m.initMs, openMs: state.image.openMs, inferMs, blendMs, overlayMs },
+    x: out.x, y: out.y, width: out.width, height: out.height,
+    backend: out.backend, adapter, tiles: out.tiles, tta, msPerTile: out.msPerTile, gpuLostAtTile: out.gpuLostAtTile,
+    classAreas: out.classAreas, objects: out.objects,
+    timings: { fetchMs: m.fetchMs, initMs: m.initMs, openMs: state.image.openMs, inferMs: out.inferMs, blendMs: out.blendMs, overlayMs },
   };
   setStatus("done");
 }
 
-function download(bytes, name, type) {
-  const url = URL.createObjectURL(new Blob([bytes], { type }));
-  const a = document.createElement("a");
-  a.href = url; a.download = name;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
-
-function exportName(ext) {
-  const r = state.result.res;
-  const stem = state.result.name.replace(/\.[^.]+$/, "");
-  const whole = r.x === 0 && r.y === 0 && r.width === state.slide.width && r.height === state.slide.height;
-  return `${stem}${whole ? "" : `_x${r.x}_y${r.y}_${r.width}x${r.height}`}.${ext}`;
-}
-
-function exportResult(kind) {
+async function exportResult(kind) {
   const r = state.result;
   if (!r) return;
   clearError();
+  const style = state.styles.get(r.modelId);
+  const args = { kind, opacity: Number($("opacity").value), colors: style.colors.flat(), visible: style.visible.map((v) => (v ? 1 : 0)), contour: $("mode").value === "contour" };
+  const [ext, type] = {
+    labels: ["labels.png", "image/png"], overlay: ["overlay.png", "image/png"], geojson: ["geojson", "application/geo+json"],
+    csv: ["measurements.csv", "text/csv"], json: ["measurements.json", "application/json"],
+  }[kind];
   try {
-    const style = state.styles.get(r.modelId);
-    switch (kind) {
-      case "labels": download(r.res.labelPng(), exportName("labels.png"), "image/png"); break;
-      case "overlay": download(r.res.overlayPng(state.slide, Number($("opacity").value), new Uint8Array(style.colors.flat()),
-        new Uint8Array(style.visible.map((v) => (v ? 1 : 0))), $("mode").value === "contour"), exportName("overlay.png"), "image/png"); break;
-      case "geojson": download(r.res.geojson(), exportName("geojson"), "application/geo+json"); break;
-      case "csv": download(r.res.measurementsCsv(), exportName("measurements.csv"), "text/csv"); break;
-      case "json": download(r.res.measurementsJson(), exportName("measurements.json"), "application/json"); break;
-    }
+    const bytes = await state.compute.call("export", args);
+    download(bytes, exportName(r, state.image, ext), type);
   } catch (e) {
     showError(`The export failed: ${message(e)}`);
   }
@@ -470,7 +393,7 @@ async function openSample(key) {
   try {
     const resp = await fetch(s.file);
     if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
-    await openBytes(new Uint8Array(await resp.arrayBuffer()), s.file.split("/").pop(), s);
+    await openFile(await resp.blob(), s.file.split("/").pop(), s);
     if (s.domain) notice(s.domain);
   } catch (e) {
     showError(`The sample could not be loaded: ${message(e)}`);
@@ -523,22 +446,9 @@ function bindControls() {
       showError(`The model could not be loaded: ${message(e)}`);
     }
   });
-  const openFile = async (f) => {
-    if (!f) return;
-    if (f.size > MAX_FILE_BYTES) {
-      showError(`Cannot open ${f.name}: the file is ${(f.size / 1e9).toFixed(1)} GB; the browser viewer reads a whole file into memory and takes files up to ${MAX_FILE_BYTES / 1e9} GB. Segment it with the histoseg command line tool, which reads slides tile by tile.`);
-      return;
-    }
-    let bytes;
-    try {
-      bytes = new Uint8Array(await f.arrayBuffer());
-    } catch (e) {
-      showError(`Cannot open ${f.name}: the browser could not read the file (${message(e)}).`);
-      return;
-    }
-    await openBytes(bytes, f.name);
-  };
-  $("file").addEventListener("change", async (ev) => { await openFile(ev.target.files[0]); ev.target.value = ""; });
+  // the File itself goes to the workers, which read only the parts they need
+  const chosen = async (f) => { if (f) await openFile(f, f.name); };
+  $("file").addEventListener("change", async (ev) => { await chosen(ev.target.files[0]); ev.target.value = ""; });
   const drop = $("drop");
   for (const el of [drop, $("viewer")]) {
     el.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
@@ -546,15 +456,15 @@ function bindControls() {
     el.addEventListener("drop", async (ev) => {
       ev.preventDefault();
       drop.classList.remove("over");
-      await openFile(ev.dataTransfer.files[0]);
+      await chosen(ev.dataTransfer.files[0]);
     });
   }
   $("sample-glands").addEventListener("click", () => openSample("glands"));
   $("sample-nuclei").addEventListener("click", () => openSample("nuclei"));
   $("mag").addEventListener("change", () => { if ($("mag").value) $("umpp").value = $("mag").value; });
   $("segment-view").addEventListener("click", () => { const r = state.viewer.visibleRegion(); if (r) segment(r); });
-  $("segment-all").addEventListener("click", () => segment({ x: 0, y: 0, width: state.slide.width, height: state.slide.height }));
-  $("cancel").addEventListener("click", () => { if (state.running) state.running.cancelled = true; });
+  $("segment-all").addEventListener("click", () => segment({ x: 0, y: 0, width: state.image.width, height: state.image.height }));
+  $("cancel").addEventListener("click", () => { if (state.running) state.compute.call("cancel"); });
   const style = () => state.viewer.setOverlayStyle({ visible: $("show-overlay").checked, opacity: Number($("opacity").value) });
   $("opacity").addEventListener("input", style);
   $("show-overlay").addEventListener("change", style);
@@ -586,8 +496,11 @@ async function main() {
   state.viewer = new SlideViewer($("viewer"), $("view"), {
     onChange: (v) => { $("zoom-level").textContent = `${(v.scale * 100).toFixed(v.scale < 0.1 ? 1 : 0)} %`; },
   });
+  const backend = new URLSearchParams(location.search).get("backend");
   try {
-    state.wasm = await wasmBindings();
+    state.compute = new WorkerClient("compute", onWorkerEvent);
+    state.display = new WorkerClient("display", onWorkerEvent);
+    await Promise.all([state.compute.call("init", { backend }), state.display.call("init", { backend: "cpu" })]);
   } catch (e) {
     showError(`The viewer could not start: ${message(e)}`);
     return;

@@ -5,7 +5,7 @@
 // page as requests anyway) and never anything from another origin.
 const CACHE = "histoseg-v1";
 const APP = [
-  "./", "index.html", "app.js", "viewer.js", "style.css", "histoseg.js", "histoseg_bg.wasm",
+  "./", "index.html", "app.js", "viewer.js", "worker.js", "worker_client.js", "exports.js", "style.css", "histoseg.js", "histoseg_bg.wasm",
   "models/glands.histoseg", "models/nuclei.histoseg",
 ];
 const SAMPLES = /\/samples\/[^/]+$/;

@@ -1,6 +1,7 @@
 // Pan-and-zoom view of a slide on one canvas, in the spirit of OpenSeadragon: the image is drawn
-// from 256 px tiles of the pyramid level that matches the zoom (tiles come from Rust, which
-// decodes only what is asked for), over the coarsest level as a backdrop while finer tiles load.
+// from 256 px tiles of the pyramid level that matches the zoom, over the coarsest level as a
+// backdrop while finer tiles load. Tiles are asked for asynchronously (the slide lives in a worker,
+// where Rust decodes only what is asked for); the canvas never waits for them.
 // A segmentation overlay (a canvas covering a level-0 region) is drawn on top.
 //
 // Coordinates: `cx`, `cy` are the level-0 pixel at the canvas centre; `scale` is CSS pixels per
@@ -8,7 +9,7 @@
 
 const TILE = 256;
 const MAX_TILES = 320; // about 80 MB of decoded tiles
-const FRAME_BUDGET_MS = 25;
+const IN_FLIGHT = 6; // tile requests outstanding at once
 
 export class SlideViewer {
   constructor(container, canvas, { onChange = () => {} } = {}) {
@@ -16,7 +17,9 @@ export class SlideViewer {
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d");
     this.onChange = onChange;
-    this.slide = null;
+    this.slide = null;   // { levels, region(level, x, y, width, height) -> Promise<RGBA bytes> }
+    this.generation = 0; // bumped per slide: tiles of an earlier slide are dropped when they arrive
+    this.inFlight = new Set();
     this.levels = [];
     this.tiles = new Map(); // "level:tx:ty" -> canvas, in least-recently-used order
     this.queue = [];
@@ -34,23 +37,32 @@ export class SlideViewer {
 
   setSlide(slide) {
     this.slide = slide;
-    this.levels = slide.levels();
+    this.generation += 1;
+    this.levels = slide.levels;
     this.tiles.clear();
+    this.inFlight.clear();
     this.queue = [];
     this.overlay = null;
+    this.backdrop = null;
     // the coarsest level, whole, as the backdrop (levels are at most ~2k px across at the top)
     const top = this.levels.length - 1;
     const l = this.levels[top];
     if (l.width * l.height <= 4096 * 4096) {
-      this.backdrop = { level: top, canvas: this.tileCanvas(slide.region(top, 0, 0, l.width, l.height), l.width, l.height) };
-    } else {
-      this.backdrop = null;
+      const generation = this.generation;
+      slide.region(top, 0, 0, l.width, l.height).then((rgba) => {
+        if (generation !== this.generation) return;
+        this.backdrop = { level: top, canvas: this.tileCanvas(rgba, l.width, l.height) };
+        this.redraw();
+      }, (e) => console.warn(`the overview could not be read: ${e.message || e}`));
     }
     this.fit();
   }
 
   clear() {
     this.slide = null;
+    this.generation += 1;   // { levels, region(level, x, y, width, height) -> Promise<RGBA bytes> }
+    this.generation = 0; // bumped per slide: tiles of an earlier slide are dropped when they arrive
+    this.inFlight = new Set();
     this.levels = [];
     this.tiles.clear();
     this.backdrop = null;
@@ -209,28 +221,28 @@ export class SlideViewer {
     }
   }
 
-  /// Decodes queued tiles for up to a frame's budget, then redraws.
+  /// Asks the slide for queued tiles, a few at a time; each redraws when it arrives.
   loadSome() {
-    if (this.loading) return;
-    this.loading = true;
-    setTimeout(() => {
-      const t0 = performance.now();
-      while (this.queue.length && performance.now() - t0 < FRAME_BUDGET_MS && this.slide) {
-        const { key, level, tx, ty } = this.queue.shift();
-        if (this.tiles.has(key)) continue;
-        const lv = this.levels[level];
-        const w = Math.min(TILE, lv.width - tx * TILE), h = Math.min(TILE, lv.height - ty * TILE);
-        try {
-          this.tiles.set(key, this.tileCanvas(this.slide.region(level, Math.max(0, tx * TILE - 1), Math.max(0, ty * TILE - 1), w + 2, h + 2), w + 2, h + 2, tx === 0, ty === 0));
-        } catch (e) {
+    const generation = this.generation;
+    while (this.queue.length && this.inFlight.size < IN_FLIGHT && this.slide) {
+      const { key, level, tx, ty } = this.queue.shift();
+      if (this.tiles.has(key) || this.inFlight.has(key)) continue;
+      this.inFlight.add(key);
+      const lv = this.levels[level];
+      const w = Math.min(TILE, lv.width - tx * TILE), h = Math.min(TILE, lv.height - ty * TILE);
+      this.slide.region(level, Math.max(0, tx * TILE - 1), Math.max(0, ty * TILE - 1), w + 2, h + 2)
+        .then((rgba) => this.tileCanvas(rgba, w + 2, h + 2, tx === 0, ty === 0), (e) => {
           console.warn(`tile ${key} could not be read: ${e.message || e}`);
-          this.tiles.set(key, this.tileCanvas(new Uint8Array((w + 2) * (h + 2) * 4), w + 2, h + 2));
-        }
-        while (this.tiles.size > MAX_TILES) this.tiles.delete(this.tiles.keys().next().value);
-      }
-      this.loading = false;
-      this.redraw();
-    }, 0);
+          return this.tileCanvas(new Uint8Array((w + 2) * (h + 2) * 4), w + 2, h + 2);
+        })
+        .then((canvas) => {
+          if (generation !== this.generation) return;
+          this.inFlight.delete(key);
+          this.tiles.set(key, canvas);
+          while (this.tiles.size > MAX_TILES) this.tiles.delete(this.tiles.keys().next().value);
+          this.redraw();
+        });
+    }
   }
 
   bindEvents() {

@@ -14,6 +14,8 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
+mod blob_reader;
+
 use crate::model::Segmenter;
 use crate::segment::{SegmentJob, labels_for_region, read_for_model};
 use crate::weights::ModelFile;
@@ -34,10 +36,16 @@ thread_local! {
 #[wasm_bindgen]
 pub struct Slide {
     inner: Rc<RefCell<slide::Slide>>,
+    bytes_read: Option<Rc<std::cell::Cell<u64>>>,
 }
 
 fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
+}
+
+/// A thrown JavaScript value as text (an `Error`'s message, or its string form).
+pub(crate) fn js_text(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"))
 }
 
 #[wasm_bindgen]
@@ -45,7 +53,22 @@ impl Slide {
     /// Opens PNG, JPEG, BMP, TIFF (tiled, pyramidal, BigTIFF) or Aperio SVS bytes.
     pub fn open(bytes: Vec<u8>) -> Result<Slide, JsError> {
         let inner = slide::Slide::from_bytes(bytes).map_err(js_err)?;
-        Ok(Slide { inner: Rc::new(RefCell::new(inner)) })
+        Ok(Slide { inner: Rc::new(RefCell::new(inner)), bytes_read: None })
+    }
+    /// Opens a `File` (or any `Blob`) lazily, in a worker only: a TIFF or SVS of any size reads
+    /// its header now and each tile's bytes when a region needs them; other formats are read
+    /// whole.
+    #[wasm_bindgen(js_name = openBlob)]
+    pub fn open_blob(blob: web_sys::Blob) -> Result<Slide, JsError> {
+        let reader = blob_reader::BlobReader::new(blob).map_err(js_err)?;
+        let bytes_read = reader.bytes_read.clone();
+        let inner = slide::Slide::from_reader(Box::new(reader)).map_err(js_err)?;
+        Ok(Slide { inner: Rc::new(RefCell::new(inner)), bytes_read: Some(bytes_read) })
+    }
+    /// Bytes read from the file so far (all of it for a slide opened from bytes).
+    #[wasm_bindgen(getter, js_name = bytesRead)]
+    pub fn bytes_read(&self) -> Option<f64> {
+        self.bytes_read.as_ref().map(|b| b.get() as f64)
     }
     #[wasm_bindgen(getter)]
     pub fn width(&self) -> usize {

@@ -23,9 +23,9 @@ before(async () => {
 });
 after(async () => { site?.server.close(); });
 
-const state = (page) => page.evaluate(() => ({
+const state = (page) => page.evaluate(async () => ({
   status: window.histoseg.status, errors: window.histoseg.errors.slice(), image: window.histoseg.image, opened: window.histoseg.opened,
-  result: window.histoseg.lastResult, labels: window.histoseg.labels()?.length ?? null,
+  result: window.histoseg.lastResult, labels: (await window.histoseg.labels())?.length ?? null,
   info: document.getElementById("image-info").textContent, error: document.getElementById("error").textContent,
 }));
 
@@ -82,16 +82,28 @@ test("bad images: the exact message, nothing lost; converted images open, are no
       }
     }
 
-    // a file larger than the browser can hold: refused from its size, before it is read (sparse)
-    const huge = path.join(os.tmpdir(), `histoseg-${process.pid}-whole-slide.svs`);
-    fs.writeFileSync(huge, "");
+    // 3 GB files (sparse): the page reads a file lazily, so neither is read whole. A PNG that
+    // size is refused from its size (PNGs are decoded whole); a file that is no image at all is
+    // refused from its first bytes.
+    const huge = path.join(os.tmpdir(), `histoseg-${process.pid}-whole-slide.png`);
+    const fd = fs.openSync(huge, "w");
+    fs.writeSync(fd, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+    fs.closeSync(fd);
     fs.truncateSync(huge, 3e9);
+    const junk = path.join(os.tmpdir(), `histoseg-${process.pid}-not-a-slide.svs`);
+    fs.writeFileSync(junk, "");
+    fs.truncateSync(junk, 3e9);
     try {
-      const { before, after } = await choose(page, huge);
-      assert.equal(after.error, `Cannot open ${path.basename(huge)}: the file is 3.0 GB; the browser viewer reads a whole file into memory and takes files up to 2 GB. Segment it with the histoseg command line tool, which reads slides tile by tile.`);
+      let { before, after } = await choose(page, huge);
+      assert.equal(after.error, `Cannot open ${path.basename(huge)}: the file is 3.0 GB: PNG, JPEG and BMP files are decoded whole and histoseg takes them up to 1.0 GB; convert it to a tiled, pyramidal TIFF (for example \`vips tiffsave IN OUT.tif --tile --pyramid --compression jpeg\`), which is read tile by tile at any size`);
       assert.deepEqual(after.image, before.image);
+      ({ before, after } = await choose(page, junk));
+      assert.equal(after.error, `Cannot open ${path.basename(junk)}: unsupported image format (the file is not a recognised image): histoseg opens PNG, JPEG, BMP, TIFF and Aperio SVS`);
+      assert.deepEqual(after.image, before.image);
+      assert.equal(after.labels, before.labels, "the mask stays");
     } finally {
       fs.rmSync(huge, { force: true });
+      fs.rmSync(junk, { force: true });
     }
     assert.deepEqual(problems, []);
     console.log(`${CASES.images.length} bad or unusual images and one 3 GB file checked`);
@@ -154,13 +166,13 @@ test("the largest plain image accepted (100 MP PNG) opens and segments in the pa
     const openS = (Date.now() - t0) / 1000;
     assert.deepEqual(after.errors, []);
     assert.deepEqual([after.image.width, after.image.height], [10_000, 10_000]);
-    const wasmMb = await page.evaluate(async () => (await window.wasmBindings.default()).memory.buffer.byteLength / 2 ** 20);
+    const wasmMb = await page.evaluate(async () => Object.values(await window.histoseg.wasmMemory()).reduce((a, b) => a + b) / 2 ** 20);
     await viewAt(page, 5000, 5000, 2);
     await page.click("#segment-view");
     const seg = await segmentationEnd(page);
     assert.equal(seg.status, "done", seg.errors.join("; "));
     const peak = chromiumMemoryMb("renderer", "VmHWM");
-    console.log(`100 MP PNG (${(fs.statSync(file).size / 1e3).toFixed(0)} kB on disk): opened in ${openS.toFixed(1)} s; wasm heap ${wasmMb.toFixed(0)} MB; renderer peak ${peak.toFixed(0)} MB; a ${seg.result.width}x${seg.result.height} region segmented`);
+    console.log(`100 MP PNG (${(fs.statSync(file).size / 1e3).toFixed(0)} kB on disk): opened in ${openS.toFixed(1)} s; wasm heaps of both workers ${wasmMb.toFixed(0)} MB; renderer peak ${peak.toFixed(0)} MB; a ${seg.result.width}x${seg.result.height} region segmented`);
     assert.deepEqual(problems, []);
   } finally {
     await b.close();

@@ -19,8 +19,8 @@ export async function launch({ webgpu, serviceWorkers = "allow" }) {
     serviceWorkers,
     args,
   });
-  // a click returns once the page has painted after it, and a CPU run holds the main thread for
-  // a tile at a time (seconds on the 2-core CI machine): actions get more than Playwright's 30 s
+  // the 2-core CI machine runs SwiftShader and the page's workers beside the browser: actions get
+  // more than Playwright's 30 s
   context.setDefaultTimeout(120_000);
   return { context, close: async () => { await context.close(); fs.rmSync(userDataDir, { recursive: true, force: true }); } };
 }
@@ -66,4 +66,19 @@ export async function segmentationEnd(page, timeout = 300_000) {
 /** Centres the view on a level-0 point at `scale` CSS px per image px, as panning and zooming would. */
 export async function viewAt(page, cx, cy, scale) {
   await page.evaluate(({ cx, cy, scale }) => { const v = window.histoseg.viewer(); v.view = { cx, cy, scale }; v.changed(); }, { cx, cy, scale });
+}
+
+/** Runs `script` at the start of every histoseg worker, before its wasm module loads, as
+ * `addInitScript` does for pages (which never reach workers): the route serves worker.js with the
+ * script in front. Use with `serviceWorkers: "block"`, so that the route sees the request. */
+export async function addWorkerInitScript(context, script) {
+  await context.route(/\/worker\.js$/, async (route) => {
+    const resp = await route.fetch();
+    await route.fulfill({ response: resp, body: `(${script})();\n${await resp.text()}` });
+  });
+}
+
+/** Evaluates `fn` in each of the page's workers; returns their answers. */
+export async function inWorkers(page, fn) {
+  return Promise.all(page.workers().map((w) => w.evaluate(fn)));
 }

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { serveDir } from "./server.mjs";
-import { launch, readyPage, segmentationEnd, viewAt, DATA } from "./browser.mjs";
+import { launch, readyPage, segmentationEnd, addWorkerInitScript, inWorkers } from "./browser.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const DIST = path.join(ROOT, "dist");
@@ -24,20 +24,21 @@ before(async () => {
 });
 after(async () => { site?.server.close(); });
 
-const labels = (page) => page.evaluate(() => Array.from(window.histoseg.labels()));
+const labels = (page) => page.evaluate(async () => Array.from(await window.histoseg.labels()));
 
-// Three ways WebGPU can be unusable, each made real in the page before it starts.
+// Three ways WebGPU can be unusable, each made real in the workers (where the device is made)
+// before they start.
 const NO_WEBGPU = [
-  { why: "the browser has no WebGPU", script: () => { Object.defineProperty(Navigator.prototype, "gpu", { get: () => undefined }); }, notice: /^Running on the CPU: this browser has no WebGPU\.$/ },
+  { why: "the browser has no WebGPU", script: () => { Object.defineProperty(WorkerNavigator.prototype, "gpu", { get: () => undefined }); }, notice: /^Running on the CPU: this browser has no WebGPU\.$/ },
   { why: "no adapter is offered", script: () => { GPUAdapter; GPU.prototype.requestAdapter = async () => null; }, notice: /^Running on the CPU: no WebGPU adapter is available\.$/ },
   { why: "the device request is refused", script: () => { GPUAdapter.prototype.requestDevice = async () => { throw new DOMException("refused by the test", "OperationError"); }; }, notice: /^WebGPU failed \(WebGPU could not be started: .+\); running on the CPU instead\.$/ },
 ];
 
 for (const c of NO_WEBGPU) {
   test(`WebGPU unusable (${c.why}): the page runs on the CPU and says so`, { timeout: 300_000 }, async () => {
-    const b = await launch({ webgpu: true });
+    const b = await launch({ webgpu: true, serviceWorkers: "block" });
     try {
-      await b.context.addInitScript(c.script);
+      await addWorkerInitScript(b.context, c.script);
       const { page, problems } = await readyPage(b.context, site.url, "?model=glands");
       const notices = await page.evaluate(() => window.histoseg.notices);
       assert.ok(notices.some((n) => c.notice.test(n)), notices.join(" | "));
@@ -56,21 +57,22 @@ for (const c of NO_WEBGPU) {
 }
 
 test("WebGPU device lost mid-run: the run finishes on the CPU with the tiles already done", { timeout: 900_000 }, async () => {
-  const b = await launch({ webgpu: true });
+  const b = await launch({ webgpu: true, serviceWorkers: "block" });
   try {
-    // keep a handle on every GPU device the page creates, so the test can destroy it
-    await b.context.addInitScript(() => {
-      window.__gpuDevices = [];
+    // keep a handle on every GPU device the workers create, so the test can destroy it
+    await addWorkerInitScript(b.context, () => {
+      self.__gpuDevices = [];
       if (!globalThis.GPUAdapter) return;
       const request = GPUAdapter.prototype.requestDevice;
       GPUAdapter.prototype.requestDevice = async function (...a) {
         const d = await request.apply(this, a);
-        window.__gpuDevices.push(d);
+        self.__gpuDevices.push(d);
         return d;
       };
     });
     const { page, problems } = await readyPage(b.context, site.url, "?model=glands");
-    assert.equal(await page.evaluate(() => window.__gpuDevices.length), 1, "the model runs on a WebGPU device");
+    const devices = await inWorkers(page, () => self.__gpuDevices.length);
+    assert.deepEqual(devices.sort(), [0, 1], "the model runs on a WebGPU device in the compute worker; the display worker has none");
     await page.setInputFiles("#file", HE);
     await page.waitForFunction(() => window.histoseg.status === "opened", null, { timeout: 60_000 });
     // 0.4 µm/px makes the 1000 px image 400 px at the glands model's 1 µm/px: four 256 px tiles
@@ -78,7 +80,7 @@ test("WebGPU device lost mid-run: the run finishes on the CPU with the tiles alr
     await page.click("#segment-all");
     await page.waitForFunction(() => Number(document.getElementById("progress").value) >= 1, null, { timeout: 300_000 });
     const doneBefore = await page.evaluate(() => Number(document.getElementById("progress").value));
-    await page.evaluate(() => window.__gpuDevices.forEach((d) => d.destroy()));
+    await inWorkers(page, () => self.__gpuDevices.forEach((d) => d.destroy()));
     const lost = await segmentationEnd(page, 600_000);
     assert.equal(lost.status, "done", lost.errors.join("; "));
     assert.equal(lost.result.backend, "cpu");
@@ -89,12 +91,8 @@ test("WebGPU device lost mid-run: the run finishes on the CPU with the tiles alr
     assert.equal((await page.evaluate(() => window.histoseg.image)).name, "he-1000x1000.png", "the image stays open");
     const mixed = await labels(page);
 
-    // the same region again, now wholly on the CPU: the same mask (WebGPU and the CPU agree).
-    // Playwright's click returns only once the page has painted after it, and a CPU run holds the
-    // main thread for a tile at a time; on the 2-core CI machine, with SwiftShader still working
-    // through the destroyed device's queue, that took over 30 s (here: 4.5 s, while the page
-    // answered an evaluate in 5 ms). Until the run moves to a worker the click gets the test's patience.
-    await page.click("#segment-all", { timeout: 600_000 });
+    // the same region again, now wholly on the CPU: the same mask (WebGPU and the CPU agree)
+    await page.click("#segment-all");
     const cpu = await segmentationEnd(page);
     assert.equal(cpu.status, "done", cpu.errors.join("; "));
     assert.equal(cpu.result.gpuLostAtTile, null);
@@ -110,8 +108,8 @@ test("WebGPU device lost mid-run: the run finishes on the CPU with the tiles alr
 });
 
 test("opening a second image during a run stops the run; the new image segments", { timeout: 900_000 }, async () => {
-  // On WebGPU a tile's readback is awaited, so the page takes input while a tile is in flight:
-  // the new image arrives while the run's last tile is still on the GPU.
+  // The run is in the compute worker, which reads its messages between tiles and while a tile's
+  // readback is awaited: the new image arrives while the run's last tile may still be on the GPU.
   const b = await launch({ webgpu: true });
   try {
     const { page, problems } = await readyPage(b.context, site.url, "?model=glands");

@@ -31,7 +31,8 @@ test(`memory stays bounded across ${RUNS} segmentations of the same image`, { ti
     await page.waitForFunction(() => window.histoseg.status === "opened", null, { timeout: 120_000 });
     // a 256x256 region in the middle keeps each run to a few tiles
     await page.evaluate(() => { const v = window.histoseg.viewer(); v.view.cx = 500; v.view.cy = 500; v.view.scale = 2.5; v.changed(); });
-    const wasmMb = () => page.evaluate(async () => (await window.wasmBindings.default()).memory.buffer.byteLength / 2 ** 20);
+    // the compute worker's heap: it holds the jobs and results
+    const wasmMb = () => page.evaluate(async () => (await window.histoseg.wasmMemory()).compute / 2 ** 20);
     const rows = [];
     for (let i = 1; i <= RUNS; i++) {
       await page.click("#segment-view");

@@ -70,14 +70,15 @@ test("an own 3-class model file opens with its classes and segments with all of 
       const orig = URL.createObjectURL;
       URL.createObjectURL = (blob) => { chunks.push(blob); return orig(blob); };
       document.getElementById("export-csv").click();
-      await new Promise((r) => setTimeout(r, 200));
+      // the compute worker writes the CSV
+      for (let i = 0; i < 600 && !chunks.length; i++) await new Promise((r) => setTimeout(r, 100));
       URL.createObjectURL = orig;
       return chunks.length ? await chunks[0].text() : "";
     });
     for (const [name] of CLASSES.slice(1)) assert.match(csv, new RegExp(`\\b${name}\\b`), `the CSV names ${name}`);
-    const overlay = await page.evaluate(() => {
+    const overlay = await page.evaluate(async () => {
       const r = window.histoseg.lastResult;
-      return { labels: Array.from(window.histoseg.labels()), width: r.width, height: r.height };
+      return { labels: Array.from(await window.histoseg.labels()), width: r.width, height: r.height };
     });
     const counts = [0, 0, 0];
     for (const l of overlay.labels) counts[l] += 1;

@@ -15,7 +15,7 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 const DIST = path.join(ROOT, "dist");
 const IMAGE = path.join(DATA, "glas/images/testA_2.png");
 // the app's own files, as the service worker lists them, plus the samples
-const APP_FILES = /^\/(\?.*)?$|^\/(index\.html|app\.js|viewer\.js|style\.css|sw\.js|histoseg\.js|histoseg_bg\.wasm|models\/(glands|nuclei)\.histoseg|samples\/[\w.-]+)$/;
+const APP_FILES = /^\/(\?.*)?$|^\/(index\.html|app\.js|viewer\.js|worker\.js|worker_client\.js|exports\.js|style\.css|sw\.js|histoseg\.js|histoseg_bg\.wasm|models\/(glands|nuclei)\.histoseg|samples\/[\w.-]+)$/;
 let site;
 const serverLog = [];
 
@@ -58,7 +58,7 @@ test("a whole session sends nothing anywhere: no other origin, no image bytes, C
       const violations = [];
       document.addEventListener("securitypolicyviolation", (e) => violations.push(e.violatedDirective));
       const attempts = [
-        fetch("http://127.0.0.2:9/upload", { method: "POST", body: new Uint8Array(window.histoseg.labels()) }).then(() => "sent", () => "blocked"),
+        fetch("http://127.0.0.2:9/upload", { method: "POST", body: new Uint8Array(await window.histoseg.labels()) }).then(() => "sent", () => "blocked"),
         new Promise((r) => { const i = new Image(); i.onload = () => r("sent"); i.onerror = () => r("blocked"); i.src = "http://127.0.0.2:9/pixel.png"; }),
       ];
       const results = await Promise.all(attempts);
@@ -90,6 +90,10 @@ test("a whole session sends nothing anywhere: no other origin, no image bytes, C
       assert.match(r.path.replace(/\?.*$/, ""), APP_FILES, r.path);
       assert.ok(r.path.length < 200, "no data in the address");
     }
+    // the page's workers (which hold the wasm module, the image and the model) are watched too:
+    // their fetches of the wasm module and the model are among the recorded requests
+    const fromWorkers = seen.filter((r) => !r.worker && /\/(histoseg_bg\.wasm|models\/glands\.histoseg)$/.test(r.url));
+    assert.ok(fromWorkers.length >= 2, `the workers' requests are recorded: ${JSON.stringify(fromWorkers)}`);
     // and no request of the whole session has a body at all, so none holds the image's bytes
     assert.deepEqual(seen.filter((r) => r.body > 0).map((r) => r.url), []);
     assert.deepEqual(serverLog.filter((r) => r.bodyBytes > 0), []);
@@ -108,7 +112,7 @@ test("a whole session sends nothing anywhere: no other origin, no image bytes, C
       for (const k of await caches.keys()) for (const r of await (await caches.open(k)).keys()) out.push(r.url);
       return out;
     });
-    assert.ok(cached.length >= 9, `cached: ${cached}`);
+    assert.ok(cached.length >= 12, `cached: ${cached}`);
     for (const url of cached) {
       assert.ok(url.startsWith(origin + "/"), url);
       assert.match(new URL(url).pathname, APP_FILES, url);

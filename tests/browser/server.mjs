@@ -1,4 +1,5 @@
-// A minimal static file server for the built viewer (dist/), on 127.0.0.1 and a free port.
+// A minimal static file server for the built viewer (dist/), on 127.0.0.1: the browser tests' and
+// `cargo xtask serve`'s (scripts/serve.mjs). It serves the files as built, injecting nothing.
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
@@ -11,7 +12,8 @@ const TYPES = {
 
 // `mounts` maps URL prefixes ("/ort/") to further folders (the benchmark serves onnxruntime-web).
 // `log`, when given, receives every request the server sees: { method, path, bodyBytes }.
-export async function serveDir(root, mounts = {}, log = null) {
+// `port` 0 takes a free one.
+export async function serveDir(root, mounts = {}, log = null, port = 0) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, "http://localhost");
     if (log) {
@@ -33,6 +35,6 @@ export async function serveDir(root, mounts = {}, log = null) {
       res.end(data);
     });
   });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
   return { server, url: `http://127.0.0.1:${server.address().port}/` };
 }

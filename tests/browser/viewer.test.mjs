@@ -58,7 +58,7 @@ async function segmentIn({ webgpu }) {
     const state = await page.evaluate(() => window.histoseg);
     assert.equal(state.status, "done", `segmentation failed: ${state.errors.join("; ")}\n${consoleLines.join("\n")}`);
 
-    const r = { ...state.lastResult, labels: await page.evaluate(() => Array.from(window.histoseg.labels())) };
+    const r = { ...state.lastResult, labels: await page.evaluate(async () => Array.from(await window.histoseg.labels())) };
     assert.deepEqual([r.x, r.y, r.width, r.height], [0, 0, CROP.w, CROP.h]);
     assert.equal(r.labels.length, CROP.w * CROP.h);
 

@@ -1,7 +1,8 @@
 //! Project automation: the README's two commands.
 //!
 //! - `cargo xtask serve`: installs what is missing (the wasm32 target, Trunk, wasm-bindgen-cli,
-//!   npm's binaryen), builds the viewer offline with Trunk and serves it on 127.0.0.1:8080.
+//!   npm's binaryen), builds the viewer offline with Trunk when its sources changed, and serves
+//!   dist/ on 127.0.0.1:8080 (scripts/serve.mjs).
 //! - `cargo xtask test`: the same tools plus Debian's Chromium and a Python venv with
 //!   onnxruntime (target/pyenv), then every test: the native
 //!   unit and integration tests, a release build of the viewer, and the headless-browser tests.
@@ -101,9 +102,32 @@ fn build_viewer() -> Result {
     run(cmd("trunk").args(["build", "--release"]))
 }
 
+/// The newest modification time of the files under `path` (recursively).
+fn newest(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path).ok()?.filter_map(|e| e.ok()).filter_map(|e| newest(&e.path())).max()
+}
+
+/// Whether dist/ is older than anything it is built from.
+fn viewer_is_stale() -> bool {
+    let Some(built) = std::fs::metadata(root().join("dist/index.html")).and_then(|m| m.modified()).ok() else { return true };
+    let inputs = ["src", "www", "models", "Cargo.toml", "Cargo.lock", "Trunk.toml", ".cargo"];
+    inputs.iter().filter_map(|p| newest(&root().join(p))).any(|t| t > built)
+}
+
+/// Builds the viewer only when its sources changed (a release build runs wasm-opt for minutes),
+/// then serves dist/ as built: no dev-server script is injected, so the CSP stays clean.
 fn serve() -> Result {
     ensure_build_tools()?;
-    run(cmd("trunk").args(["serve", "--release", "--address", "127.0.0.1"]))
+    if viewer_is_stale() {
+        build_viewer()?;
+    } else {
+        eprintln!("xtask: dist/ is up to date with its sources; serving it as built");
+    }
+    run(cmd("node").arg("scripts/serve.mjs"))
 }
 
 fn test() -> Result {
