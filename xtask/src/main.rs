@@ -145,6 +145,7 @@ fn test() -> Result {
         "--test-reporter=spec",
         "tests/browser/viewer.test.mjs",
         "tests/browser/slide.test.mjs",
+        "tests/browser/big_slide.test.mjs",
         "tests/browser/memory.test.mjs",
         "tests/browser/bad_inputs.test.mjs",
         "tests/browser/faults.test.mjs",
