@@ -205,27 +205,39 @@ function resolutionInput() {
   return v;
 }
 
-// The viewer's slide: display tiles come from the display worker.
-const displaySource = (levels) => ({
+// Plain images (PNG, JPEG, BMP) are decoded whole by each worker that opens them; above this size
+// only the compute worker holds one, and it serves the viewer's tiles too (between tiles of a run).
+const DISPLAY_COPY_MAX_PIXELS = 16e6;
+
+// The viewer's slide: display tiles come from the display worker, or the compute worker.
+const displaySource = (levels, worker) => ({
   levels,
-  region: (level, x, y, width, height) => state.display.call("region", { level, x, y, width, height }),
+  region: (level, x, y, width, height) => worker.call("region", { level, x, y, width, height }),
 });
 
 async function openFile(file, name, hint = {}) {
   clearError();
-  // both workers open the same File lazily; the compute worker's answer decides
-  const [computeOpen, displayOpen] = await Promise.allSettled([
-    state.compute.call("open", { blob: file }),
-    state.display.call("open", { blob: file }),
-  ]);
-  if (computeOpen.status === "rejected" || displayOpen.status === "rejected") {
-    // keep whatever image and mask the user already has (the display worker reopens it)
-    if (displayOpen.status === "fulfilled" && state.file) await state.display.call("open", { blob: state.file }).catch(() => {});
-    const why = computeOpen.status === "rejected" ? computeOpen.reason : displayOpen.reason;
-    showError(`Cannot open ${name}: ${message(why)}`);
+  // the compute worker opens the File first (a TIFF or SVS lazily: only its directories are read);
+  // if that fails, whatever image and mask the user already has stay
+  let opened;
+  try {
+    opened = await state.compute.call("open", { blob: file });
+  } catch (e) {
+    showError(`Cannot open ${name}: ${message(e)}`);
     return false;
   }
-  const opened = computeOpen.value;
+  let display = state.compute;
+  const plain = ["PNG", "JPEG", "BMP"].includes(opened.format);
+  if (!plain || opened.width * opened.height <= DISPLAY_COPY_MAX_PIXELS) {
+    try {
+      await state.display.call("open", { blob: file });
+      display = state.display;
+    } catch (e) {
+      console.warn(`the display worker could not open ${name} (${message(e)}); the compute worker serves the view`);
+    }
+  }
+  // a display worker not showing this image lets go of the previous one
+  if (display !== state.display) await state.display.call("close").catch(() => {});
   // the compute worker has cancelled a run on the previous image
   if (state.running) { state.running.cancelled = true; state.running.why = "a new image was opened"; }
   state.result = null;
@@ -244,7 +256,7 @@ async function openFile(file, name, hint = {}) {
   window.histoseg.opened += 1;
   const n = opened.levels.length;
   $("image-info").textContent = `${name}: ${opened.format}, ${opened.width}×${opened.height} px, ${n} level${n > 1 ? "s" : ""}; resolution ${um == null ? "not recorded: set it or the magnification below (the model's own is assumed until then)" : `${fmt(um, 3)} µm/px (${umSource})`}.${note ? ` Converted: ${note}.` : ""}`;
-  state.viewer.setSlide(displaySource(opened.levels));
+  state.viewer.setSlide(displaySource(opened.levels, display));
   const m = state.models.get($("model").value);
   if (m) buildLegend($("model").value, m.manifest);
   $("progress").value = 0;

@@ -193,6 +193,12 @@ const OPS = {
     return { width: slide.width, height: slide.height, format: slide.format, note: slide.note ?? null, umPerPx: slide.umPerPx ?? null, levels: slide.levels(), openMs, bytesRead: slide.bytesRead };
   },
 
+  async close() {
+    if (result) { result.free(); result = null; }
+    if (slide) { slide.free(); slide = null; }
+    return {};
+  },
+
   async region({ level, x, y, width, height }) {
     if (!slide) throw new Error("no image is open");
     const rgba = slide.region(level, x, y, width, height);
