@@ -58,6 +58,8 @@ pub struct SegmentJob {
     /// Interleaved RGB scaled to [-1, 1].
     pixels: Vec<f32>,
     next: usize,
+    /// Tiles handed out by [`SegmentJob::take_batch`] (ahead of `next` while they run elsewhere).
+    issued: usize,
     /// Pixels the model's glass rule makes background, when it has one.
     glass: Option<Vec<bool>>,
     /// Orientations each tile runs in: 1, or [`tta::ORIENTATIONS`] with test-time augmentation.
@@ -80,7 +82,7 @@ impl SegmentJob {
     pub fn new(image: &RgbImage, tile_size: usize, overlap: usize, classes: usize) -> Result<Self, TilingError> {
         let grid = TileGrid::new(image.width, image.height, tile_size, overlap)?;
         let pixels = image.pixels.iter().map(|&v| v as f32 / 127.5 - 1.0).collect();
-        Ok(Self { blender: Blender::new(grid, classes), pixels, next: 0, glass: None, orientations: 1 })
+        Ok(Self { blender: Blender::new(grid, classes), pixels, next: 0, issued: 0, glass: None, orientations: 1 })
     }
 
     /// A job for `manifest`'s model on an image at the model's resolution, in tiles of
@@ -112,14 +114,27 @@ impl SegmentJob {
     /// The next tiles, up to `max` network inputs (at least one tile, in all its orientations),
     /// or `None` when every tile has been accepted.
     pub fn next_batch(&self, max: usize) -> Option<Batch> {
+        self.batch_from(self.next, max)
+    }
+
+    /// Like [`SegmentJob::next_batch`], but for running several batches at once (the browser's
+    /// pool of CPU workers): each call hands out the tiles after the previous call's. Batches are
+    /// still accepted in order, so the result is the same as one batch at a time.
+    pub fn take_batch(&mut self, max: usize) -> Option<Batch> {
+        let batch = self.batch_from(self.issued.max(self.next), max)?;
+        self.issued = batch.start + batch.tiles;
+        Some(batch)
+    }
+
+    fn batch_from(&self, start: usize, max: usize) -> Option<Batch> {
         let grid = self.blender.grid();
         let k = self.orientations;
-        let tiles = (max / k).max(1).min(self.total_tiles() - self.next);
+        let tiles = (max / k).max(1).min(self.total_tiles() - start);
         if tiles == 0 {
             return None;
         }
         let size = grid.tile_size;
-        let planar = grid.tiles[self.next..self.next + tiles]
+        let planar = grid.tiles[start..start + tiles]
             .iter()
             .flat_map(|t| {
                 let tile = grid.extract_planar(&self.pixels, 3, t);
@@ -127,7 +142,7 @@ impl SegmentJob {
             })
             .flatten()
             .collect();
-        Some(Batch { start: self.next, tiles, count: tiles * k, planar })
+        Some(Batch { start, tiles, count: tiles * k, planar })
     }
 
     /// Blends a batch's probabilities, planar `[count, classes, tile, tile]`.
@@ -187,4 +202,48 @@ pub fn segment_image(
         on_progress(job.tiles_done(), job.total_tiles());
     }
     Ok(job.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in network: two classes from the tile's own pixels, so every tile differs.
+    fn fake_network(planar: &[f32], count: usize) -> Vec<f32> {
+        let per = planar.len() / count / 3;
+        planar
+            .chunks_exact(3 * per)
+            .flat_map(|t| {
+                let red = &t[..per];
+                red.iter().map(|&r| (r + 1.0) / 2.0).chain(red.iter().map(|&r| (1.0 - r) / 2.0)).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_taken_ahead_and_accepted_in_order_give_the_sequential_result() {
+        let pixels = (0..300 * 200 * 3).map(|i| ((i * 37) % 251) as u8).collect();
+        let image = RgbImage { width: 300, height: 200, pixels };
+        for tta in [false, true] {
+            let mut one = SegmentJob::new(&image, 64, 16, 2).unwrap().with_tta(tta);
+            while let Some(b) = one.next_batch(1) {
+                let p = fake_network(&b.planar, b.count);
+                one.accept(&b, &p);
+            }
+            // three batches out at once, as three workers would run them
+            let mut pooled = SegmentJob::new(&image, 64, 16, 2).unwrap().with_tta(tta);
+            let mut out: Vec<Batch> = (0..3).filter_map(|_| pooled.take_batch(1)).collect();
+            assert_eq!(out.iter().map(|b| b.start).collect::<Vec<_>>(), vec![0, 1, 2]);
+            while !out.is_empty() {
+                let b = out.remove(0);
+                let p = fake_network(&b.planar, b.count);
+                pooled.accept(&b, &p);
+                out.extend(pooled.take_batch(1));
+            }
+            assert!(pooled.is_done());
+            let (a, b) = (one.finish(), pooled.finish());
+            assert_eq!(a.probabilities, b.probabilities, "tta {tta}");
+            assert!(a.labels.iter().any(|&l| l == 1) && a.labels.iter().any(|&l| l == 0));
+        }
+    }
 }

@@ -36,7 +36,7 @@ const state = {
 };
 // Read by the browser tests and handy in the console.
 window.histoseg = {
-  status: "starting", lastResult: null, errors: [], notices: [], image: null, opened: 0, cancelled: [], drawn: [],
+  status: "starting", lastResult: null, errors: [], notices: [], image: null, opened: 0, cancelled: [], drawn: [], overlays: 0,
   labels: async () => (state.result ? state.compute.call("labels") : null),
   geojson: async () => (state.result ? state.compute.call("export", { kind: "geojson" }) : null),
   // the wasm linear memory of each worker, in bytes
@@ -188,6 +188,7 @@ async function renderOverlay() {
   c.width = r.width; c.height = r.height;
   c.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer), c.width, c.height), 0, 0);
   state.viewer.setOverlay({ canvas: c, x: r.x, y: r.y, width: r.width, height: r.height });
+  window.histoseg.overlays += 1;
 }
 
 function setBusy(busy) {
@@ -363,7 +364,7 @@ async function segment(region) {
     ["model fetch", `${m.fetchMs.toFixed(0)} ms`],
     ["model init", `${m.initMs.toFixed(0)} ms`],
     ["open", `${state.image.openMs.toFixed(0)} ms`],
-    ["inference", `${out.inferMs.toFixed(0)} ms (${out.msPerTile.toFixed(0)} ms/tile)`],
+    ["inference", `${out.inferMs.toFixed(0)} ms (${out.msPerTile.toFixed(0)} ms/tile${out.workers > 1 ? `, ${out.workers} CPU workers` : ""})`],
     ["blend + labels", `${out.blendMs.toFixed(0)} ms`],
     ["overlay", `${overlayMs.toFixed(0)} ms`],
     ...mf.classes.map((c, i) => [c, i]).filter(([, i]) => i > 0 && i !== mf.postprocess?.boundary_class).map(([c, i]) => [`${c.name}`,
@@ -373,7 +374,7 @@ async function segment(region) {
   $("progress-text").textContent = `Done: ${out.tiles} tiles in ${formatDuration(out.inferMs)}.`;
   window.histoseg.lastResult = {
     x: out.x, y: out.y, width: out.width, height: out.height,
-    backend: out.backend, adapter, tiles: out.tiles, tta, msPerTile: out.msPerTile, gpuLostAtTile: out.gpuLostAtTile,
+    backend: out.backend, workers: out.workers, adapter, tiles: out.tiles, tta, msPerTile: out.msPerTile, gpuLostAtTile: out.gpuLostAtTile,
     classAreas: out.classAreas, objects: out.objects,
     timings: { fetchMs: m.fetchMs, initMs: m.initMs, openMs: state.image.openMs, inferMs: out.inferMs, blendMs: out.blendMs, overlayMs },
   };
@@ -512,7 +513,8 @@ async function main() {
   try {
     state.compute = new WorkerClient("compute", onWorkerEvent);
     state.display = new WorkerClient("display", onWorkerEvent);
-    await Promise.all([state.compute.call("init", { backend }), state.display.call("init", { backend: "cpu" })]);
+    const cpuWorkers = Number(new URLSearchParams(location.search).get("cpu-workers")) || undefined;
+    await Promise.all([state.compute.call("init", { backend, cpuWorkers }), state.display.call("init", { backend: "cpu" })]);
   } catch (e) {
     showError(`The viewer could not start: ${message(e)}`);
     return;

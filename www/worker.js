@@ -21,6 +21,7 @@ let running = null;        // { cancelled, why, finished: Promise }
 let result = null;         // wasm SegResult of the last finished run
 let backendPref = null;    // "cpu" forces the CPU
 let webgpu = null;         // { usable, why, adapter } once probed
+let modelSerial = 0;
 
 // burn creates its WebGPU device inside wasm; watching requestDevice lets the worker learn when
 // that device is lost (driver reset, GPU removed, device.destroy()) and move work to the CPU.
@@ -82,12 +83,112 @@ async function loadModel(id) {
     }
   }
   if (!model) model = await wasm.Model.load(bytes, "cpu");
-  const loaded = { model, manifest: model.manifest(), bytes: bytes.length, fetchMs, initMs: performance.now() - t1 };
+  const loaded = { model, manifest: model.manifest(), raw: bytes, serial: ++modelSerial, bytes: bytes.length, fetchMs, initMs: 0 };
+  if (model.backend === "cpu" && CPU_HELPERS > 0) {
+    // the pool's workers start with the model, so a run (and its first tile) does not wait for them
+    try {
+      await cpuHelpers(loaded);
+    } catch (e) {
+      console.warn(`running on one CPU worker: ${message(e)}`);
+      CPU_HELPERS = 0;
+    }
+  }
+  loaded.initMs = performance.now() - t1;
   models.set(id, loaded);
   return loaded;
 }
 
 const describe = (m) => ({ manifest: m.manifest, backend: m.model.backend, bytes: m.bytes, fetchMs: m.fetchMs, initMs: m.initMs, adapter: webgpu?.adapter ?? null });
+
+// The CPU pool: on the CPU a run is shared between this worker and `CPU_HELPERS` more workers
+// (this same script), each with its own copy of the model, fed one tile at a time. Their answers
+// are blended in tile order, so the mask is the same as one worker's.
+// The page's `?cpu-workers=N` sets the pool's size (the benchmark compares sizes).
+let CPU_HELPERS = Math.max(0, Math.min(7, (navigator.hardwareConcurrency || 1) - 1));
+const helpers = []; // { client: { call }, modelKey }
+
+function helperClient() {
+  const worker = new Worker(new URL("worker.js", import.meta.url), { type: "module", name: "cpu-helper" });
+  const pending = new Map();
+  let next = 1;
+  worker.onmessage = (ev) => {
+    const p = pending.get(ev.data.id);
+    if (!p) return;
+    pending.delete(ev.data.id);
+    if (ev.data.ok) p.resolve(ev.data.value); else p.reject(new Error(ev.data.error));
+  };
+  worker.onerror = (ev) => {
+    ev.preventDefault();
+    for (const p of pending.values()) p.reject(new Error(`a CPU helper worker stopped (${ev.message || "the browser ended it"})`));
+    pending.clear();
+  };
+  return {
+    call(op, args = {}, transfer = []) {
+      const id = next++;
+      return new Promise((resolve, reject) => { pending.set(id, { resolve, reject }); worker.postMessage({ id, op, args }, transfer); });
+    },
+  };
+}
+
+// The helpers, each with model `m` loaded on its CPU (loaded once per model).
+async function cpuHelpers(m) {
+  while (helpers.length < CPU_HELPERS) helpers.push({ client: helperClient(), serial: null });
+  const pool = helpers.slice(0, CPU_HELPERS);
+  await Promise.all(pool.map(async (h) => {
+    if (h.serial === m.serial) return;
+    await h.client.call("helperModel", { bytes: m.raw });
+    h.serial = m.serial;
+  }));
+  return pool;
+}
+
+// Runs every tile of `job` on this worker and the helpers; `onTile` after each tile is blended.
+// Returns false if cancelled.
+async function runPooled(job, m, run, onTile) {
+  const runners = [{ run: (b) => m.model.run(b.planar, b.count) }];
+  for (const h of await cpuHelpers(m)) {
+    runners.push({ run: (b) => h.client.call("helperRun", { planar: b.planar, count: b.count }, [b.planar.buffer]) });
+  }
+  const early = new Map(); // start -> { meta, probs }: answers waiting for their turn
+  const busy = new Set();
+  let failure = null;
+  let signalled = false;
+  let wake = null;
+  const notify = () => { signalled = true; if (wake) { wake(); wake = null; } };
+  const start = (runner) => {
+    const batch = job.takeBatch(1);
+    if (!batch) return;
+    const meta = { start: batch.start, tiles: batch.tiles, count: batch.count };
+    const task = (async () => {
+      // a macrotask between tiles: this worker's own tiles run synchronously, and without it their
+      // chain of promises would keep the helpers' answers, cancel and the loop below waiting
+      await yieldToMessages();
+      early.set(meta.start, { meta, probs: await runner.run(batch) });
+    })()
+      .catch((e) => { failure = failure || e; })
+      .finally(() => {
+        busy.delete(task);
+        if (!failure && !run.cancelled) start(runner);
+        notify();
+      });
+    busy.add(task);
+  };
+  for (const r of runners) start(r);
+  for (;;) {
+    for (let next = job.done; early.has(next); next = job.done) {
+      const { meta, probs } = early.get(next);
+      early.delete(next);
+      onTile(job.acceptBatch(meta.start, meta.tiles, meta.count, probs));
+    }
+    if (failure) { await Promise.allSettled([...busy]); throw failure; }
+    if (run.cancelled) { await Promise.allSettled([...busy]); return false; }
+    if (busy.size === 0) break;
+    if (!signalled) await new Promise((r) => { wake = r; });
+    signalled = false;
+    await yieldToMessages();
+  }
+  return job.done === job.total;
+}
 
 // Lets messages (cancel, exports, a new image) in between tiles.
 const yieldToMessages = () => new Promise((r) => setTimeout(r, 0));
@@ -120,7 +221,17 @@ async function segment({ modelId, region, umPerPx, tta }) {
   let gpuLostAtTile = null;
   try {
     post({ event: "progress", done: 0, total: job.total, elapsedMs: 0 });
-    for (;;) {
+    if (m.model.backend === "cpu" && CPU_HELPERS > 0) {
+      const finished = await runPooled(job, m, run, (blending) => {
+        post({ event: "progress", done: job.done, total, elapsedMs: performance.now() - t0, blending });
+      });
+      if (!finished) {
+        const out = { cancelled: true, done: job.done, total, why: run.why };
+        job.free();
+        return out;
+      }
+    }
+    while (job.done < total) {
       await yieldToMessages();
       if (run.cancelled) {
         const out = { cancelled: true, done: job.done, total: job.total, why: run.why };
@@ -152,6 +263,7 @@ async function segment({ modelId, region, umPerPx, tta }) {
       if (done) break;
     }
     const inferMs = performance.now() - t0;
+    const workers = m.model.backend === "cpu" ? 1 + CPU_HELPERS : 1;
     const t1 = performance.now();
     const res = job.finish();
     job.free();
@@ -160,7 +272,7 @@ async function segment({ modelId, region, umPerPx, tta }) {
     result = res;
     return {
       cancelled: false, x: res.x, y: res.y, width: res.width, height: res.height,
-      backend: m.model.backend, tiles: total, msPerTile: tileMs.reduce((a, b) => a + b, 0) / Math.max(1, tileMs.length),
+      backend: m.model.backend, workers, tiles: total, msPerTile: inferMs / Math.max(1, total),
       gpuLostAtTile, classAreas: Array.from(res.classAreas()), objects: res.objectCount(), inferMs, blendMs,
     };
   } catch (e) {
@@ -177,7 +289,12 @@ function styleArgs({ colors, visible }) {
 }
 
 const OPS = {
-  async init({ backend }) { await started; backendPref = backend; return {}; },
+  async init({ backend, cpuWorkers }) {
+    await started;
+    backendPref = backend;
+    if (cpuWorkers >= 1) CPU_HELPERS = Math.min(15, Math.floor(cpuWorkers) - 1);
+    return {};
+  },
 
   // A File (or Blob) from the page: a TIFF or SVS is read lazily, so a slide of any size opens by
   // reading its header. The open image and result are replaced only once the new one opened.
@@ -243,6 +360,18 @@ const OPS = {
       case "json": return result.measurementsJson();
       default: throw new Error(`unknown export '${kind}'`);
     }
+  },
+
+  // a CPU helper of the pool: its own copy of the model, and one batch at a time
+  async helperModel({ bytes }) {
+    await started;
+    if (self.helperModel) self.helperModel.free();
+    self.helperModel = await wasm.Model.load(bytes, "cpu");
+    return {};
+  },
+  async helperRun({ planar, count }) {
+    const probs = await self.helperModel.run(planar, count);
+    return { value: probs, transfer: [probs.buffer] };
   },
 
   // the wasm linear memory in bytes (it only grows), for the statistics and the memory tests

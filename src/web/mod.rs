@@ -293,6 +293,36 @@ impl Job {
         })
     }
 
+    /// For a pool of CPU workers: hands out the next `batch_size` network inputs (tiles after
+    /// those already handed out) as `{start, tiles, count, planar}`, or `undefined` when all are
+    /// out. Run `planar` with [`Model::run`] anywhere and give the answer to `acceptBatch`.
+    #[wasm_bindgen(js_name = takeBatch)]
+    pub fn take_batch(&self, batch_size: usize) -> Result<JsValue, JsError> {
+        let mut job = self.inner.borrow_mut();
+        let job = job.as_mut().ok_or_else(finished_error)?;
+        let Some(batch) = job.take_batch(batch_size) else { return Ok(JsValue::UNDEFINED) };
+        let out = js_sys::Object::new();
+        for (k, v) in [("start", batch.start), ("tiles", batch.tiles), ("count", batch.count)] {
+            js_sys::Reflect::set(&out, &k.into(), &JsValue::from(v as u32)).map_err(|e| JsError::new(&js_text(&e)))?;
+        }
+        js_sys::Reflect::set(&out, &"planar".into(), &js_sys::Float32Array::from(batch.planar.as_slice())).map_err(|e| JsError::new(&js_text(&e)))?;
+        Ok(out.into())
+    }
+
+    /// Blends the probabilities of a batch from `takeBatch`; batches must come in the order they
+    /// were handed out (the page keeps early answers until their turn). Returns whether all
+    /// tiles are done.
+    #[wasm_bindgen(js_name = acceptBatch)]
+    pub fn accept_batch(&self, start: usize, tiles: usize, count: usize, probabilities: Vec<f32>) -> Result<bool, JsError> {
+        let mut job = self.inner.borrow_mut();
+        let job = job.as_mut().ok_or_else(finished_error)?;
+        if start != job.tiles_done() || tiles == 0 || count % tiles != 0 || probabilities.len() % count != 0 {
+            return Err(JsError::new(&format!("batch at tile {start} is out of order or malformed (next is {})", job.tiles_done())));
+        }
+        job.accept(&crate::segment::Batch { start, tiles, count, planar: Vec::new() }, &probabilities);
+        Ok(job.is_done())
+    }
+
     /// Blends the tiles into labels at level-0 resolution. The job is consumed.
     pub fn finish(&self) -> Result<SegResult, JsError> {
         let job = self.inner.borrow_mut().take().ok_or_else(finished_error)?;

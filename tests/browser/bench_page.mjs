@@ -10,6 +10,7 @@
 //
 //   cargo xtask build
 //   node tests/browser/bench_page.mjs [--backends cpu,webgpu] [--whole cpu]
+//   node tests/browser/bench_page.mjs --backends none --whole cpu:1,cpu:2   # CPU workers in the pool
 //
 // The whole-image run takes minutes (hundreds of tiles on 2 cores); `--whole none` skips it.
 import fs from "node:fs";
@@ -59,11 +60,11 @@ const site = await serveDir(DIST);
 /** Peak resident memory (VmHWM, MB) of Chromium's renderer and GPU processes. */
 const chromiumPeaks = () => ({ renderer: chromiumMemoryMb("renderer", "VmHWM"), gpu: chromiumMemoryMb("gpu-process", "VmHWM") });
 
-async function openPage(backend) {
+async function openPage(backend, query = "") {
   const b = await launch({ webgpu: backend === "webgpu" });
   const page = await b.context.newPage();
   const t0 = Date.now();
-  await page.goto(site.url);
+  await page.goto(site.url + query);
   await page.waitForFunction(() => ["ready", "error"].includes(window.histoseg?.status), null, { timeout: 180000 });
   return { b, page, t0 };
 }
@@ -87,11 +88,13 @@ for (const backend of backends) {
 
 if (whole.length) {
   console.log("\n## Whole image: the 2220x2967 SVS sample, end to end in the page\n");
-  console.log("| backend | tiles | total s | open ms | inference s | ms/tile | blend + labels ms | overlay ms | renderer peak MB | GPU process peak MB |");
-  console.log("|---|---|---|---|---|---|---|---|---|---|");
+  console.log("| backend | CPU workers | tiles | total s | tiles/s | open ms | inference s | ms/tile | blend + labels ms | overlay ms | renderer peak MB | GPU process peak MB |");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
-for (const backend of whole) {
-  const { b, page } = await openPage(backend);
+for (const entry of whole) {
+  // "cpu:2": the CPU with a pool of two workers (the page's default is one per core)
+  const [backend, workers] = entry.split(":");
+  const { b, page } = await openPage(backend, workers ? `?cpu-workers=${workers}` : "");
   await page.click("#sample-glands");
   await page.waitForFunction(() => window.histoseg.status === "opened", null, { timeout: 120000 });
   const t0 = Date.now();
@@ -110,7 +113,7 @@ for (const backend of whole) {
   if (r.status !== "done") console.log(`| ${backend} | failed: ${JSON.stringify(r.errors)} |`);
   else {
     const t = r.timings;
-    console.log(`| ${r.backend} | ${r.tiles} | ${total.toFixed(0)} | ${t.openMs.toFixed(0)} | ${(t.inferMs / 1000).toFixed(0)} | ${r.msPerTile.toFixed(0)} | ${t.blendMs.toFixed(0)} | ${t.overlayMs.toFixed(0)} | ${peaks.renderer.toFixed(0)} | ${backend === "webgpu" ? peaks.gpu.toFixed(0) : "-"} |`);
+    console.log(`| ${r.backend} | ${r.workers} | ${r.tiles} | ${total.toFixed(0)} | ${(r.tiles / (t.inferMs / 1000)).toFixed(2)} | ${t.openMs.toFixed(0)} | ${(t.inferMs / 1000).toFixed(0)} | ${r.msPerTile.toFixed(0)} | ${t.blendMs.toFixed(0)} | ${t.overlayMs.toFixed(0)} | ${peaks.renderer.toFixed(0)} | ${backend === "webgpu" ? peaks.gpu.toFixed(0) : "-"} |`);
   }
   await b.close();
 }

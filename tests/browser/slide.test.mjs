@@ -69,11 +69,16 @@ test("SVS: open, segment a region, export GeoJSON and label PNG that match the m
     assert.equal(image.umPerPx, 0.499, "µm/px read from the SVS description");
     assert.equal(await page.inputValue("#umpp"), "0.499");
 
-    // zoom in on tissue and segment what is on screen
-    await viewAt(page, 1100, 1400, 2.5);
+    // zoom in on tissue and segment what is on screen (several tiles, so that the pool's workers
+    // share them)
+    await viewAt(page, 1100, 1400, 1.2);
     await page.click("#segment-view");
     const r = await waitDone(page);
-    assert.ok(r.width > 100 && r.height > 100 && r.width * r.height < 600 * 400, `visible region ${r.width}x${r.height}`);
+    // on the CPU the tiles are shared by a pool of workers, one per core; the CLI comparison below
+    // shows that this changes no pixel
+    assert.equal(r.workers, Math.min(8, os.cpus().length), "one CPU worker per core");
+    assert.ok(r.tiles >= 3, `${r.tiles} tiles`);
+    assert.ok(r.width > 100 && r.height > 100 && r.width * r.height < 900 * 700, `visible region ${r.width}x${r.height}`);
     assert.ok(r.x > 0 && r.y > 0 && r.x + r.width <= 2220 && r.y + r.height <= 2967);
     const labels = Uint8Array.from(await page.evaluate(async () => Array.from(await window.histoseg.labels())));
     assert.equal(labels.length, r.width * r.height);
@@ -121,7 +126,7 @@ test("SVS: open, segment a region, export GeoJSON and label PNG that match the m
     assert.deepEqual([native.width, native.height], [r.width, r.height]);
     let differ = 0;
     for (let i = 0; i < labels.length; i++) if (native.data[i] !== labels[i]) differ++;
-    console.log(`browser (wasm CPU) vs native CLI on ${r.width}x${r.height} at (${r.x}, ${r.y}): ${differ} of ${labels.length} pixels differ`);
+    console.log(`${r.workers} CPU workers; browser (wasm CPU) vs native CLI on ${r.width}x${r.height} at (${r.x}, ${r.y}): ${differ} of ${labels.length} pixels differ`);
     assert.ok(differ / labels.length < 0.001, `${differ} pixels differ: more than float ties`);
 
     // the other exports come out too
@@ -142,13 +147,18 @@ test("SVS: open, segment a region, export GeoJSON and label PNG that match the m
     });
     const filled = await drawn();
     assert.equal(filled, labels.filter((l) => l > 0).length);
-    await page.selectOption("#mode", "contour");
-    const contour = await drawn();
+    // the overlay is drawn by the compute worker: each change is counted when it is on screen
+    const redrawn = async (action) => {
+      const n = await page.evaluate(() => window.histoseg.overlays);
+      await action();
+      await page.waitForFunction((n) => window.histoseg.overlays > n, n);
+      return drawn();
+    };
+    const contour = await redrawn(() => page.selectOption("#mode", "contour"));
     assert.ok(contour > 0 && contour < filled, `contour ${contour} vs filled ${filled}`);
-    await page.uncheck("#class-visible-1");
-    assert.equal(await drawn(), 0);
-    await page.check("#class-visible-1");
-    await page.selectOption("#mode", "fill");
+    assert.equal(await redrawn(() => page.uncheck("#class-visible-1")), 0);
+    assert.equal(await redrawn(() => page.check("#class-visible-1")), contour);
+    assert.equal(await redrawn(() => page.selectOption("#mode", "fill")), filled);
     await page.focus("#viewer");
     await page.keyboard.press("c");
     assert.equal(await page.evaluate(() => window.histoseg.viewer().overlayVisible), false);
