@@ -31,6 +31,7 @@ const state = {
   models: new Map(),  // id -> { manifest, backend, bytes, fetchMs, initMs, adapter }
   styles: new Map(),  // model id -> { colors: [[r,g,b]], visible: [bool] }
   running: null,      // { cancelled, finished: Promise }
+  opening: null,      // a Promise while a new image opens: true if it opened
   result: null,       // { modelId, manifest, name, x, y, width, height }
   viewer: null,
 };
@@ -216,7 +217,14 @@ const displaySource = (levels, worker) => ({
   region: (level, x, y, width, height) => worker.call("region", { level, x, y, width, height }),
 });
 
+// While a new image is being opened, a run's answer waits for the outcome: if the new image
+// opens, the run's mask (of the previous image) is not drawn.
 async function openFile(file, name, hint = {}) {
+  state.opening = openFileNow(file, name, hint).finally(() => { state.opening = null; });
+  return state.opening;
+}
+
+async function openFileNow(file, name, hint) {
   clearError();
   // the compute worker opens the File first (a TIFF or SVS lazily: only its directories are read);
   // if that fails, whatever image and mask the user already has stay
@@ -319,6 +327,9 @@ async function segment(region) {
   let out;
   try {
     out = await state.compute.call("segment", { modelId, region, umPerPx: um, tta });
+    if (!out.cancelled && state.opening && (await state.opening)) {
+      out = { cancelled: true, done: out.tiles, total: out.tiles, why: "a new image was opened" };
+    }
   } catch (e) {
     if (e.whole) {
       // refused before it started (the region, the resolution or the model)

@@ -262,6 +262,12 @@ async function segment({ modelId, region, umPerPx, tta }) {
       post({ event: "progress", done: job.done, total: job.total, elapsedMs: performance.now() - t0, blending: done });
       if (done) break;
     }
+    if (run.cancelled) {
+      // a new image arrived while the last tile ran: its result is not wanted
+      const out = { cancelled: true, done: job.done, total, why: run.why };
+      job.free();
+      return out;
+    }
     const inferMs = performance.now() - t0;
     const workers = m.model.backend === "cpu" ? 1 + CPU_HELPERS : 1;
     const t1 = performance.now();
