@@ -8,6 +8,7 @@
 // events are { event, ... } (progress, notices). Nothing here makes a request other than for this
 // site's own files (the wasm module and the model files).
 import init, * as wasm from "./histoseg.js";
+import { WorkerClient } from "./worker_client.js";
 
 const started = init({ module_or_path: new URL("histoseg_bg.wasm", import.meta.url) });
 const message = (e) => (e && e.message) || String(e);
@@ -105,34 +106,11 @@ const describe = (m) => ({ manifest: m.manifest, backend: m.model.backend, bytes
 // are blended in tile order, so the mask is the same as one worker's.
 // The page's `?cpu-workers=N` sets the pool's size (the benchmark compares sizes).
 let CPU_HELPERS = Math.max(0, Math.min(7, (navigator.hardwareConcurrency || 1) - 1));
-const helpers = []; // { client: { call }, modelKey }
-
-function helperClient() {
-  const worker = new Worker(new URL("worker.js", import.meta.url), { type: "module", name: "cpu-helper" });
-  const pending = new Map();
-  let next = 1;
-  worker.onmessage = (ev) => {
-    const p = pending.get(ev.data.id);
-    if (!p) return;
-    pending.delete(ev.data.id);
-    if (ev.data.ok) p.resolve(ev.data.value); else p.reject(new Error(ev.data.error));
-  };
-  worker.onerror = (ev) => {
-    ev.preventDefault();
-    for (const p of pending.values()) p.reject(new Error(`a CPU helper worker stopped (${ev.message || "the browser ended it"})`));
-    pending.clear();
-  };
-  return {
-    call(op, args = {}, transfer = []) {
-      const id = next++;
-      return new Promise((resolve, reject) => { pending.set(id, { resolve, reject }); worker.postMessage({ id, op, args }, transfer); });
-    },
-  };
-}
+const helpers = []; // { client: WorkerClient, serial of the model it holds }
 
 // The helpers, each with model `m` loaded on its CPU (loaded once per model).
 async function cpuHelpers(m) {
-  while (helpers.length < CPU_HELPERS) helpers.push({ client: helperClient(), serial: null });
+  while (helpers.length < CPU_HELPERS) helpers.push({ client: new WorkerClient("cpu-helper"), serial: null });
   const pool = helpers.slice(0, CPU_HELPERS);
   await Promise.all(pool.map(async (h) => {
     if (h.serial === m.serial) return;

@@ -1,4 +1,5 @@
-// The page's side of worker.js: each request is a message with an id, answered by a promise.
+// The page's side of worker.js (and the compute worker's side of its CPU helpers): each request
+// is a message with an id, answered by a promise.
 // Events the worker sends on its own (progress, notices) go to `onEvent`. If the worker dies (out
 // of memory, a crash in the browser) every pending request is rejected with the reason, so the page
 // reports it instead of waiting for ever.
