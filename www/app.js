@@ -301,28 +301,37 @@ async function segment(region) {
     if (state.running) return;
   }
   clearError();
+  // the run starts at the click: loading the model (again on the CPU after a GPU loss) may take
+  // seconds, and a page or test that waits for the run's end must not see the last run's status
+  let finish;
+  const run = { cancelled: false, why: "", finished: new Promise((r) => { finish = r; }) };
+  state.running = run;
+  setBusy(true);
+  const before = window.histoseg.status;
+  setStatus("segmenting");
+  const refuse = (text) => {
+    if (state.running === run) state.running = null;
+    setBusy(false);
+    finish();
+    setStatus(before);
+    showError(text);
+  };
   const modelId = $("model").value;
   let m, um;
   try {
     m = await loadModel(modelId);
   } catch (e) {
-    showError(`The model could not be loaded: ${message(e)}`);
+    refuse(`The model could not be loaded: ${message(e)}`);
     return;
   }
   try {
     um = resolutionInput();
   } catch (e) {
-    showError(`Cannot segment: ${message(e)}`);
+    refuse(`Cannot segment: ${message(e)}`);
     return;
   }
   const tta = $("quality").value === "best";
-  let finish;
-  const run = { cancelled: false, why: "", finished: new Promise((r) => { finish = r; }) };
-  state.running = run;
   const name = state.image.name;
-  setBusy(true);
-  const before = window.histoseg.status;
-  setStatus("segmenting");
   $("progress").value = 0;
   let out;
   try {
@@ -371,7 +380,7 @@ async function segment(region) {
   const mf = m.manifest;
   setStats([
     ["backend", backend],
-    ["region", `${out.width}×${out.height} px at (${out.x}, ${out.y}); ${out.tiles} tiles of ${mf.tile_size} px${tta ? ", each in 8 orientations" : ""}`],
+    ["region", `${out.width}×${out.height} px at (${out.x}, ${out.y}); ${out.tiles} tiles of ${mf.tile_size} px${tta ? ", each in 8 orientations" : ""}${out.glassTiles ? `; ${out.glassTiles} tiles of glass alone skipped` : ""}`],
     ["model fetch", `${m.fetchMs.toFixed(0)} ms`],
     ["model init", `${m.initMs.toFixed(0)} ms`],
     ["open", `${state.image.openMs.toFixed(0)} ms`],
@@ -385,7 +394,7 @@ async function segment(region) {
   $("progress-text").textContent = `Done: ${out.tiles} tiles in ${formatDuration(out.inferMs)}.`;
   window.histoseg.lastResult = {
     x: out.x, y: out.y, width: out.width, height: out.height,
-    backend: out.backend, workers: out.workers, adapter, tiles: out.tiles, tta, msPerTile: out.msPerTile, gpuLostAtTile: out.gpuLostAtTile,
+    backend: out.backend, workers: out.workers, adapter, tiles: out.tiles, glassTiles: out.glassTiles, tta, msPerTile: out.msPerTile, gpuLostAtTile: out.gpuLostAtTile,
     classAreas: out.classAreas, objects: out.objects,
     timings: { fetchMs: m.fetchMs, initMs: m.initMs, openMs: state.image.openMs, inferMs: out.inferMs, blendMs: out.blendMs, overlayMs },
   };
