@@ -252,6 +252,12 @@ fn main() {
     write(&bad, "not-an-image.png", b"Patient notes, not an image.\nThis text file was renamed to .png.\n");
     write(&bad, "empty.png", b"");
 
+    // nothing to segment: the glass beside the tissue of the real SVS sample, 500x1767 px
+    let mut svs_slide = histoseg::slide::Slide::open(&root.join("www/samples/cmu-small-region.svs")).unwrap();
+    let glass = svs_slide.read_region(0, 0, 1200, 500, 1767).unwrap();
+    let glass = image::RgbImage::from_raw(glass.width as u32, glass.height as u32, glass.pixels).unwrap();
+    write(&bad, "glass.jpg", &encode(&DynamicImage::ImageRgb8(glass), ImageFormat::Jpeg));
+
     // sizes
     let mut zero = encode(&DynamicImage::ImageRgb8(image::RgbImage::new(1, 1)), ImageFormat::Png);
     zero[16..24].copy_from_slice(&[0; 8]); // IHDR width and height

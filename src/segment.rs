@@ -7,14 +7,16 @@
 //! result back (synchronously natively, asynchronously in the browser) and hands it to
 //! [`SegmentJob::accept`].
 //!
-//! A job made with [`SegmentJob::for_model`] applies the model's glass rule ([`crate::tissue`])
-//! when it finishes: glass beside the tissue is background whatever the network said.
+//! A job made with [`SegmentJob::for_model`] applies the model's glass rule ([`crate::tissue`]):
+//! glass beside the tissue is background whatever the network says, so a tile that is glass
+//! throughout is never run (the labels are the same: a tile is blended only into its own pixels),
+//! and a region with no tissue at all is refused with [`JobError::NoTissue`].
 
 use crate::imageio::{self, RgbImage};
 use crate::slide::{Region, Slide, SlideError};
 #[cfg(not(target_family = "wasm"))]
 use crate::model::Segmenter;
-use crate::tiling::{Blender, TileGrid, TilingError, argmax_labels};
+use crate::tiling::{Blender, Tile, TileGrid, TilingError, argmax_labels};
 use crate::tissue::glass_mask;
 use crate::tta;
 use crate::weights::Manifest;
@@ -43,6 +45,15 @@ pub fn labels_for_region(seg: &Segmentation, region: Region) -> Vec<u8> {
     imageio::resize_nearest(&seg.labels, seg.width, seg.height, region.width, region.height)
 }
 
+/// Why a segmentation job cannot be made.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JobError {
+    #[error(transparent)]
+    Tiling(#[from] TilingError),
+    #[error("no tissue found: the region is all glass (bright, colourless background), so there is nothing to segment")]
+    NoTissue,
+}
+
 /// Input for a batch of consecutive tiles: planar `[count, 3, tile, tile]` values in [-1, 1].
 /// With test-time augmentation each tile is there in every orientation ([`crate::tta`]), so
 /// the network's batch `count` is a multiple of the `tiles`.
@@ -57,6 +68,8 @@ pub struct SegmentJob {
     blender: Blender,
     /// Interleaved RGB scaled to [-1, 1].
     pixels: Vec<f32>,
+    /// The grid's tiles that run (those with some tissue), in grid order; batches count in these.
+    runs: Vec<usize>,
     next: usize,
     /// Tiles handed out by [`SegmentJob::take_batch`] (ahead of `next` while they run elsewhere).
     issued: usize,
@@ -76,21 +89,42 @@ pub struct Segmentation {
     pub probabilities: Vec<f32>,
     /// Per-pixel argmax class.
     pub labels: Vec<u8>,
+    /// Tiles run through the network.
+    pub tiles: usize,
+    /// Tiles not run because they are glass throughout.
+    pub glass_tiles: usize,
 }
 
 impl SegmentJob {
     pub fn new(image: &RgbImage, tile_size: usize, overlap: usize, classes: usize) -> Result<Self, TilingError> {
         let grid = TileGrid::new(image.width, image.height, tile_size, overlap)?;
         let pixels = image.pixels.iter().map(|&v| v as f32 / 127.5 - 1.0).collect();
-        Ok(Self { blender: Blender::new(grid, classes), pixels, next: 0, issued: 0, glass: None, orientations: 1 })
+        let runs = (0..grid.tiles.len()).collect();
+        Ok(Self { blender: Blender::new(grid, classes), pixels, runs, next: 0, issued: 0, glass: None, orientations: 1 })
     }
 
     /// A job for `manifest`'s model on an image at the model's resolution, in tiles of
     /// `tile_size` (the manifest's unless overridden), with the model's glass rule.
-    pub fn for_model(image: &RgbImage, tile_size: usize, manifest: &Manifest) -> Result<Self, TilingError> {
-        let mut job = Self::new(image, tile_size, manifest.overlap, manifest.head.num_classes)?;
-        job.glass = manifest.postprocess.glass.as_ref().map(|g| glass_mask(&image.pixels, image.width, image.height, manifest.um_per_px, g));
-        Ok(job)
+    pub fn for_model(image: &RgbImage, tile_size: usize, manifest: &Manifest) -> Result<Self, JobError> {
+        let job = Self::new(image, tile_size, manifest.overlap, manifest.head.num_classes)?;
+        match &manifest.postprocess.glass {
+            Some(g) => job.with_glass(glass_mask(&image.pixels, image.width, image.height, manifest.um_per_px, g)),
+            None => Ok(job),
+        }
+    }
+
+    /// Makes the `glass` pixels background and skips the tiles that are glass throughout;
+    /// refuses a region that is all glass.
+    pub fn with_glass(mut self, glass: Vec<bool>) -> Result<Self, JobError> {
+        let grid = self.blender.grid();
+        let width = grid.image_width;
+        let tissue = |t: &Tile| (t.y..t.y + t.height).any(|y| glass[y * width + t.x..y * width + t.x + t.width].iter().any(|&g| !g));
+        self.runs = (0..grid.tiles.len()).filter(|&i| tissue(&grid.tiles[i])).collect();
+        if self.runs.is_empty() {
+            return Err(JobError::NoTissue);
+        }
+        self.glass = Some(glass);
+        Ok(self)
     }
 
     /// Runs every tile in the eight orientations of the square and averages them ([`crate::tta`]).
@@ -99,8 +133,14 @@ impl SegmentJob {
         self
     }
 
+    /// Tiles that run: the grid's, less those that are glass throughout.
     pub fn total_tiles(&self) -> usize {
-        self.blender.grid().tiles.len()
+        self.runs.len()
+    }
+
+    /// Tiles of the grid not run because they are glass throughout.
+    pub fn glass_tiles(&self) -> usize {
+        self.blender.grid().tiles.len() - self.runs.len()
     }
 
     pub fn tiles_done(&self) -> usize {
@@ -134,10 +174,10 @@ impl SegmentJob {
             return None;
         }
         let size = grid.tile_size;
-        let planar = grid.tiles[start..start + tiles]
+        let planar = self.runs[start..start + tiles]
             .iter()
-            .flat_map(|t| {
-                let tile = grid.extract_planar(&self.pixels, 3, t);
+            .flat_map(|&i| {
+                let tile = grid.extract_planar(&self.pixels, 3, &grid.tiles[i]);
                 if k == 1 { vec![tile] } else { (0..k).map(|o| tta::orient(&tile, 3, size, o)).collect() }
             })
             .flatten()
@@ -152,7 +192,7 @@ impl SegmentJob {
         let per = probabilities.len() / batch.count;
         let (classes, size) = (self.blender.channels(), self.blender.grid().tile_size);
         for (i, orientations) in probabilities.chunks_exact(per * k).enumerate() {
-            let tile = self.blender.grid().tiles[batch.start + i];
+            let tile = self.blender.grid().tiles[self.runs[batch.start + i]];
             if k == 1 {
                 self.blender.add(&tile, orientations);
                 continue;
@@ -169,6 +209,7 @@ impl SegmentJob {
 
     pub fn finish(self) -> Segmentation {
         let grid = self.blender.grid().clone();
+        let (tiles, glass_tiles) = (self.total_tiles(), self.glass_tiles());
         let classes = self.blender.channels();
         let mut probabilities = self.blender.finish();
         let mut labels = argmax_labels(&probabilities, classes);
@@ -180,7 +221,7 @@ impl SegmentJob {
                 p[0] = 1.0;
             }
         }
-        Segmentation { width: grid.image_width, height: grid.image_height, classes, probabilities, labels }
+        Segmentation { width: grid.image_width, height: grid.image_height, classes, probabilities, labels, tiles, glass_tiles }
     }
 }
 
@@ -194,7 +235,7 @@ pub fn segment_image(
     batch_size: usize,
     tta: bool,
     mut on_progress: impl FnMut(usize, usize),
-) -> Result<Segmentation, TilingError> {
+) -> Result<Segmentation, JobError> {
     let mut job = SegmentJob::for_model(image, segmenter.tile_size, manifest)?.with_tta(tta);
     while let Some(mut batch) = job.next_batch(batch_size) {
         let probs = segmenter.run(std::mem::take(&mut batch.planar), batch.count);
@@ -245,5 +286,39 @@ mod tests {
             assert_eq!(a.probabilities, b.probabilities, "tta {tta}");
             assert!(a.labels.iter().any(|&l| l == 1) && a.labels.iter().any(|&l| l == 0));
         }
+    }
+
+    fn run_all(mut job: SegmentJob) -> Segmentation {
+        while let Some(b) = job.next_batch(2) {
+            let p = fake_network(&b.planar, b.count);
+            job.accept(&b, &p);
+        }
+        job.finish()
+    }
+
+    #[test]
+    fn tiles_of_glass_alone_are_skipped_and_the_labels_stay_the_same() {
+        // glass over the left 150 columns and a glass notch reaching into the tissue
+        let (w, h) = (300, 200);
+        let glass: Vec<bool> = (0..w * h).map(|i| i % w < 150 || (i % w < 170 && i / w < 40)).collect();
+        let pixels = (0..w * h * 3).map(|i| ((i * 37) % 251) as u8).collect();
+        let image = RgbImage { width: w, height: h, pixels };
+        let skipping = SegmentJob::new(&image, 64, 16, 2).unwrap().with_glass(glass.clone()).unwrap();
+        // the same rule applied at the end only, every tile run
+        let mut every = SegmentJob::new(&image, 64, 16, 2).unwrap();
+        every.glass = Some(glass.clone());
+        assert!(skipping.glass_tiles() > 0 && skipping.total_tiles() + skipping.glass_tiles() == every.total_tiles());
+        println!("{} of {} tiles skipped", skipping.glass_tiles(), every.total_tiles());
+        let (a, b) = (run_all(skipping), run_all(every));
+        assert_eq!(a.labels, b.labels);
+        assert_eq!(a.probabilities, b.probabilities);
+        assert!(a.labels.iter().enumerate().any(|(i, &l)| l == 1 && !glass[i]), "tissue keeps its labels");
+    }
+
+    #[test]
+    fn a_region_of_glass_alone_is_refused() {
+        let image = RgbImage { width: 100, height: 80, pixels: vec![240; 100 * 80 * 3] };
+        let job = SegmentJob::new(&image, 64, 16, 2).unwrap().with_glass(vec![true; 100 * 80]);
+        assert_eq!(job.err(), Some(JobError::NoTissue));
     }
 }

@@ -60,6 +60,11 @@ fn every_bad_image_gets_its_message_or_is_converted() {
             let expected = format!("error: {}: {message}\n", path.display());
             assert!(stderr.contains(&expected), "{file}:\n expected {expected}\n got {stderr}");
             assert!(!stderr.contains("panicked"), "{file}: {stderr}");
+        } else if let Some(nothing) = case["nothing"].as_str() {
+            // opens, but there is nothing to segment in it
+            assert!(Slide::open(&path).is_ok(), "{file} opens");
+            assert!(!run.status.success(), "{file} was segmented");
+            assert!(stderr.contains(&format!("error: {}: {nothing}\n", path.display())), "{file}: {stderr}");
         } else if let Some(whole) = case["whole"].as_str() {
             // too large to segment whole: refused with the reason, and a region of it works
             assert!(!run.status.success(), "{file} was segmented whole");
@@ -137,7 +142,7 @@ fn readme_lists_every_message() {
     for case in all["images"].as_array().unwrap().iter().chain(all["models"].as_array().unwrap()) {
         let file = case["file"].as_str().unwrap();
         assert!(readme.contains(&format!("`{file}`")), "README does not list {file}");
-        for key in ["message", "whole", "note"] {
+        for key in ["message", "whole", "nothing", "note"] {
             if let Some(m) = case[key].as_str() {
                 let escaped = m.replace('|', "\\|");
                 assert!(readme.contains(&escaped), "README does not give the {key} for {file}: {escaped}");
@@ -155,7 +160,7 @@ fn a_folder_with_bad_files_segments_the_good_ones() {
     let stderr = text(&run.stderr);
     let images = cases()["images"].as_array().unwrap().clone();
     // the folder scan takes images by extension, so the .histoseg files are not among them
-    let refused: Vec<&str> = images.iter().filter(|c| c.get("opens").is_none() || c.get("whole").is_some()).map(|c| c["file"].as_str().unwrap()).collect();
+    let refused: Vec<&str> = images.iter().filter(|c| c.get("opens").is_none() || c.get("whole").is_some() || c.get("nothing").is_some()).map(|c| c["file"].as_str().unwrap()).collect();
     assert!(!run.status.success());
     assert!(stderr.contains(&format!("{} of {} images could not be segmented", refused.len(), images.len())), "{stderr}");
     for c in &images {

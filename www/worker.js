@@ -191,6 +191,7 @@ async function segment({ modelId, region, umPerPx, tta }) {
     throw Object.assign(new Error(`Cannot segment: ${message(e)}`), { whole: true });
   }
   const total = job.total;
+  const glassTiles = job.glassTiles;
   let finish;
   const run = { cancelled: false, why: "", finished: new Promise((r) => { finish = r; }) };
   running = run;
@@ -256,7 +257,7 @@ async function segment({ modelId, region, umPerPx, tta }) {
     result = res;
     return {
       cancelled: false, x: res.x, y: res.y, width: res.width, height: res.height,
-      backend: m.model.backend, workers, tiles: total, msPerTile: inferMs / Math.max(1, total),
+      backend: m.model.backend, workers, tiles: total, glassTiles, msPerTile: inferMs / Math.max(1, total),
       gpuLostAtTile, classAreas: Array.from(res.classAreas()), objects: res.objectCount(), inferMs, blendMs,
     };
   } catch (e) {

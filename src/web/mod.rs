@@ -245,6 +245,12 @@ impl Job {
         self.inner.borrow().as_ref().map_or(0, |j| j.total_tiles())
     }
 
+    /// Tiles not run because they are glass throughout (their pixels are background).
+    #[wasm_bindgen(getter, js_name = glassTiles)]
+    pub fn glass_tiles(&self) -> usize {
+        self.inner.borrow().as_ref().map_or(0, |j| j.glass_tiles())
+    }
+
     #[wasm_bindgen(getter)]
     pub fn done(&self) -> usize {
         self.inner.borrow().as_ref().map_or(0, |j| j.tiles_done())

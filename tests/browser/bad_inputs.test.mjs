@@ -64,6 +64,16 @@ test("bad images: the exact message, nothing lost; converted images open, are no
       assert.equal(after.image.name, c.file, `${c.file} opened: ${after.errors.at(-1)}`);
       assert.equal(after.image.note, c.note ?? null, c.file);
       if (c.note) assert.ok(after.info.includes(`Converted: ${c.note}.`), after.info);
+      if (c.nothing) {
+        // opens, but nothing in it is tissue: refused with the reason before any tile runs
+        await page.click("#segment-all");
+        await page.waitForFunction((n) => window.histoseg.errors.length > n, after.errors.length);
+        const st = await state(page);
+        assert.equal(st.error, `Cannot segment: ${c.nothing}`, c.file);
+        assert.equal(st.status, "opened", `${c.file}: not a run`);
+        assert.equal(st.image.name, c.file, `${c.file}: the image stays open`);
+        continue;
+      }
       if (c.whole) {
         // far larger than memory: the whole image is refused with the reason, a region works
         await page.click("#segment-all");

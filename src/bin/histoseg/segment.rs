@@ -82,10 +82,14 @@ pub fn run(a: SegmentArgs) -> Result<()> {
             if let Some(pb) = pb {
                 pb.finish_and_clear();
             }
-            Ok((labels_for_region(&seg, region), region, known_um, slide.note))
+            let tiles = match seg.glass_tiles {
+                0 => format!("{} tiles", seg.tiles),
+                g => format!("{} tiles, {g} of glass skipped", seg.tiles),
+            };
+            Ok((labels_for_region(&seg, region), region, known_um, slide.note, tiles))
         })();
         match result {
-            Ok((raw, region, known_um, note)) => {
+            Ok((raw, region, known_um, note, tiles)) => {
                 let (w, h) = (region.width, region.height);
                 let stem = path.file_stem().unwrap_or_default().to_string_lossy();
                 let instances = m.objects_of(&raw, w, h, known_um.unwrap_or(m.um_per_px));
@@ -97,7 +101,7 @@ pub fn run(a: SegmentArgs) -> Result<()> {
                 write_file(&png, &export::label_png(labels, w, h))?;
                 write_json(&a.output.join(format!("{stem}.geojson")), &gj)?;
                 write_file(&a.output.join(format!("{stem}.measurements.csv")), table.to_csv().as_bytes())?;
-                println!("{} -> {} (+ .geojson, .measurements.csv; {} objects, {:.2} s)", path.display(), png.display(), objects.len(), started.elapsed().as_secs_f64());
+                println!("{} -> {} (+ .geojson, .measurements.csv; {} objects, {tiles}, {:.2} s)", path.display(), png.display(), objects.len(), started.elapsed().as_secs_f64());
                 if let Some(note) = note {
                     println!("note: {}: {note}", path.display());
                 }
