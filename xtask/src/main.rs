@@ -82,11 +82,11 @@ fn ensure_chromium() -> Result {
     run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends", "chromium"]).env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
-/// A virtual environment in target/pyenv with onnxruntime, onnx and numpy from PyPI, for the
-/// ONNX export test and the native benchmark.
+/// A virtual environment in target/pyenv with onnxruntime, onnx, numpy and snakemake from PyPI,
+/// for the ONNX export test, the native benchmark and the cohort workflow's test.
 fn ensure_python_tools() -> Result {
     let python = root().join("target/pyenv/bin/python");
-    let ready = || cmd(python.to_str().unwrap()).args(["-c", "import onnxruntime, onnx, numpy"]).output().is_ok_and(|o| o.status.success());
+    let ready = || cmd(python.to_str().unwrap()).args(["-c", "import onnxruntime, onnx, numpy, snakemake"]).output().is_ok_and(|o| o.status.success());
     if ready() {
         return Ok(());
     }
@@ -95,7 +95,7 @@ fn ensure_python_tools() -> Result {
             .map_err(|e| format!("{e}: Python 3 with the venv module is needed (Debian: apt-get install python3-venv)"))?;
     }
     run(cmd(python.to_str().unwrap()).args(["-m", "pip", "install", "--quiet", "-r", "scripts/requirements.txt"]))?;
-    if ready() { Ok(()) } else { Err("target/pyenv cannot import onnxruntime after installing it".into()) }
+    if ready() { Ok(()) } else { Err("target/pyenv cannot import onnxruntime or snakemake after installing them".into()) }
 }
 
 fn build_viewer() -> Result {
@@ -151,6 +151,7 @@ fn test() -> Result {
         "tests/browser/faults.test.mjs",
         "tests/browser/privacy.test.mjs",
         "tests/browser/own_model.test.mjs",
+        "tests/browser/update.test.mjs",
     ]))
 }
 
