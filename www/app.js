@@ -37,7 +37,8 @@ const state = {
 };
 // Read by the browser tests and handy in the console.
 window.histoseg = {
-  status: "starting", lastResult: null, errors: [], notices: [], image: null, opened: 0, cancelled: [], drawn: [], overlays: 0,
+  status: "starting", lastResult: null, errors: [], notices: [], image: null, opened: 0, cancelled: [], drawn: [], overlays: 0, updateReady: false, restored: [], restoreChecks: 0,
+  kept: () => state.compute.call("kept"),
   labels: async () => (state.result ? state.compute.call("labels") : null),
   geojson: async () => (state.result ? state.compute.call("export", { kind: "geojson" }) : null),
   // the wasm linear memory of each worker, in bytes
@@ -272,7 +273,58 @@ async function openFileNow(file, name, hint) {
   $("progress-text").textContent = "Segment the visible region or the whole image.";
   setBusy(false);
   setStatus("opened");
+  restoreKept();
   return true;
+}
+
+// A finished result is kept in this browser (kept.js, in the compute worker); when the same file
+// is opened again with the same model, after a reload or another day, it is shown again.
+async function restoreKept() {
+  try {
+    await restoreKeptNow();
+  } finally {
+    window.histoseg.restoreChecks += 1;
+  }
+}
+
+async function restoreKeptNow() {
+  const modelId = $("model").value;
+  const image = state.image;
+  if (userModels.has(modelId)) return;
+  let out, m;
+  try {
+    out = await state.compute.call("restore", { modelId });
+    if (out) m = await loadModel(modelId);
+  } catch (e) {
+    console.warn(`the kept result could not be restored: ${message(e)}`);
+    return;
+  }
+  // another image, a run or a result came first
+  if (!out || state.image !== image || state.running || state.result) return;
+  state.result = { modelId, manifest: m.manifest, name: image.name, x: out.x, y: out.y, width: out.width, height: out.height };
+  buildLegend(modelId, m.manifest);
+  await renderOverlay();
+  setBusy(false);
+  const when = new Date(out.savedAt).toLocaleString();
+  $("progress-text").textContent = `Restored: the result of ${when}, kept in this browser.`;
+  setStats([
+    ["result", `kept in this browser on ${when} (${out.tiles} tiles, ${out.backend === "webgpu" ? "WebGPU" : "CPU"})`],
+    ["region", `${out.width}×${out.height} px at (${out.x}, ${out.y})`],
+    ...classStats(m.manifest, out.classAreas, out.width * out.height, out.umPerPx ?? null),
+    ["objects", `${out.objects}`],
+  ]);
+  window.histoseg.restored.push({ name: image.name, savedAt: out.savedAt });
+  window.histoseg.lastResult = {
+    x: out.x, y: out.y, width: out.width, height: out.height, restored: true, savedAt: out.savedAt,
+    backend: out.backend, tiles: out.tiles, classAreas: out.classAreas, objects: out.objects,
+  };
+  // the status stays "opened": the image is open, and nothing ran
+}
+
+// Per-class area rows of the statistics: the share of the region, and mm² when µm/px is known.
+function classStats(mf, areas, total, um) {
+  return mf.classes.map((c, i) => [c, i]).filter(([, i]) => i > 0 && i !== mf.postprocess?.boundary_class).map(([c, i]) => [`${c.name}`,
+    `${(100 * areas[i] / total).toFixed(1)} %${um ? `, ${(areas[i] * um * um / 1e6).toFixed(3)} mm²` : ""}`]);
 }
 
 function formatDuration(ms) {
@@ -387,11 +439,10 @@ async function segment(region) {
     ["inference", `${out.inferMs.toFixed(0)} ms (${out.msPerTile.toFixed(0)} ms/tile${out.workers > 1 ? `, ${out.workers} CPU workers` : ""})`],
     ["blend + labels", `${out.blendMs.toFixed(0)} ms`],
     ["overlay", `${overlayMs.toFixed(0)} ms`],
-    ...mf.classes.map((c, i) => [c, i]).filter(([, i]) => i > 0 && i !== mf.postprocess?.boundary_class).map(([c, i]) => [`${c.name}`,
-      `${(100 * areas[i] / total).toFixed(1)} %${umKnown ? `, ${(areas[i] * umKnown * umKnown / 1e6).toFixed(3)} mm²` : ""}`]),
+    ...classStats(mf, areas, total, umKnown),
     ["objects", `${out.objects}`],
   ]);
-  $("progress-text").textContent = `Done: ${out.tiles} tiles in ${formatDuration(out.inferMs)}.`;
+  $("progress-text").textContent = `Done: ${out.tiles} tiles in ${formatDuration(out.inferMs)}.${out.kept ? " Kept in this browser: opening this file again shows it." : ""}`;
   window.histoseg.lastResult = {
     x: out.x, y: out.y, width: out.width, height: out.height,
     backend: out.backend, workers: out.workers, adapter, tiles: out.tiles, glassTiles: out.glassTiles, tta, msPerTile: out.msPerTile, gpuLostAtTile: out.gpuLostAtTile,
@@ -498,6 +549,14 @@ function bindControls() {
   $("segment-view").addEventListener("click", () => { const r = state.viewer.visibleRegion(); if (r) segment(r); });
   $("segment-all").addEventListener("click", () => segment({ x: 0, y: 0, width: state.image.width, height: state.image.height }));
   $("cancel").addEventListener("click", () => { if (state.running) state.compute.call("cancel"); });
+  $("forget").addEventListener("click", async () => {
+    try {
+      await state.compute.call("forget");
+      notice("Kept results forgotten: this browser holds none now.");
+    } catch (e) {
+      showError(`The kept results could not be forgotten: ${message(e)}`);
+    }
+  });
   const style = () => state.viewer.setOverlayStyle({ visible: $("show-overlay").checked, opacity: Number($("opacity").value) });
   $("opacity").addEventListener("input", style);
   $("show-overlay").addEventListener("change", style);
@@ -521,10 +580,27 @@ function bindControls() {
 addEventListener("unhandledrejection", (ev) => showError(`Unexpected error: ${message(ev.reason)}. The open image is kept; reload the page if the viewer stops responding.`));
 addEventListener("error", (ev) => showError(`Unexpected error: ${ev.message}. The open image is kept; reload the page if the viewer stops responding.`));
 
+// A new build's service worker waits with its own cache until the user takes it (sw.js): the
+// page offers it, and on the click that version takes over and the page reloads with it.
+function offerUpdates(reg) {
+  let taking = false;
+  const offer = () => {
+    if (!reg.waiting || !navigator.serviceWorker.controller) return;
+    $("update").hidden = false;
+    window.histoseg.updateReady = true;
+  };
+  const watch = (w) => w?.addEventListener("statechange", () => { if (w.state === "installed") offer(); });
+  offer();
+  watch(reg.installing);
+  reg.addEventListener("updatefound", () => watch(reg.installing));
+  $("update-now").addEventListener("click", () => { taking = true; reg.waiting?.postMessage("update"); });
+  navigator.serviceWorker.addEventListener("controllerchange", () => { if (taking) location.reload(); });
+}
+
 async function main() {
   // the service worker caches the app and models so the page works offline after a first visit
   if ("serviceWorker" in navigator) {
-    navigator.serviceWorker.register("sw.js").catch((e) => console.warn(`offline cache unavailable: ${message(e)}`));
+    navigator.serviceWorker.register("sw.js").then(offerUpdates, (e) => console.warn(`offline cache unavailable: ${message(e)}`));
   }
   state.viewer = new SlideViewer($("viewer"), $("view"), {
     onChange: (v) => { $("zoom-level").textContent = `${(v.scale * 100).toFixed(v.scale < 0.1 ? 1 : 0)} %`; },

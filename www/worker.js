@@ -9,6 +9,7 @@
 // site's own files (the wasm module and the model files).
 import init, * as wasm from "./histoseg.js";
 import { WorkerClient } from "./worker_client.js";
+import * as kept from "./kept.js";
 
 const started = init({ module_or_path: new URL("histoseg_bg.wasm", import.meta.url) });
 const message = (e) => (e && e.message) || String(e);
@@ -16,6 +17,7 @@ const post = (event) => self.postMessage(event);
 const notice = (text) => post({ event: "notice", text });
 
 let slide = null;          // wasm Slide
+let openedFile = null;     // the File it was opened from (its name, size and date key kept results)
 const models = new Map();  // id -> { model, manifest, bytes, fetchMs, initMs }
 const modelSources = new Map(); // id -> { url } or { bytes }: to load a model again on the CPU
 let running = null;        // { cancelled, why, finished: Promise }
@@ -255,7 +257,9 @@ async function segment({ modelId, region, umPerPx, tta }) {
     const blendMs = performance.now() - t1;
     if (result) result.free();
     result = res;
+    const isKept = await keepResult(res, modelId, umPerPx, { tiles: total, glassTiles, backend: m.model.backend });
     return {
+      kept: isKept,
       cancelled: false, x: res.x, y: res.y, width: res.width, height: res.height,
       backend: m.model.backend, workers, tiles: total, glassTiles, msPerTile: inferMs / Math.max(1, total),
       gpuLostAtTile, classAreas: Array.from(res.classAreas()), objects: res.objectCount(), inferMs, blendMs,
@@ -266,6 +270,22 @@ async function segment({ modelId, region, umPerPx, tta }) {
   } finally {
     if (running === run) running = null;
     finish();
+  }
+}
+
+// A finished result is kept in this browser's storage (kept.js) and found again after a reload.
+// Results of an own model file are not: the file itself is not kept.
+async function keepResult(res, modelId, umPerPx, about) {
+  if (!openedFile || !modelSources.get(modelId)?.url) return false;
+  try {
+    await kept.keep({
+      key: kept.keyOf(openedFile, modelId), name: openedFile.name, modelId,
+      x: res.x, y: res.y, width: res.width, height: res.height, umPerPx: umPerPx ?? null, raw: res.rawLabels(), ...about,
+    });
+    return true;
+  } catch (e) {
+    notice(`The result could not be kept in this browser's storage (${message(e)}); it is shown, but a reload will lose it.`);
+    return false;
   }
 }
 
@@ -292,12 +312,14 @@ const OPS = {
     if (result) { result.free(); result = null; }
     if (slide) slide.free();
     slide = opened;
+    openedFile = blob;
     return { width: slide.width, height: slide.height, format: slide.format, note: slide.note ?? null, umPerPx: slide.umPerPx ?? null, levels: slide.levels(), openMs, bytesRead: slide.bytesRead };
   },
 
   async close() {
     if (result) { result.free(); result = null; }
     if (slide) { slide.free(); slide = null; }
+    openedFile = null;
     return {};
   },
 
@@ -322,6 +344,25 @@ const OPS = {
   segment,
 
   async cancel() { if (running) running.cancelled = true; return {}; },
+
+  // the result kept for the open file and `modelId` (kept.js), made again; null if there is none
+  async restore({ modelId }) {
+    if (!openedFile || !slide || running) return null;
+    const entry = await kept.find(kept.keyOf(openedFile, modelId));
+    if (!entry || running) return null;
+    const m = await loadModel(modelId);
+    const res = m.model.restore(entry.raw, entry.x, entry.y, entry.width, entry.height, entry.umPerPx ?? undefined);
+    if (result) result.free();
+    result = res;
+    return {
+      x: res.x, y: res.y, width: res.width, height: res.height, classAreas: Array.from(res.classAreas()), objects: res.objectCount(),
+      savedAt: entry.savedAt, tiles: entry.tiles, glassTiles: entry.glassTiles, backend: entry.backend, umPerPx: entry.umPerPx,
+    };
+  },
+
+  async kept() { return kept.list(); },
+
+  async forget() { await kept.forget(); return {}; },
 
   async overlay(args) {
     if (!result) throw new Error("nothing has been segmented");

@@ -219,6 +219,19 @@ impl Model {
             generation: Rc::new(std::cell::Cell::new(0)),
         })
     }
+
+    /// A result made again from its kept labels (`SegResult.rawLabels`) of a level-0 region,
+    /// with this model's post-processing, as the run that made them finished.
+    pub fn restore(&self, raw: Vec<u8>, x: usize, y: usize, width: usize, height: usize, um_per_px: Option<f64>) -> Result<SegResult, JsError> {
+        if width == 0 || height == 0 || raw.len() != width * height {
+            return Err(JsError::new(&format!("kept labels of {} pixels do not fill a {width}x{height} region", raw.len())));
+        }
+        let classes = self.file.manifest.classes.len();
+        if let Some(&bad) = raw.iter().find(|&&l| l as usize >= classes) {
+            return Err(JsError::new(&format!("kept labels hold class {bad}, but the model has {classes} classes")));
+        }
+        Ok(SegResult::from_raw(raw, slide::Region { x, y, width, height }, self.file.clone(), um_per_px))
+    }
 }
 
 /// A running segmentation. Call `step` until it resolves to `true`, then `finish`.
@@ -338,11 +351,7 @@ impl Job {
             return Err(JsError::new(&format!("only {done} of {total} tiles are segmented")));
         }
         let seg = job.finish();
-        let raw = labels_for_region(&seg, self.region);
-        // the model's post-processing, at the region's µm/px (the model's when the file has none)
-        let um = self.um_per_px.unwrap_or(self.file.manifest.um_per_px);
-        let instances = self.file.manifest.objects_of(&raw, self.region.width, self.region.height, um);
-        Ok(SegResult { labels: instances.labels.clone(), instances, region: self.region, file: self.file.clone(), um_per_px: self.um_per_px, objects: RefCell::new(None) })
+        Ok(SegResult::from_raw(labels_for_region(&seg, self.region), self.region, self.file.clone(), self.um_per_px))
     }
 }
 
@@ -358,6 +367,9 @@ fn styling(classes: usize, colors: &[u8], visible: &[u8]) -> Result<(Vec<[u8; 3]
 /// and everything the page draws and exports from them.
 #[wasm_bindgen]
 pub struct SegResult {
+    /// The network's labels (after the glass rule), before the model's post-processing: what a
+    /// result kept in the browser's storage is made again from.
+    raw: Vec<u8>,
     labels: Vec<u8>,
     instances: crate::postprocess::Instances,
     region: slide::Region,
@@ -367,6 +379,14 @@ pub struct SegResult {
 }
 
 impl SegResult {
+    /// The model's post-processing of `raw`, at the region's µm/px (the model's when the file
+    /// has none).
+    fn from_raw(raw: Vec<u8>, region: slide::Region, file: Rc<ModelFile>, um_per_px: Option<f64>) -> Self {
+        let um = um_per_px.unwrap_or(file.manifest.um_per_px);
+        let instances = file.manifest.objects_of(&raw, region.width, region.height, um);
+        Self { raw, labels: instances.labels.clone(), instances, region, file, um_per_px, objects: RefCell::new(None) }
+    }
+
     fn objects(&self) -> Rc<Vec<export::Object>> {
         self.objects
             .borrow_mut()
@@ -396,6 +416,11 @@ impl SegResult {
     /// Per-pixel class indices, row-major.
     pub fn labels(&self) -> Vec<u8> {
         self.labels.clone()
+    }
+    /// The labels before the model's post-processing, to keep and restore with `Model.restore`.
+    #[wasm_bindgen(js_name = rawLabels)]
+    pub fn raw_labels(&self) -> Vec<u8> {
+        self.raw.clone()
     }
     /// RGBA overlay with the page's class colours (flat RGB) and visibility flags, filled or as
     /// contours.

@@ -2,8 +2,9 @@
 // format. Every request is recorded twice: by the browser (page and service worker) and by the
 // server itself, which also counts request bodies. The test asserts that no request leaves the
 // page's origin, that after start-up every request is a body-less GET for one of the app's own
-// files (so none can carry image bytes), that the CSP is present and enforced, and that the
-// service worker caches only the app's own files.
+// files (so none can carry image bytes), that the CSP is present and enforced, that the
+// service worker caches only the app's own files, and that the browser's storage keeps the
+// result's labels only.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -15,7 +16,7 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 const DIST = path.join(ROOT, "dist");
 const IMAGE = path.join(DATA, "glas/images/testA_2.png");
 // the app's own files, as the service worker lists them, plus the samples
-const APP_FILES = /^\/(\?.*)?$|^\/(index\.html|app\.js|viewer\.js|worker\.js|worker_client\.js|exports\.js|style\.css|sw\.js|histoseg\.js|histoseg_bg\.wasm|models\/(glands|nuclei)\.histoseg|samples\/[\w.-]+)$/;
+const APP_FILES = /^\/(\?.*)?$|^\/(index\.html|app\.js|viewer\.js|worker\.js|worker_client\.js|exports\.js|kept\.js|style\.css|sw\.js|histoseg\.js|histoseg_bg\.wasm|models\/(glands|nuclei)\.histoseg|samples\/[\w.-]+)$/;
 let site;
 const serverLog = [];
 
@@ -36,7 +37,7 @@ test("a whole session sends nothing anywhere: no other origin, no image bytes, C
 
     const { page, problems } = await readyPage(b.context, site.url, "?backend=cpu&model=glands");
     // the service worker has installed and cached the app
-    await page.waitForFunction(async () => (await navigator.serviceWorker.ready) && (await caches.keys()).includes("histoseg-v1"), null, { timeout: 60_000 });
+    await page.waitForFunction(async () => (await navigator.serviceWorker.ready) && (await caches.keys()).some((k) => k.startsWith("histoseg-")), null, { timeout: 60_000 });
     const startupServer = serverLog.length;
     phase = "session";
 
@@ -118,6 +119,15 @@ test("a whole session sends nothing anywhere: no other origin, no image bytes, C
       assert.match(new URL(url).pathname, APP_FILES, url);
       assert.ok(!url.includes("testA_2"), url);
     }
+    // 5. the browser's own storage (IndexedDB, www/kept.js) holds the finished result to show it
+    //    again after a reload: the region's labels, a byte a pixel, and where they lie; never
+    //    the image. Keeping it made no request (the session above had none).
+    const kept = await page.evaluate(() => window.histoseg.kept());
+    assert.equal(kept.length, 1, JSON.stringify(kept));
+    assert.deepEqual(Object.keys(kept[0]).sort(), ["backend", "glassTiles", "height", "key", "modelId", "name", "rawBytes", "savedAt", "tiles", "umPerPx", "width", "x", "y"]);
+    assert.equal(kept[0].rawBytes, seg.result.width * seg.result.height, "labels only");
+    const dbs = await page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
+    assert.deepEqual(dbs, ["histoseg"], "no other storage");
     assert.deepEqual(problems.filter((p) => !p.includes("127.0.0.2")), []);
     console.log(`start-up: ${seen.filter((r) => r.phase === "start-up").length} browser requests (${startupServer} reached the server); ` +
       `session (open ${path.basename(IMAGE)}, segment, 5 exports): ${session.length} browser requests, ${serverSession.length} reached the server; ` +

@@ -285,7 +285,11 @@ test("after one visit the viewer loads and segments with the network off", { tim
       await page.evaluate(async () => { await navigator.serviceWorker.ready; });
       await page.reload();
       await page.waitForFunction(() => window.histoseg?.status === "ready" && navigator.serviceWorker.controller, null, { timeout: 120_000 });
-      const cached = await page.evaluate(async () => (await (await caches.open("histoseg-v1")).keys()).map((r) => new URL(r.url).pathname));
+      const cached = await page.evaluate(async () => {
+        const keys = (await caches.keys()).filter((k) => k.startsWith("histoseg-"));
+        if (keys.length !== 1) throw new Error(`caches: ${keys}`);
+        return (await (await caches.open(keys[0])).keys()).map((r) => new URL(r.url).pathname);
+      });
       for (const p of ["/", "/histoseg_bg.wasm", "/models/glands.histoseg", "/models/nuclei.histoseg"]) assert.ok(cached.includes(p), `${p} cached`);
       assert.ok(cached.every((p) => !p.startsWith("blob:") && !p.startsWith("data:")), "only the app's own files are cached");
 

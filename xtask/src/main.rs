@@ -152,6 +152,7 @@ fn test() -> Result {
         "tests/browser/privacy.test.mjs",
         "tests/browser/own_model.test.mjs",
         "tests/browser/update.test.mjs",
+        "tests/browser/kept.test.mjs",
     ]))
 }
 

@@ -1,0 +1,61 @@
+// Results kept in this browser's own storage (IndexedDB, on this machine; nothing is sent
+// anywhere), so that a finished segmentation survives a reload of the page: the last result for
+// each file and model is found again when the same file (name, size, modification time) is opened
+// with the same model. What is kept is the labels of the region (one byte a pixel) and where they
+// lie, never the image. The newest KEEP results are kept; "Forget kept results" clears them all.
+const DB = "histoseg";
+const STORE = "results";
+const KEEP = 8;
+
+const request = (req) => new Promise((resolve, reject) => {
+  req.onsuccess = () => resolve(req.result);
+  req.onerror = () => reject(req.error);
+});
+
+function openDb() {
+  const req = indexedDB.open(DB, 1);
+  req.onupgradeneeded = () => req.result.createObjectStore(STORE);
+  return request(req);
+}
+
+async function withStore(mode, fn) {
+  const db = await openDb();
+  try {
+    const tx = db.transaction(STORE, mode);
+    const completed = new Promise((resolve, reject) => {
+      tx.oncomplete = resolve;
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error || new Error("the browser's storage refused the result"));
+    });
+    const out = await fn(tx.objectStore(STORE));
+    await completed;
+    return out;
+  } finally {
+    db.close();
+  }
+}
+
+/** The key of a file's result with a model. */
+export const keyOf = (file, modelId) => JSON.stringify([file.name, file.size, file.lastModified, modelId]);
+
+/** Keeps `entry` ({ key, name, modelId, x, y, width, height, umPerPx, raw: Uint8Array, ... })
+ * in place of an older one for the same key; drops the oldest beyond KEEP. */
+export function keep(entry) {
+  return withStore("readwrite", async (store) => {
+    store.put({ ...entry, savedAt: Date.now() }, entry.key);
+    const keys = await request(store.getAllKeys());
+    if (keys.length <= KEEP) return;
+    const times = await Promise.all(keys.map(async (k) => [k, (await request(store.get(k))).savedAt]));
+    times.sort((a, b) => a[1] - b[1]);
+    for (const [k] of times.slice(0, keys.length - KEEP)) store.delete(k);
+  });
+}
+
+/** The kept result for `key`, or null. */
+export const find = (key) => withStore("readonly", async (store) => (await request(store.get(key))) ?? null);
+
+/** Every kept result, without its labels (what the page lists, and the privacy test checks). */
+export const list = () => withStore("readonly", async (store) => (await request(store.getAll())).map(({ raw, ...rest }) => ({ ...rest, rawBytes: raw.byteLength })));
+
+/** Forgets every kept result. */
+export const forget = () => withStore("readwrite", (store) => request(store.clear()));
