@@ -36,7 +36,7 @@ test("a finished result is kept in the browser and shown again after a reload", 
     const { page, problems } = await readyPage(b.context, site.url, "?backend=cpu&model=glands");
     await open(page, HE);
     assert.deepEqual(await page.evaluate(() => window.histoseg.restored), [], "nothing kept yet");
-    await page.fill("#umpp", "2"); // 500x500 px at the model's 1 µm/px: four tiles
+    await page.fill("#umpp", "0.4"); // 400x400 px at the model's 1 µm/px: four tiles
     await page.click("#segment-all");
     const seg = await segmentationEnd(page);
     assert.equal(seg.status, "done", seg.errors.join("; "));
@@ -48,7 +48,7 @@ test("a finished result is kept in the browser and shown again after a reload", 
     // what is kept: the region's labels (a byte a pixel) and where they lie; never the image
     assert.deepEqual(Object.keys(k).sort(), ["backend", "glassTiles", "height", "key", "modelId", "name", "rawBytes", "savedAt", "tiles", "umPerPx", "width", "x", "y"]);
     assert.equal(k.rawBytes, seg.result.width * seg.result.height);
-    assert.deepEqual([k.name, k.modelId, k.umPerPx, k.width, k.height], ["he-1000x1000.png", "glands", 2, 1000, 1000]);
+    assert.deepEqual([k.name, k.modelId, k.umPerPx, k.width, k.height], ["he-1000x1000.png", "glands", 0.4, 1000, 1000]);
 
     // a second run of the same file, and the page reloaded in the middle of it
     await page.click("#segment-all");

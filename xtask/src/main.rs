@@ -114,7 +114,7 @@ fn newest(path: &Path) -> Option<std::time::SystemTime> {
 /// Whether dist/ is older than anything it is built from.
 fn viewer_is_stale() -> bool {
     let Some(built) = std::fs::metadata(root().join("dist/index.html")).and_then(|m| m.modified()).ok() else { return true };
-    let inputs = ["src", "www", "models", "Cargo.toml", "Cargo.lock", "Trunk.toml", ".cargo"];
+    let inputs = ["src", "www", "models", "Cargo.toml", "Cargo.lock", "Trunk.toml", ".cargo", "scripts/stamp_version.mjs"];
     inputs.iter().filter_map(|p| newest(&root().join(p))).any(|t| t > built)
 }
 
