@@ -231,7 +231,7 @@ async function openFileNow(file, name, hint) {
   // if that fails, whatever image and mask the user already has stay
   let opened;
   try {
-    opened = await state.compute.call("open", { blob: file });
+    opened = await state.compute.call("open", { blob: file, name });
   } catch (e) {
     showError(`Cannot open ${name}: ${message(e)}`);
     return false;
@@ -583,6 +583,7 @@ addEventListener("error", (ev) => showError(`Unexpected error: ${ev.message}. Th
 // A new build's service worker waits with its own cache until the user takes it (sw.js): the
 // page offers it, and on the click that version takes over and the page reloads with it.
 function offerUpdates(reg) {
+  if (!reg) return; // service workers blocked (an automated browser)
   let taking = false;
   const offer = () => {
     if (!reg.waiting || !navigator.serviceWorker.controller) return;

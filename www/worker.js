@@ -17,7 +17,7 @@ const post = (event) => self.postMessage(event);
 const notice = (text) => post({ event: "notice", text });
 
 let slide = null;          // wasm Slide
-let openedFile = null;     // the File it was opened from (its name, size and date key kept results)
+let openedFile = null;     // { name, size, lastModified } of the file it was opened from: they key kept results
 const models = new Map();  // id -> { model, manifest, bytes, fetchMs, initMs }
 const modelSources = new Map(); // id -> { url } or { bytes }: to load a model again on the CPU
 let running = null;        // { cancelled, why, finished: Promise }
@@ -303,7 +303,7 @@ const OPS = {
 
   // A File (or Blob) from the page: a TIFF or SVS is read lazily, so a slide of any size opens by
   // reading its header. The open image and result are replaced only once the new one opened.
-  async open({ blob }) {
+  async open({ blob, name }) {
     await started;
     const t0 = performance.now();
     const opened = wasm.Slide.openBlob(blob);
@@ -312,7 +312,8 @@ const OPS = {
     if (result) { result.free(); result = null; }
     if (slide) slide.free();
     slide = opened;
-    openedFile = blob;
+    // a sample comes as a Blob, with its name beside it
+    openedFile = { name: name ?? blob.name ?? "", size: blob.size, lastModified: blob.lastModified ?? null };
     return { width: slide.width, height: slide.height, format: slide.format, note: slide.note ?? null, umPerPx: slide.umPerPx ?? null, levels: slide.levels(), openMs, bytesRead: slide.bytesRead };
   },
 
