@@ -14,7 +14,8 @@ const request = (req) => new Promise((resolve, reject) => {
 
 function openDb() {
   const req = indexedDB.open(DB, 1);
-  req.onupgradeneeded = () => req.result.createObjectStore(STORE);
+  // indexed by when each was kept, so the oldest are found without reading their labels
+  req.onupgradeneeded = () => req.result.createObjectStore(STORE).createIndex("savedAt", "savedAt");
   return request(req);
 }
 
@@ -43,11 +44,10 @@ export const keyOf = (file, modelId) => JSON.stringify([file.name, file.size, fi
 export function keep(entry) {
   return withStore("readwrite", async (store) => {
     store.put({ ...entry, savedAt: Date.now() }, entry.key);
-    const keys = await request(store.getAllKeys());
-    if (keys.length <= KEEP) return;
-    const times = await Promise.all(keys.map(async (k) => [k, (await request(store.get(k))).savedAt]));
-    times.sort((a, b) => a[1] - b[1]);
-    for (const [k] of times.slice(0, keys.length - KEEP)) store.delete(k);
+    const extra = (await request(store.count())) - KEEP;
+    if (extra <= 0) return;
+    const oldest = await request(store.index("savedAt").getAllKeys(null, extra));
+    for (const k of oldest) store.delete(k);
   });
 }
 

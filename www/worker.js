@@ -197,7 +197,12 @@ async function segment({ modelId, region, umPerPx, tta }) {
   let finish;
   const run = { cancelled: false, why: "", finished: new Promise((r) => { finish = r; }) };
   running = run;
-  const tileMs = [];
+  // a cancelled run frees its job and says how far it got
+  const stopped = () => {
+    const out = { cancelled: true, done: job.done, total, why: run.why };
+    job.free();
+    return out;
+  };
   const t0 = performance.now();
   let gpuLostAtTile = null;
   try {
@@ -206,20 +211,11 @@ async function segment({ modelId, region, umPerPx, tta }) {
       const finished = await runPooled(job, m, run, (blending) => {
         post({ event: "progress", done: job.done, total, elapsedMs: performance.now() - t0, blending });
       });
-      if (!finished) {
-        const out = { cancelled: true, done: job.done, total, why: run.why };
-        job.free();
-        return out;
-      }
+      if (!finished) return stopped();
     }
     while (job.done < total) {
       await yieldToMessages();
-      if (run.cancelled) {
-        const out = { cancelled: true, done: job.done, total: job.total, why: run.why };
-        job.free();
-        return out;
-      }
-      const ts = performance.now();
+      if (run.cancelled) return stopped();
       const lost = m.model.backend === "webgpu" ? gpuLost.then(() => "lost") : new Promise(() => {});
       let done;
       try {
@@ -239,16 +235,11 @@ async function segment({ modelId, region, umPerPx, tta }) {
         continue;
       }
       if (run.cancelled) continue;
-      tileMs.push(performance.now() - ts);
       post({ event: "progress", done: job.done, total: job.total, elapsedMs: performance.now() - t0, blending: done });
       if (done) break;
     }
-    if (run.cancelled) {
-      // a new image arrived while the last tile ran: its result is not wanted
-      const out = { cancelled: true, done: job.done, total, why: run.why };
-      job.free();
-      return out;
-    }
+    // a new image arrived while the last tile ran: its result is not wanted
+    if (run.cancelled) return stopped();
     const inferMs = performance.now() - t0;
     const workers = m.model.backend === "cpu" ? 1 + CPU_HELPERS : 1;
     const t1 = performance.now();
@@ -259,10 +250,9 @@ async function segment({ modelId, region, umPerPx, tta }) {
     result = res;
     const isKept = await keepResult(res, modelId, umPerPx, { tiles: total, glassTiles, backend: m.model.backend });
     return {
-      kept: isKept,
-      cancelled: false, x: res.x, y: res.y, width: res.width, height: res.height,
+      ...summary(res), kept: isKept, cancelled: false,
       backend: m.model.backend, workers, tiles: total, glassTiles, msPerTile: inferMs / Math.max(1, total),
-      gpuLostAtTile, classAreas: Array.from(res.classAreas()), objects: res.objectCount(), inferMs, blendMs,
+      gpuLostAtTile, inferMs, blendMs,
     };
   } catch (e) {
     try { job.free(); } catch { /* already consumed */ }
@@ -272,6 +262,9 @@ async function segment({ modelId, region, umPerPx, tta }) {
     finish();
   }
 }
+
+// What the page shows of a result (a wasm SegResult), whether it was just run or restored.
+const summary = (res) => ({ x: res.x, y: res.y, width: res.width, height: res.height, classAreas: Array.from(res.classAreas()), objects: res.objectCount() });
 
 // A finished result is kept in this browser's storage (kept.js) and found again after a reload.
 // Results of an own model file are not: the file itself is not kept.
@@ -355,10 +348,7 @@ const OPS = {
     const res = m.model.restore(entry.raw, entry.x, entry.y, entry.width, entry.height, entry.umPerPx ?? undefined);
     if (result) result.free();
     result = res;
-    return {
-      x: res.x, y: res.y, width: res.width, height: res.height, classAreas: Array.from(res.classAreas()), objects: res.objectCount(),
-      savedAt: entry.savedAt, tiles: entry.tiles, glassTiles: entry.glassTiles, backend: entry.backend, umPerPx: entry.umPerPx,
-    };
+    return { ...summary(res), savedAt: entry.savedAt, tiles: entry.tiles, glassTiles: entry.glassTiles, backend: entry.backend, umPerPx: entry.umPerPx };
   },
 
   async kept() { return kept.list(); },

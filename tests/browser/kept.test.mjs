@@ -1,7 +1,7 @@
 // A finished result survives a reload (www/kept.js): it is kept in the browser's own storage and
 // shown again, the same labels and GeoJSON, when the same file is opened with the same model,
 // even when the page was reloaded in the middle of a later run. Another file shows nothing;
-// "Forget kept results" empties the storage.
+// "Forget kept results" empties the storage; only the newest 8 results are kept.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -74,6 +74,18 @@ test("a finished result is kept in the browser and shown again after a reload", 
     await page.waitForFunction(async () => (await window.histoseg.kept()).length === 0, null, { timeout: 30_000 });
     await open(page, HE);
     assert.equal(await page.evaluate(() => window.histoseg.restored.length), 1, "forgotten: not shown again");
+    // only the newest 8 are kept: the oldest go first (kept.js itself, in the page)
+    const left = await page.evaluate(async () => {
+      const kept = await import("./kept.js");
+      for (let i = 0; i < 10; i++) {
+        await kept.keep({ key: `test-${i}`, name: `image-${i}.png`, modelId: "glands", x: 0, y: 0, width: 1, height: 1, umPerPx: null, raw: new Uint8Array(1) });
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const names = (await kept.list()).map((e) => e.name).sort();
+      await kept.forget();
+      return names;
+    });
+    assert.deepEqual(left, [2, 3, 4, 5, 6, 7, 8, 9].map((i) => `image-${i}.png`));
     console.log(`kept ${k.rawBytes} bytes of labels for ${k.name}; restored after a reload mid-run: same ${mask.length} labels and GeoJSON; forgotten on request`);
     assert.deepEqual(problems, []);
   } finally {

@@ -4,7 +4,7 @@
 //!   npm's binaryen), builds the viewer offline with Trunk when its sources changed, and serves
 //!   dist/ on 127.0.0.1:8080 (scripts/serve.mjs).
 //! - `cargo xtask test`: the same tools plus Debian's Chromium and a Python venv with
-//!   onnxruntime (target/pyenv), then every test: the native
+//!   onnxruntime and snakemake (target/pyenv), then every test: the native
 //!   unit and integration tests, a release build of the viewer, and the headless-browser tests.
 //!
 //! Only the standard library is used, so this builds in seconds on a fresh machine.
