@@ -51,31 +51,43 @@ fn ring_length(ring: &[[f64; 2]]) -> f64 {
 /// bounding box, so touching objects stay separate polygons. An object in several pieces (rare:
 /// hole filling and the watershed keep objects connected) is drawn by its largest piece.
 pub fn objects(instances: &Instances) -> Vec<Object> {
+    traced(instances, [0, 0], |_| true).into_iter().map(|(_, o)| o).collect()
+}
+
+/// The objects of `instances` whose id `keep` accepts, in id order, each with its first pixel
+/// `(y, x)` in scan order. `instances` is a crop whose top-left pixel lies at `origin` in the
+/// image: coordinates, centroids and boxes come out in image pixels, computed as for the whole
+/// image (sums of image coordinates), so a crop gives the same objects as the image.
+pub(crate) fn traced(instances: &Instances, origin: [usize; 2], keep: impl Fn(u32) -> bool) -> Vec<((usize, usize), Object)> {
     let (width, n) = (instances.width, instances.count());
-    let mut stats = vec![(0u64, 0f64, 0f64, [usize::MAX, usize::MAX, 0, 0]); n + 1];
+    let mut stats = vec![(0u64, 0f64, 0f64, [usize::MAX, usize::MAX, 0, 0], (0, 0)); n + 1];
     for (i, &id) in instances.ids.iter().enumerate() {
-        if id == 0 {
+        if id == 0 || !keep(id) {
             continue;
         }
-        let (px, py) = (i % width, i / width);
+        let (px, py) = (i % width + origin[0], i / width + origin[1]);
         let s = &mut stats[id as usize];
+        if s.0 == 0 {
+            s.4 = (py, px);
+        }
         s.0 += 1;
         s.1 += px as f64;
         s.2 += py as f64;
         s.3 = [s.3[0].min(px), s.3[1].min(py), s.3[2].max(px), s.3[3].max(py)];
     }
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::new();
     for id in 1..=n {
-        let (area, sx, sy, bbox) = stats[id];
+        let (area, sx, sy, bbox, first) = stats[id];
         if area == 0 {
             continue;
         }
         // the object's box with a one-pixel background frame (the tracer ignores the border)
         let (bw, bh) = (bbox[2] - bbox[0] + 1, bbox[3] - bbox[1] + 1);
+        let (lx, ly) = (bbox[0] - origin[0], bbox[1] - origin[1]);
         let mut mask = GrayImage::new(bw as u32 + 2, bh as u32 + 2);
         for y in 0..bh {
             for x in 0..bw {
-                if instances.ids[(bbox[1] + y) * width + bbox[0] + x] == id as u32 {
+                if instances.ids[(ly + y) * width + lx + x] == id as u32 {
                     mask.put_pixel(x as u32 + 1, y as u32 + 1, image::Luma([255]));
                 }
             }
@@ -93,7 +105,7 @@ pub fn objects(instances: &Instances) -> Vec<Object> {
         }
         let perimeter_px = ring_length(&rings[0]);
         let class = instances.classes[id - 1];
-        out.push(Object { class, rings, area_px: area, perimeter_px, centroid: [sx / area as f64, sy / area as f64], bbox });
+        out.push((first, Object { class, rings, area_px: area, perimeter_px, centroid: [sx / area as f64, sy / area as f64], bbox }));
     }
     out
 }
@@ -157,6 +169,11 @@ pub struct Measurements {
 /// Measures a segmentation of the region at `offset` (`width` x `height` labels, image pixels).
 pub fn measurements(labels: &[u8], width: usize, height: usize, objects: &[Object], classes: &[ClassInfo], offset: [usize; 2], um_per_px: Option<f64>) -> Measurements {
     let areas = crate::overlay::class_areas(labels, classes.len());
+    measurements_of_areas(&areas, width, height, objects, classes, offset, um_per_px)
+}
+
+/// [`measurements`] from per-class pixel counts (a whole slide's, counted as its labels stream).
+pub fn measurements_of_areas(areas: &[u64], width: usize, height: usize, objects: &[Object], classes: &[ClassInfo], offset: [usize; 2], um_per_px: Option<f64>) -> Measurements {
     let um2 = |px: f64| um_per_px.map(|u| px * u * u);
     let total = (width * height).max(1) as f64;
     let summaries = classes

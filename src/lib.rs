@@ -10,6 +10,7 @@
 
 pub mod export;
 pub mod imageio;
+pub mod label_stream;
 pub mod metrics;
 pub mod model;
 pub mod overlay;
@@ -21,6 +22,7 @@ pub mod tiling;
 pub mod tissue;
 pub mod tta;
 pub mod weights;
+pub mod whole_slide;
 
 #[cfg(feature = "cli")]
 pub mod onnx;

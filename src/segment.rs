@@ -173,35 +173,15 @@ impl SegmentJob {
         if tiles == 0 {
             return None;
         }
-        let size = grid.tile_size;
-        let planar = self.runs[start..start + tiles]
-            .iter()
-            .flat_map(|&i| {
-                let tile = grid.extract_planar(&self.pixels, 3, &grid.tiles[i]);
-                if k == 1 { vec![tile] } else { (0..k).map(|o| tta::orient(&tile, 3, size, o)).collect() }
-            })
-            .flatten()
-            .collect();
+        let planar = self.runs[start..start + tiles].iter().flat_map(|&i| in_orientations(grid.extract_planar(&self.pixels, 3, &grid.tiles[i]), grid.tile_size, k)).collect();
         Some(Batch { start, tiles, count: tiles * k, planar })
     }
 
     /// Blends a batch's probabilities, planar `[count, classes, tile, tile]`.
     pub fn accept(&mut self, batch: &Batch, probabilities: &[f32]) {
         assert_eq!(batch.start, self.next, "batches must be accepted in order");
-        let k = batch.count / batch.tiles;
-        let per = probabilities.len() / batch.count;
-        let (classes, size) = (self.blender.channels(), self.blender.grid().tile_size);
-        for (i, orientations) in probabilities.chunks_exact(per * k).enumerate() {
+        for (i, mean) in per_tile(batch, probabilities, self.blender.channels(), self.blender.grid().tile_size).enumerate() {
             let tile = self.blender.grid().tiles[self.runs[batch.start + i]];
-            if k == 1 {
-                self.blender.add(&tile, orientations);
-                continue;
-            }
-            let mut mean = vec![0.0; per];
-            for (o, chunk) in orientations.chunks_exact(per).enumerate() {
-                tta::add_unoriented(&mut mean, chunk, classes, size, o);
-            }
-            mean.iter_mut().for_each(|v| *v /= k as f32);
             self.blender.add(&tile, &mean);
         }
         self.next += batch.tiles;
@@ -223,6 +203,31 @@ impl SegmentJob {
         }
         Segmentation { width: grid.image_width, height: grid.image_height, classes, probabilities, labels, tiles, glass_tiles }
     }
+}
+
+/// A tile's planar input in each of `k` orientations (just the tile when `k` is 1), one after another.
+pub(crate) fn in_orientations(tile: Vec<f32>, size: usize, k: usize) -> Vec<f32> {
+    if k == 1 {
+        return tile;
+    }
+    (0..k).flat_map(|o| tta::orient(&tile, 3, size, o)).collect()
+}
+
+/// Each tile's probabilities of a batch, averaged over its orientations and turned back.
+pub(crate) fn per_tile<'a>(batch: &Batch, probabilities: &'a [f32], classes: usize, size: usize) -> impl Iterator<Item = std::borrow::Cow<'a, [f32]>> {
+    let k = batch.count / batch.tiles;
+    let per = probabilities.len() / batch.count;
+    probabilities.chunks_exact(per * k).map(move |orientations| {
+        if k == 1 {
+            return std::borrow::Cow::Borrowed(orientations);
+        }
+        let mut mean = vec![0.0; per];
+        for (o, chunk) in orientations.chunks_exact(per).enumerate() {
+            tta::add_unoriented(&mut mean, chunk, classes, size, o);
+        }
+        mean.iter_mut().for_each(|v| *v /= k as f32);
+        std::borrow::Cow::Owned(mean)
+    })
 }
 
 /// Segments a whole image synchronously (native targets; the browser drives the job itself so

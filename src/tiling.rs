@@ -129,19 +129,30 @@ impl TileGrid {
     }
 }
 
-/// Accumulates weighted planar per-tile maps (`[channels, tile, tile]`) into an image-sized
-/// interleaved map, then normalises by the total weight.
+/// Accumulates weighted planar per-tile maps (`[channels, tile, tile]`) into an interleaved map,
+/// then normalises by the total weight. It holds either the whole image ([`Blender::new`]) or a
+/// band of rows that moves down the image ([`Blender::band`]): the rows above the next row of
+/// tiles are final, are taken out with [`Blender::take_rows`] and their memory reused, so a
+/// slide of any height is blended in the memory of one band. Both give the same values.
 pub struct Blender {
     grid: TileGrid,
     channels: usize,
+    /// The image row held first.
+    top: usize,
     sum: Vec<f32>,
     weight: Vec<f32>,
 }
 
 impl Blender {
     pub fn new(grid: TileGrid, channels: usize) -> Self {
-        let n = grid.image_width * grid.image_height;
-        Self { grid, channels, sum: vec![0.0; n * channels], weight: vec![0.0; n] }
+        let rows = grid.image_height;
+        Self::band(grid, channels, rows)
+    }
+
+    /// A blender holding `rows` rows at a time (at least a tile's height, to take a row of tiles).
+    pub fn band(grid: TileGrid, channels: usize, rows: usize) -> Self {
+        let n = grid.image_width * rows.min(grid.image_height);
+        Self { grid, channels, top: 0, sum: vec![0.0; n * channels], weight: vec![0.0; n] }
     }
 
     pub fn grid(&self) -> &TileGrid {
@@ -152,19 +163,25 @@ impl Blender {
         self.channels
     }
 
+    /// The first row not yet taken.
+    pub fn top(&self) -> usize {
+        self.top
+    }
+
     /// Add one tile's planar values. Values of the padded part outside the image are ignored.
     pub fn add(&mut self, tile: &Tile, planar: &[f32]) {
         let t = self.grid.tile_size;
         let c = self.channels;
         assert_eq!(planar.len(), c * t * t, "tile data has the wrong length");
         let w_img = self.grid.image_width;
+        assert!(tile.y >= self.top && (tile.y + tile.height - self.top) * w_img <= self.weight.len(), "tile outside the band held");
         for ty in 0..tile.height {
             for tx in 0..tile.width {
                 let w = self.grid.weight(tile, tx, ty);
                 if w <= 0.0 {
                     continue;
                 }
-                let p = (tile.y + ty) * w_img + tile.x + tx;
+                let p = (tile.y + ty - self.top) * w_img + tile.x + tx;
                 self.weight[p] += w;
                 for ch in 0..c {
                     self.sum[p * c + ch] += w * planar[(ch * t + ty) * t + tx];
@@ -173,19 +190,35 @@ impl Blender {
         }
     }
 
-    /// The blended interleaved map (`height * width * channels`).
-    pub fn finish(self) -> Vec<f32> {
-        let c = self.channels;
-        let mut out = self.sum;
-        for (p, &w) in self.weight.iter().enumerate() {
-            // Every pixel is covered by at least one tile with positive weight (its own
-            // tile's centre region, or a border edge); guard anyway.
+    /// The blended values of the next `rows` rows (interleaved, `rows * width * channels`), which
+    /// no tile still to come may touch; the band moves down by as much.
+    pub fn take_rows(&mut self, rows: usize) -> Vec<f32> {
+        let (c, w) = (self.channels, self.grid.image_width);
+        let rows = rows.min(self.grid.image_height - self.top);
+        let n = rows * w;
+        let mut out: Vec<f32> = self.sum.drain(..n * c).collect();
+        for (p, w) in self.weight.drain(..n).enumerate() {
+            // Every pixel of a tile that ran has positive weight (its own tile's centre region,
+            // or a border edge); pixels no tile ran over stay zero.
             let inv = if w > 0.0 { 1.0 / w } else { 0.0 };
             for v in &mut out[p * c..(p + 1) * c] {
                 *v *= inv;
             }
         }
+        self.top += rows;
+        // keep the band's size: the rows below start empty
+        let held = self.weight.len() + n;
+        let keep = held.min((self.grid.image_height - self.top) * w);
+        self.weight.resize(keep, 0.0);
+        self.sum.resize(keep * c, 0.0);
         out
+    }
+
+    /// The blended interleaved map of the rows not yet taken (`height * width * channels` for a
+    /// whole-image blender).
+    pub fn finish(mut self) -> Vec<f32> {
+        let rows = self.grid.image_height - self.top;
+        self.take_rows(rows)
     }
 }
 

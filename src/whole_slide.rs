@@ -1,0 +1,489 @@
+//! Whole-slide segmentation of any size in bounded memory, shared by the CLI and the browser.
+//!
+//! Where [`crate::segment::SegmentJob`] holds a region's pixels and class probabilities at once
+//! (so it is capped), this job streams:
+//!
+//! 1. **Tissue on a low-resolution level.** A thumbnail of the slide (a few megapixels, read from
+//!    the pyramid's coarse levels) gets the model's glass rule ([`crate::tissue`]). A tile of the
+//!    model's grid runs only where some thumbnail cell under it is not deep inside the glass, so
+//!    the tiles of glass are never read from the file. At full resolution a pixel is glass where
+//!    its cell is deep in the glass, or is glass at the edge and the pixel itself is white.
+//! 2. **Bands.** The grid's rows of tiles run in order. Only the band of pixels under one row of
+//!    tiles is read ([`RowSource`]), and probabilities are blended in a band that moves down
+//!    ([`crate::tiling::Blender::band`]): the rows above the next row of tiles are final.
+//! 3. **Labels at the region's level-0 size**, each final row resampled as
+//!    [`crate::segment::labels_for_region`] does, go row by row through the streamed
+//!    post-processing ([`crate::label_stream`]), which joins objects across every border. Final
+//!    label rows come out in order, with the objects and per-class areas at the end.
+//!
+//! A tile whose pixels are all glass changes no label (it is blended only into its own pixels),
+//! so skipping tiles gives the labels of running them all.
+
+use std::collections::VecDeque;
+
+use crate::export::Object;
+use crate::imageio::{self, RgbImage};
+use crate::label_stream::ObjectStream;
+use crate::segment::{Batch, JobError, in_orientations, per_tile};
+use crate::slide::{Region, Slide, SlideError};
+use crate::tiling::{Blender, Tile, TileGrid, argmax_labels};
+use crate::tissue::{GlassConfig, glass_mask, white_pixels};
+use crate::tta;
+use crate::weights::Manifest;
+
+/// Rows of an image at the model's resolution, read a band at a time.
+pub trait RowSource {
+    /// Rows `y..y + rows`, full width.
+    fn rows(&mut self, y: usize, rows: usize) -> Result<RgbImage, SlideError>;
+}
+
+/// An image already in memory (tests, and images decoded whole).
+impl RowSource for RgbImage {
+    fn rows(&mut self, y: usize, rows: usize) -> Result<RgbImage, SlideError> {
+        let w = self.width * 3;
+        Ok(RgbImage::new(self.width, rows, self.pixels[y * w..(y + rows) * w].to_vec()))
+    }
+}
+
+/// A region of a slide at the model's resolution, read from the file a band at a time.
+pub struct SlideRows<'a> {
+    pub slide: &'a mut Slide,
+    pub region: Region,
+    pub level0_um: f64,
+    pub model_um: f64,
+}
+
+impl SlideRows<'_> {
+    /// The region's size at the model's resolution.
+    pub fn size(&self) -> (usize, usize) {
+        imageio::rescaled_size(self.region.width, self.region.height, self.level0_um, self.model_um)
+    }
+}
+
+impl RowSource for SlideRows<'_> {
+    fn rows(&mut self, y: usize, rows: usize) -> Result<RgbImage, SlideError> {
+        let (width, height) = self.size();
+        // two rows more on each side, so the resampling filter sees the band's neighbours
+        let (a, b) = (y.saturating_sub(2), (y + rows + 2).min(height));
+        let f = self.region.height as f64 / height as f64;
+        let ly0 = ((a as f64 * f).floor() as usize).min(self.region.height - 1);
+        let ly1 = ((b as f64 * f).ceil() as usize).clamp(ly0 + 1, self.region.height);
+        let band = Region { x: self.region.x, y: self.region.y + ly0, width: self.region.width, height: ly1 - ly0 };
+        let img = self.slide.read_at_resolution(band, self.level0_um, self.model_um)?;
+        let img = imageio::resize(&img, width, b - a);
+        let w = width * 3;
+        Ok(RgbImage::new(width, rows, img.pixels[(y - a) * w..(y - a + rows) * w].to_vec()))
+    }
+}
+
+/// The thumbnail resolution for tissue detection of a `width` x `height` region at `level0_um`:
+/// four times coarser than the model, coarser still to stay within about four megapixels.
+pub fn thumbnail_um(width: usize, height: usize, level0_um: f64, model_um: f64) -> f64 {
+    let area_um2 = width as f64 * height as f64 * level0_um * level0_um;
+    (4.0 * model_um).max((area_um2 / 4.0e6).sqrt())
+}
+
+/// Where the glass is, from a thumbnail.
+pub struct TissueMap {
+    width: usize,
+    height: usize,
+    /// Thumbnail cells per model pixel.
+    scale: f64,
+    glass: Vec<bool>,
+    /// Glass whose eight neighbours are glass too.
+    deep: Vec<bool>,
+    config: GlassConfig,
+}
+
+impl TissueMap {
+    /// The glass rule on a thumbnail at `thumb_um`, for a model at `model_um`.
+    pub fn new(thumb: &RgbImage, thumb_um: f64, model_um: f64, config: &GlassConfig) -> Self {
+        let (w, h) = (thumb.width, thumb.height);
+        let glass = glass_mask(&thumb.pixels, w, h, thumb_um, config);
+        let deep = (0..w * h)
+            .map(|i| {
+                let (x, y) = (i % w, i / w);
+                (y.saturating_sub(1)..(y + 2).min(h)).all(|ny| (x.saturating_sub(1)..(x + 2).min(w)).all(|nx| glass[ny * w + nx]))
+            })
+            .collect();
+        Self { width: w, height: h, scale: model_um / thumb_um, glass, deep, config: config.clone() }
+    }
+
+    fn cell_x(&self, x: usize) -> usize {
+        ((x as f64 * self.scale) as usize).min(self.width - 1)
+    }
+
+    fn cell_y(&self, y: usize) -> usize {
+        ((y as f64 * self.scale) as usize).min(self.height - 1)
+    }
+
+    /// Whether some pixel of `tile` may be tissue.
+    fn runs(&self, tile: &Tile) -> bool {
+        let (x0, x1) = (self.cell_x(tile.x), self.cell_x(tile.x + tile.width - 1));
+        let (y0, y1) = (self.cell_y(tile.y), self.cell_y(tile.y + tile.height - 1));
+        (y0..=y1).any(|cy| (x0..=x1).any(|cx| !self.deep[cy * self.width + cx]))
+    }
+
+    /// Glass pixels of `rows` full-width rows from `y`, whose pixels (interleaved RGB) are
+    /// `rgb` when some tile ran over them; rows no tile ran over lie deep in the glass.
+    fn glass_rows(&self, y: usize, rows: usize, width: usize, rgb: Option<&[u8]>) -> Vec<bool> {
+        let white = rgb.map(|p| white_pixels(p, &self.config));
+        let cells: Vec<usize> = (0..width).map(|x| self.cell_x(x)).collect();
+        (0..rows * width)
+            .map(|i| {
+                let c = self.cell_y(y + i / width) * self.width + cells[i % width];
+                self.deep[c] || self.glass[c] && white.as_ref().is_some_and(|w| w[i])
+            })
+            .collect()
+    }
+}
+
+/// A streamed segmentation of a region (a whole slide, typically).
+pub struct WholeSlideJob {
+    grid: TileGrid,
+    /// Each row of tiles: its top and its tiles' indices.
+    tile_rows: Vec<(usize, std::ops::Range<usize>)>,
+    runs: Vec<bool>,
+    total: usize,
+    done: usize,
+    /// The row of tiles being run, and the next of its tiles to hand out.
+    row: usize,
+    cursor: usize,
+    /// Its pixels in [-1, 1] (rows `top..top + tile`), read when a tile of the row runs.
+    band: Option<(RgbImage, Vec<f32>)>,
+    /// Tiles handed out and not yet accepted.
+    in_flight: Vec<usize>,
+    blender: Blender,
+    tissue: Option<TissueMap>,
+    orientations: usize,
+    /// Final model-resolution label rows from `model_top` on, kept until resampled.
+    model_rows: VecDeque<Vec<u8>>,
+    model_top: usize,
+    /// Level-0 column of each output column, and the next output row.
+    columns: Vec<usize>,
+    out_height: usize,
+    out_next: usize,
+    objects: ObjectStream,
+}
+
+impl WholeSlideJob {
+    /// A job over a `width` x `height` image at the model's resolution whose labels come out at
+    /// `out_width` x `out_height` (the region's level-0 size, at `out_um` µm/px), in tiles of
+    /// `tile_size`; `tissue` (from [`TissueMap::new`]) applies the glass rule.
+    pub fn new(width: usize, height: usize, out: (usize, usize), out_um: f64, manifest: &Manifest, tile_size: usize, tissue: Option<TissueMap>) -> Result<Self, JobError> {
+        let grid = TileGrid::new(width, height, tile_size, manifest.overlap)?;
+        let mut tile_rows: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+        for (i, t) in grid.tiles.iter().enumerate() {
+            match tile_rows.last_mut() {
+                Some((y, range)) if *y == t.y => range.end = i + 1,
+                _ => tile_rows.push((t.y, i..i + 1)),
+            }
+        }
+        let runs: Vec<bool> = grid.tiles.iter().map(|t| tissue.as_ref().is_none_or(|m| m.runs(t))).collect();
+        let total = runs.iter().filter(|&&r| r).count();
+        if total == 0 {
+            return Err(JobError::NoTissue);
+        }
+        let (out_width, out_height) = out;
+        let columns = (0..out_width).map(|x| (((x as f64 + 0.5) * width as f64 / out_width as f64) as usize).min(width - 1)).collect();
+        let classes = manifest.head.num_classes;
+        let blender = Blender::band(grid.clone(), classes, tile_size);
+        let objects = ObjectStream::new(out_width, out_height, classes, manifest.postprocess.clone(), out_um);
+        Ok(Self {
+            grid,
+            tile_rows,
+            runs,
+            total,
+            done: 0,
+            row: 0,
+            cursor: 0,
+            band: None,
+            in_flight: Vec::new(),
+            blender,
+            tissue,
+            orientations: 1,
+            model_rows: VecDeque::new(),
+            model_top: 0,
+            columns,
+            out_height,
+            out_next: 0,
+            objects,
+        })
+    }
+
+    /// Runs every tile in the eight orientations of the square and averages them ([`crate::tta`]).
+    pub fn with_tta(mut self, on: bool) -> Self {
+        self.orientations = if on { tta::ORIENTATIONS } else { 1 };
+        self
+    }
+
+    /// Tiles that run (those with some tissue).
+    pub fn total_tiles(&self) -> usize {
+        self.total
+    }
+
+    /// Tiles of the grid not run because they lie in the glass.
+    pub fn glass_tiles(&self) -> usize {
+        self.grid.tiles.len() - self.total
+    }
+
+    pub fn tiles_done(&self) -> usize {
+        self.done
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.row >= self.tile_rows.len()
+    }
+
+    /// The next tiles of the current row of tiles, up to `max` network inputs (at least one tile,
+    /// in all its orientations), reading their band from `source`; rows finished on the way are
+    /// labelled. `None` when every row is done. The batch must be accepted before the next call.
+    pub fn next_batch(&mut self, source: &mut dyn RowSource, max: usize) -> Result<Option<Batch>, SlideError> {
+        assert!(self.in_flight.is_empty(), "accept a batch before taking the next");
+        loop {
+            let Some((top, range)) = self.tile_rows.get(self.row).cloned() else {
+                return Ok(None);
+            };
+            self.cursor = self.cursor.max(range.start);
+            let take: Vec<usize> = (self.cursor..range.end).filter(|&i| self.runs[i]).take((max / self.orientations).max(1)).collect();
+            if take.is_empty() {
+                self.finish_row();
+                continue;
+            }
+            if self.band.is_none() {
+                let rows = self.grid.tile_size.min(self.grid.image_height - top);
+                let img = source.rows(top, rows)?;
+                let values = img.pixels.iter().map(|&v| v as f32 / 127.5 - 1.0).collect();
+                self.band = Some((img, values));
+            }
+            self.cursor = take[take.len() - 1] + 1;
+            let (_, values) = self.band.as_ref().expect("read above");
+            let planar = take.iter().flat_map(|&i| in_orientations(self.extract(values, top, &self.grid.tiles[i]), self.grid.tile_size, self.orientations)).collect();
+            let tiles = take.len();
+            self.in_flight = take;
+            return Ok(Some(Batch { start: self.done, tiles, count: tiles * self.orientations, planar }));
+        }
+    }
+
+    /// A tile's planar `[3, tile, tile]` values from the band starting at row `top`, padded by
+    /// edge replication as [`TileGrid::extract_planar`] pads.
+    fn extract(&self, band: &[f32], top: usize, tile: &Tile) -> Vec<f32> {
+        let (t, w, h) = (self.grid.tile_size, self.grid.image_width, self.grid.image_height);
+        let mut out = Vec::with_capacity(3 * t * t);
+        for c in 0..3 {
+            for ty in 0..t {
+                let row = ((tile.y + ty).min(h - 1) - top) * w;
+                for tx in 0..t {
+                    out.push(band[(row + (tile.x + tx).min(w - 1)) * 3 + c]);
+                }
+            }
+        }
+        out
+    }
+
+    /// Blends a batch's probabilities, planar `[count, classes, tile, tile]`.
+    pub fn accept(&mut self, batch: &Batch, probabilities: &[f32]) {
+        let tiles = std::mem::take(&mut self.in_flight);
+        assert_eq!(tiles.len(), batch.tiles, "the batch handed out last");
+        for (&i, mean) in tiles.iter().zip(per_tile(batch, probabilities, self.blender.channels(), self.grid.tile_size)) {
+            self.blender.add(&self.grid.tiles[i], &mean);
+        }
+        self.done += batch.tiles;
+        // a row whose last tile ran is finished now, so its labels come out without waiting
+        if let Some((_, range)) = self.tile_rows.get(self.row) {
+            if !(self.cursor..range.end).any(|i| self.runs[i]) {
+                self.finish_row();
+            }
+        }
+    }
+
+    /// Labels the rows above the next row of tiles and moves on to it.
+    fn finish_row(&mut self) {
+        let (top, _) = self.tile_rows[self.row].clone();
+        let next_top = self.tile_rows.get(self.row + 1).map_or(self.grid.image_height, |r| r.0);
+        let rows = next_top - self.blender.top();
+        let width = self.grid.image_width;
+        let probabilities = self.blender.take_rows(rows);
+        let mut labels = argmax_labels(&probabilities, self.blender.channels());
+        if let Some(tissue) = &self.tissue {
+            let y = next_top - rows;
+            let rgb = self.band.as_ref().map(|(img, _)| &img.pixels[(y - top) * width * 3..(y - top + rows) * width * 3]);
+            for (l, g) in labels.iter_mut().zip(tissue.glass_rows(y, rows, width, rgb)) {
+                if g {
+                    *l = 0;
+                }
+            }
+        }
+        self.model_rows.extend(labels.chunks_exact(width).map(<[u8]>::to_vec));
+        self.row += 1;
+        self.band = None;
+        self.resample_rows();
+    }
+
+    /// Output rows whose model row is final go to the post-processing.
+    fn resample_rows(&mut self) {
+        let (height, final_rows) = (self.grid.image_height, self.model_top + self.model_rows.len());
+        while self.out_next < self.out_height {
+            let sy = (((self.out_next as f64 + 0.5) * height as f64 / self.out_height as f64) as usize).min(height - 1);
+            if sy >= final_rows {
+                break;
+            }
+            while self.model_top < sy {
+                self.model_rows.pop_front();
+                self.model_top += 1;
+            }
+            let src = &self.model_rows[0];
+            let row: Vec<u8> = self.columns.iter().map(|&x| src[x]).collect();
+            self.objects.push_row(&row);
+            self.out_next += 1;
+        }
+    }
+
+    /// Final label rows (after post-processing, at the output size) since the last call, in order.
+    pub fn take_label_rows(&mut self) -> Vec<Vec<u8>> {
+        self.objects.take_rows()
+    }
+
+    /// Pixels of each class in the final rows so far.
+    pub fn class_areas(&self) -> &[u64] {
+        self.objects.class_areas()
+    }
+
+    /// Every object of the region, numbered as [`crate::postprocess::apply`] numbers them.
+    pub fn objects(&mut self) -> Vec<Object> {
+        self.objects.objects()
+    }
+}
+
+/// The tissue map of a slide region for `manifest`'s glass rule, read from a thumbnail; `None`
+/// when the model has no glass rule.
+pub fn tissue_of(slide: &mut Slide, region: Region, level0_um: f64, manifest: &Manifest) -> Result<Option<TissueMap>, SlideError> {
+    let Some(config) = &manifest.postprocess.glass else { return Ok(None) };
+    let thumb_um = thumbnail_um(region.width, region.height, level0_um, manifest.um_per_px);
+    let thumb = slide.read_at_resolution(region, level0_um, thumb_um)?;
+    Ok(Some(TissueMap::new(&thumb, thumb_um, manifest.um_per_px, config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::config::{HeadConfig, UNetConfig};
+    use crate::postprocess::{PostprocessConfig, apply};
+    use crate::segment::{SegmentJob, labels_for_region};
+    use crate::weights::{ClassInfo, new_manifest};
+
+    /// A stand-in network: two classes from each pixel's red and the tile's mean red (so which
+    /// tiles run changes the blend).
+    fn fake_network(planar: &[f32], count: usize) -> Vec<f32> {
+        let per = planar.len() / count / 3;
+        planar
+            .chunks_exact(3 * per)
+            .flat_map(|t| {
+                let red = &t[..per];
+                let mean = red.iter().sum::<f32>() / per as f32;
+                let p = |r: f32| (0.6 * r + 0.4 * mean + 1.0) / 2.0;
+                red.iter().map(|&r| 1.0 - p(r)).chain(red.iter().map(|&r| p(r))).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn manifest(postprocess: PostprocessConfig) -> Manifest {
+        let head = HeadConfig { feature_levels: vec![0], hidden_channels: 8, num_classes: 2 };
+        let classes = vec![ClassInfo { name: "background".into(), color: [0, 0, 0] }, ClassInfo { name: "gland".into(), color: [255, 0, 0] }];
+        let mut m = new_manifest("test", classes, UNetConfig::default(), head);
+        (m.overlap, m.postprocess) = (16, postprocess);
+        m
+    }
+
+    /// Blobs of red of many sizes, some across every tile and band border, on white glass at the
+    /// left when `glass`.
+    fn picture(w: usize, h: usize, glass: bool) -> RgbImage {
+        let pixels = (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = ((i % w) as f32, (i / w) as f32);
+                if glass && x < w as f32 * 0.4 - 7.0 {
+                    return [242, 241, 240];
+                }
+                let v = (x / 13.0).sin() * (y / 9.0).cos() + (x / 41.0 + y / 29.0).sin() * 0.6;
+                [if v > 0.3 { 220 } else { 60 }, 90, 160]
+            })
+            .collect();
+        RgbImage { width: w, height: h, pixels }
+    }
+
+    fn stream(job: &mut WholeSlideJob, source: &mut dyn RowSource) -> Vec<u8> {
+        let mut labels = Vec::new();
+        while let Some(b) = job.next_batch(source, 3).unwrap() {
+            let p = fake_network(&b.planar, b.count);
+            job.accept(&b, &p);
+            labels.extend(job.take_label_rows().concat());
+        }
+        labels.extend(job.take_label_rows().concat());
+        labels
+    }
+
+    #[test]
+    fn streamed_labels_and_objects_are_those_of_the_whole_image() {
+        let (w, h, out) = (300, 230, (451, 347));
+        let image = picture(w, h, false);
+        let config = PostprocessConfig { boundary_class: None, min_object_um2: 3.0, fill_holes: true, glass: None };
+        let m = manifest(config.clone());
+        for tta in [false, true] {
+            let mut whole = SegmentJob::new(&image, 64, 16, 2).unwrap().with_tta(tta);
+            while let Some(b) = whole.next_batch(3) {
+                let p = fake_network(&b.planar, b.count);
+                whole.accept(&b, &p);
+            }
+            let seg = whole.finish();
+            let region = Region { x: 0, y: 0, width: out.0, height: out.1 };
+            let want = apply(&labels_for_region(&seg, region), out.0, out.1, &config, 0.5);
+            let mut job = WholeSlideJob::new(w, h, out, 0.5, &m, 64, None).unwrap().with_tta(tta);
+            let labels = stream(&mut job, &mut image.clone());
+            assert_eq!(labels, want.labels, "tta {tta}");
+            let objects = job.objects();
+            assert_eq!(objects, crate::export::objects(&want), "tta {tta}");
+            assert!(objects.len() > 10 && objects.iter().any(|o| o.bbox[3] - o.bbox[1] > 64), "objects across bands: {}", objects.len());
+            assert_eq!(job.class_areas(), crate::overlay::class_areas(&want.labels, 2));
+        }
+    }
+
+    #[test]
+    fn tiles_in_the_glass_are_not_read_or_run_and_change_no_label() {
+        let (w, h) = (400, 260);
+        let image = picture(w, h, true);
+        let config = GlassConfig { min_area_um2: 1_000.0, ..GlassConfig::default() };
+        // each cell's first pixel, so the cell left of the tissue's edge is glass with a column
+        // of tissue in it
+        let thumb = RgbImage { width: w / 8, height: h / 8, pixels: (0..h / 8 * (w / 8)).flat_map(|i| {
+            let p = ((i / (w / 8)) * 8 * w + (i % (w / 8)) * 8) * 3;
+            image.pixels[p..p + 3].to_vec()
+        }).collect() };
+        let tissue = || Some(TissueMap::new(&thumb, 8.0, 1.0, &config));
+        let m = manifest(PostprocessConfig::default());
+        let mut skipping = WholeSlideJob::new(w, h, (w, h), 1.0, &m, 64, tissue()).unwrap();
+        let mut every = WholeSlideJob::new(w, h, (w, h), 1.0, &m, 64, tissue()).unwrap();
+        every.runs.iter_mut().for_each(|r| *r = true);
+        every.total = every.runs.len();
+        assert!(skipping.glass_tiles() >= 6, "{} tiles of glass", skipping.glass_tiles());
+        // every pixel of a tile not run is glass by the full-resolution rule
+        let glass = skipping.tissue.as_ref().unwrap().glass_rows(0, h, w, Some(&image.pixels));
+        for (t, _) in skipping.grid.tiles.iter().zip(&skipping.runs).filter(|(_, r)| !**r) {
+            assert!((t.y..t.y + t.height).all(|y| (t.x..t.x + t.width).all(|x| glass[y * w + x])), "{t:?} has tissue");
+        }
+        let (a, b) = (stream(&mut skipping, &mut image.clone()), stream(&mut every, &mut image.clone()));
+        assert_eq!(a, b);
+        // the glass is background, the tissue keeps its labels
+        assert!((0..w * h).filter(|i| i % w < 150).all(|i| a[i] == 0));
+        assert!((0..w * h).filter(|i| i % w > 170).any(|i| a[i] == 1));
+        assert_eq!(skipping.tiles_done(), skipping.total_tiles());
+    }
+
+    #[test]
+    fn a_region_of_glass_alone_is_refused() {
+        let image = RgbImage { width: 300, height: 200, pixels: vec![240; 300 * 200 * 3] };
+        let thumb = imageio::resize(&image, 30, 20);
+        let tissue = TissueMap::new(&thumb, 20.0, 2.0, &GlassConfig::default());
+        let job = WholeSlideJob::new(300, 200, (300, 200), 1.0, &manifest(PostprocessConfig::default()), 64, Some(tissue));
+        assert_eq!(job.err(), Some(JobError::NoTissue));
+    }
+}
