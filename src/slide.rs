@@ -400,6 +400,66 @@ impl Slide {
     }
 }
 
+impl Slide {
+    /// Reads a level-0 `region` like [`Slide::read_region`] does, but in pieces of columns, so
+    /// a band as wide as a whole slide is not refused by the per-read limit.
+    pub fn read_wide(&mut self, level: usize, x: usize, y: usize, width: usize, height: usize) -> Result<RgbImage, SlideError> {
+        let piece = ((MAX_REGION_PIXELS as usize / height.max(1)).max(1)).min(width.max(1));
+        if piece >= width {
+            return self.read_region(level, x, y, width, height);
+        }
+        let mut out = RgbImage::new(width, height, vec![0; width * height * 3]);
+        for x0 in (0..width).step_by(piece) {
+            let w = piece.min(width - x0);
+            let part = self.read_region(level, x + x0, y, w, height)?;
+            for r in 0..height {
+                out.pixels[(r * width + x0) * 3..(r * width + x0 + w) * 3].copy_from_slice(&part.pixels[r * w * 3..(r + 1) * w * 3]);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A thumbnail of a level-0 `region` at about `um_per_px` (no finer), for finding tissue:
+    /// from the coarsest pyramid level fine enough, each thumbnail pixel the mean of a k x k
+    /// block of that level, read in strips so a slide without a pyramid is read in bounded
+    /// memory. Returns it and its exact µm/px.
+    pub fn thumbnail(&mut self, region: Region, level0_um: f64, um_per_px: f64) -> Result<(RgbImage, f64), SlideError> {
+        let level = self.level_for(level0_um, um_per_px);
+        let ds = self.levels[level].downsample;
+        let k = ((um_per_px / (level0_um * ds) + 1e-6).floor() as usize).max(1);
+        let lx = (region.x as f64 / ds).floor() as usize;
+        let ly = (region.y as f64 / ds).floor() as usize;
+        let lw = ((region.width as f64 / ds).round() as usize).max(1);
+        let lh = ((region.height as f64 / ds).round() as usize).max(1);
+        let (tw, th) = (lw.div_ceil(k), lh.div_ceil(k));
+        let mut out = RgbImage::new(tw, th, vec![0; tw * th * 3]);
+        // strips of whole blocks, about 16 M level pixels each
+        let strip_rows = ((16_000_000 / (lw * k).max(1)).max(1)) * k;
+        for sy in (0..lh).step_by(strip_rows) {
+            let rows = strip_rows.min(lh - sy);
+            let strip = self.read_wide(level, lx, ly + sy, lw, rows)?;
+            let mut sums = vec![0u64; tw * 3 * rows.div_ceil(k)];
+            let mut counts = vec![0u64; tw * rows.div_ceil(k)];
+            for r in 0..rows {
+                for c in 0..lw {
+                    let cell = (r / k) * tw + c / k;
+                    counts[cell] += 1;
+                    for ch in 0..3 {
+                        sums[cell * 3 + ch] += strip.pixels[(r * lw + c) * 3 + ch] as u64;
+                    }
+                }
+            }
+            let first = (sy / k) * tw;
+            for (cell, &n) in counts.iter().enumerate() {
+                for ch in 0..3 {
+                    out.pixels[(first + cell) * 3 + ch] = ((sums[cell * 3 + ch] + n / 2) / n.max(1)) as u8;
+                }
+            }
+        }
+        Ok((out, level0_um * ds * k as f64))
+    }
+}
+
 fn aperio_mpp(description: &str) -> Option<f64> {
     description.split('|').find_map(|field| {
         let (k, v) = field.split_once('=')?;

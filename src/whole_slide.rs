@@ -68,8 +68,13 @@ impl RowSource for SlideRows<'_> {
         let f = self.region.height as f64 / height as f64;
         let ly0 = ((a as f64 * f).floor() as usize).min(self.region.height - 1);
         let ly1 = ((b as f64 * f).ceil() as usize).clamp(ly0 + 1, self.region.height);
-        let band = Region { x: self.region.x, y: self.region.y + ly0, width: self.region.width, height: ly1 - ly0 };
-        let img = self.slide.read_at_resolution(band, self.level0_um, self.model_um)?;
+        // from the coarsest level fine enough, as [`Slide::read_at_resolution`] reads
+        let level = self.slide.level_for(self.level0_um, self.model_um);
+        let ds = self.slide.levels[level].downsample;
+        let (x0, y0) = ((self.region.x as f64 / ds).floor() as usize, ((self.region.y + ly0) as f64 / ds).floor() as usize);
+        let lw = ((self.region.width as f64 / ds).round() as usize).max(1);
+        let lh = (((ly1 - ly0) as f64 / ds).round() as usize).max(1);
+        let img = self.slide.read_wide(level, x0, y0, lw, lh)?;
         let img = imageio::resize(&img, width, b - a);
         let w = width * 3;
         Ok(RgbImage::new(width, rows, img.pixels[(y - a) * w..(y - a + rows) * w].to_vec()))
@@ -359,8 +364,8 @@ impl WholeSlideJob {
 /// when the model has no glass rule.
 pub fn tissue_of(slide: &mut Slide, region: Region, level0_um: f64, manifest: &Manifest) -> Result<Option<TissueMap>, SlideError> {
     let Some(config) = &manifest.postprocess.glass else { return Ok(None) };
-    let thumb_um = thumbnail_um(region.width, region.height, level0_um, manifest.um_per_px);
-    let thumb = slide.read_at_resolution(region, level0_um, thumb_um)?;
+    let wanted = thumbnail_um(region.width, region.height, level0_um, manifest.um_per_px);
+    let (thumb, thumb_um) = slide.thumbnail(region, level0_um, wanted)?;
     Ok(Some(TissueMap::new(&thumb, thumb_um, manifest.um_per_px, config)))
 }
 
