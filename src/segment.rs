@@ -166,6 +166,11 @@ impl SegmentJob {
         Some(batch)
     }
 
+    /// Hands out again the tiles handed out but not accepted (their answers were lost).
+    pub fn reissue(&mut self) {
+        self.issued = self.next;
+    }
+
     fn batch_from(&self, start: usize, max: usize) -> Option<Batch> {
         let grid = self.blender.grid();
         let k = self.orientations;

@@ -45,34 +45,46 @@ impl RowSource for RgbImage {
     }
 }
 
-/// A region of a slide at the model's resolution, read from the file a band at a time.
-pub struct SlideRows<'a> {
-    pub slide: &'a mut Slide,
+/// A region of a slide at the model's resolution, read from the file a band at a time
+/// ([`SlideRows::on`] pairs it with the open slide).
+#[derive(Debug, Clone, Copy)]
+pub struct SlideRows {
     pub region: Region,
     pub level0_um: f64,
     pub model_um: f64,
 }
 
-impl SlideRows<'_> {
+impl SlideRows {
     /// The region's size at the model's resolution.
     pub fn size(&self) -> (usize, usize) {
         imageio::rescaled_size(self.region.width, self.region.height, self.level0_um, self.model_um)
     }
+
+    /// A [`RowSource`] reading these rows from `slide`.
+    pub fn on<'a>(&'a self, slide: &'a mut Slide) -> OnSlide<'a> {
+        OnSlide { rows: self, slide }
+    }
 }
 
-impl RowSource for SlideRows<'_> {
+pub struct OnSlide<'a> {
+    rows: &'a SlideRows,
+    slide: &'a mut Slide,
+}
+
+impl RowSource for OnSlide<'_> {
     fn rows(&mut self, y: usize, rows: usize) -> Result<RgbImage, SlideError> {
-        let (width, height) = self.size();
+        let g = self.rows;
+        let (width, height) = g.size();
         // two rows more on each side, so the resampling filter sees the band's neighbours
         let (a, b) = (y.saturating_sub(2), (y + rows + 2).min(height));
-        let f = self.region.height as f64 / height as f64;
-        let ly0 = ((a as f64 * f).floor() as usize).min(self.region.height - 1);
-        let ly1 = ((b as f64 * f).ceil() as usize).clamp(ly0 + 1, self.region.height);
+        let f = g.region.height as f64 / height as f64;
+        let ly0 = ((a as f64 * f).floor() as usize).min(g.region.height - 1);
+        let ly1 = ((b as f64 * f).ceil() as usize).clamp(ly0 + 1, g.region.height);
         // from the coarsest level fine enough, as [`Slide::read_at_resolution`] reads
-        let level = self.slide.level_for(self.level0_um, self.model_um);
+        let level = self.slide.level_for(g.level0_um, g.model_um);
         let ds = self.slide.levels[level].downsample;
-        let (x0, y0) = ((self.region.x as f64 / ds).floor() as usize, ((self.region.y + ly0) as f64 / ds).floor() as usize);
-        let lw = ((self.region.width as f64 / ds).round() as usize).max(1);
+        let (x0, y0) = ((g.region.x as f64 / ds).floor() as usize, ((g.region.y + ly0) as f64 / ds).floor() as usize);
+        let lw = ((g.region.width as f64 / ds).round() as usize).max(1);
         let lh = (((ly1 - ly0) as f64 / ds).round() as usize).max(1);
         let img = self.slide.read_wide(level, x0, y0, lw, lh)?;
         let img = imageio::resize(&img, width, b - a);
@@ -146,47 +158,50 @@ impl TissueMap {
 /// A streamed segmentation of a region (a whole slide, typically).
 pub struct WholeSlideJob {
     grid: TileGrid,
-    /// Each row of tiles: its top and its tiles' indices.
-    tile_rows: Vec<(usize, std::ops::Range<usize>)>,
-    runs: Vec<bool>,
-    total: usize,
+    /// Each row of tiles: its top row of pixels.
+    row_tops: Vec<usize>,
+    /// The row of tiles of each tile.
+    row_of: Vec<usize>,
+    /// The tiles that run (those with some tissue), in grid order; batches count in these.
+    order: Vec<usize>,
+    /// Tiles handed out, and tiles accepted (a prefix of `order` each).
+    issued: usize,
     done: usize,
-    /// The row of tiles being run, and the next of its tiles to hand out.
-    row: usize,
-    cursor: usize,
-    /// Its pixels in [-1, 1] (rows `top..top + tile`), read when a tile of the row runs.
-    band: Option<(RgbImage, Vec<f32>)>,
-    /// Tiles handed out and not yet accepted.
-    in_flight: Vec<usize>,
+    /// Rows of tiles whose pixels are labelled.
+    rows_finished: usize,
+    /// Pixels in [-1, 1] of rows of tiles with tiles out, and the bytes for the glass rule.
+    bands: std::collections::BTreeMap<usize, (RgbImage, Vec<f32>)>,
     blender: Blender,
     tissue: Option<TissueMap>,
     orientations: usize,
     /// Final model-resolution label rows from `model_top` on, kept until resampled.
     model_rows: VecDeque<Vec<u8>>,
     model_top: usize,
-    /// Level-0 column of each output column, and the next output row.
+    /// Model column of each output column, and the next output row.
     columns: Vec<usize>,
     out_height: usize,
     out_next: usize,
+    /// Output rows before post-processing, when asked for ([`WholeSlideJob::keep_raw_rows`]).
+    raw_rows: Option<Vec<Vec<u8>>>,
     objects: ObjectStream,
 }
 
 impl WholeSlideJob {
     /// A job over a `width` x `height` image at the model's resolution whose labels come out at
-    /// `out_width` x `out_height` (the region's level-0 size, at `out_um` µm/px), in tiles of
-    /// `tile_size`; `tissue` (from [`TissueMap::new`]) applies the glass rule.
+    /// `out` (the region's level-0 size, at `out_um` µm/px), in tiles of `tile_size`; `tissue`
+    /// (from [`TissueMap::new`]) applies the glass rule.
     pub fn new(width: usize, height: usize, out: (usize, usize), out_um: f64, manifest: &Manifest, tile_size: usize, tissue: Option<TissueMap>) -> Result<Self, JobError> {
         let grid = TileGrid::new(width, height, tile_size, manifest.overlap)?;
-        let mut tile_rows: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
-        for (i, t) in grid.tiles.iter().enumerate() {
-            match tile_rows.last_mut() {
-                Some((y, range)) if *y == t.y => range.end = i + 1,
-                _ => tile_rows.push((t.y, i..i + 1)),
+        let mut row_tops: Vec<usize> = Vec::new();
+        let mut row_of = Vec::with_capacity(grid.tiles.len());
+        for t in &grid.tiles {
+            if row_tops.last() != Some(&t.y) {
+                row_tops.push(t.y);
             }
+            row_of.push(row_tops.len() - 1);
         }
-        let runs: Vec<bool> = grid.tiles.iter().map(|t| tissue.as_ref().is_none_or(|m| m.runs(t))).collect();
-        let total = runs.iter().filter(|&&r| r).count();
-        if total == 0 {
+        let order: Vec<usize> = (0..grid.tiles.len()).filter(|&i| tissue.as_ref().is_none_or(|m| m.runs(&grid.tiles[i]))).collect();
+        if order.is_empty() {
             return Err(JobError::NoTissue);
         }
         let (out_width, out_height) = out;
@@ -196,14 +211,13 @@ impl WholeSlideJob {
         let objects = ObjectStream::new(out_width, out_height, classes, manifest.postprocess.clone(), out_um);
         Ok(Self {
             grid,
-            tile_rows,
-            runs,
-            total,
+            row_tops,
+            row_of,
+            order,
+            issued: 0,
             done: 0,
-            row: 0,
-            cursor: 0,
-            band: None,
-            in_flight: Vec::new(),
+            rows_finished: 0,
+            bands: Default::default(),
             blender,
             tissue,
             orientations: 1,
@@ -212,6 +226,7 @@ impl WholeSlideJob {
             columns,
             out_height,
             out_next: 0,
+            raw_rows: None,
             objects,
         })
     }
@@ -222,14 +237,21 @@ impl WholeSlideJob {
         self
     }
 
+    /// Keeps the output rows before post-processing too ([`WholeSlideJob::take_raw_rows`]), for
+    /// a caller that holds the region's labels anyway (the page, within its limit).
+    pub fn keep_raw_rows(mut self) -> Self {
+        self.raw_rows = Some(Vec::new());
+        self
+    }
+
     /// Tiles that run (those with some tissue).
     pub fn total_tiles(&self) -> usize {
-        self.total
+        self.order.len()
     }
 
     /// Tiles of the grid not run because they lie in the glass.
     pub fn glass_tiles(&self) -> usize {
-        self.grid.tiles.len() - self.total
+        self.grid.tiles.len() - self.order.len()
     }
 
     pub fn tiles_done(&self) -> usize {
@@ -237,37 +259,38 @@ impl WholeSlideJob {
     }
 
     pub fn is_done(&self) -> bool {
-        self.row >= self.tile_rows.len()
+        self.rows_finished == self.row_tops.len()
     }
 
-    /// The next tiles of the current row of tiles, up to `max` network inputs (at least one tile,
-    /// in all its orientations), reading their band from `source`; rows finished on the way are
-    /// labelled. `None` when every row is done. The batch must be accepted before the next call.
-    pub fn next_batch(&mut self, source: &mut dyn RowSource, max: usize) -> Result<Option<Batch>, SlideError> {
-        assert!(self.in_flight.is_empty(), "accept a batch before taking the next");
-        loop {
-            let Some((top, range)) = self.tile_rows.get(self.row).cloned() else {
-                return Ok(None);
-            };
-            self.cursor = self.cursor.max(range.start);
-            let take: Vec<usize> = (self.cursor..range.end).filter(|&i| self.runs[i]).take((max / self.orientations).max(1)).collect();
-            if take.is_empty() {
-                self.finish_row();
-                continue;
-            }
-            if self.band.is_none() {
-                let rows = self.grid.tile_size.min(self.grid.image_height - top);
-                let img = source.rows(top, rows)?;
-                let values = img.pixels.iter().map(|&v| v as f32 / 127.5 - 1.0).collect();
-                self.band = Some((img, values));
-            }
-            self.cursor = take[take.len() - 1] + 1;
-            let (_, values) = self.band.as_ref().expect("read above");
-            let planar = take.iter().flat_map(|&i| in_orientations(self.extract(values, top, &self.grid.tiles[i]), self.grid.tile_size, self.orientations)).collect();
-            let tiles = take.len();
-            self.in_flight = take;
-            return Ok(Some(Batch { start: self.done, tiles, count: tiles * self.orientations, planar }));
+    /// The next tiles after those handed out, up to `max` network inputs (at least one tile, in
+    /// all its orientations), their bands read from `source`; `None` when all are out. Several
+    /// batches may be out at once (a pool of workers); they are accepted in order.
+    pub fn take_batch(&mut self, source: &mut dyn RowSource, max: usize) -> Result<Option<Batch>, SlideError> {
+        let tiles = (max / self.orientations).max(1).min(self.order.len() - self.issued);
+        if tiles == 0 {
+            return Ok(None);
         }
+        let take = self.order[self.issued..self.issued + tiles].to_vec();
+        let mut planar = Vec::with_capacity(tiles * self.orientations * 3 * self.grid.tile_size * self.grid.tile_size);
+        for &i in &take {
+            let row = self.row_of[i];
+            if !self.bands.contains_key(&row) {
+                let top = self.row_tops[row];
+                let img = source.rows(top, self.grid.tile_size.min(self.grid.image_height - top))?;
+                let values = img.pixels.iter().map(|&v| v as f32 / 127.5 - 1.0).collect();
+                self.bands.insert(row, (img, values));
+            }
+            let tile = self.extract(&self.bands[&row].1, self.row_tops[row], &self.grid.tiles[i]);
+            planar.extend(in_orientations(tile, self.grid.tile_size, self.orientations));
+        }
+        let batch = Batch { start: self.issued, tiles, count: tiles * self.orientations, planar };
+        self.issued += tiles;
+        Ok(Some(batch))
+    }
+
+    /// Hands out again the tiles handed out but not accepted (their answers were lost).
+    pub fn reissue(&mut self) {
+        self.issued = self.done;
     }
 
     /// A tile's planar `[3, tile, tile]` values from the band starting at row `top`, padded by
@@ -286,33 +309,40 @@ impl WholeSlideJob {
         out
     }
 
-    /// Blends a batch's probabilities, planar `[count, classes, tile, tile]`.
+    /// Blends a batch's probabilities, planar `[count, classes, tile, tile]`. Batches are
+    /// accepted in the order they were handed out; the rows of pixels no tile still to come
+    /// touches are labelled at once.
     pub fn accept(&mut self, batch: &Batch, probabilities: &[f32]) {
-        let tiles = std::mem::take(&mut self.in_flight);
-        assert_eq!(tiles.len(), batch.tiles, "the batch handed out last");
-        for (&i, mean) in tiles.iter().zip(per_tile(batch, probabilities, self.blender.channels(), self.grid.tile_size)) {
+        assert_eq!(batch.start, self.done, "batches must be accepted in order");
+        let tiles: Vec<usize> = self.order[batch.start..batch.start + batch.tiles].to_vec();
+        let means: Vec<_> = per_tile(batch, probabilities, self.blender.channels(), self.grid.tile_size).map(|m| m.into_owned()).collect();
+        for (&i, mean) in tiles.iter().zip(means) {
+            while self.rows_finished < self.row_of[i] {
+                self.finish_row();
+            }
             self.blender.add(&self.grid.tiles[i], &mean);
         }
         self.done += batch.tiles;
-        // a row whose last tile ran is finished now, so its labels come out without waiting
-        if let Some((_, range)) = self.tile_rows.get(self.row) {
-            if !(self.cursor..range.end).any(|i| self.runs[i]) {
-                self.finish_row();
-            }
+        let next = self.order.get(self.done).map_or(self.row_tops.len(), |&i| self.row_of[i]);
+        while self.rows_finished < next {
+            self.finish_row();
         }
     }
 
-    /// Labels the rows above the next row of tiles and moves on to it.
+    /// Labels the pixel rows above the next row of tiles.
     fn finish_row(&mut self) {
-        let (top, _) = self.tile_rows[self.row].clone();
-        let next_top = self.tile_rows.get(self.row + 1).map_or(self.grid.image_height, |r| r.0);
+        let row = self.rows_finished;
+        let top = self.row_tops[row];
+        let next_top = self.row_tops.get(row + 1).copied().unwrap_or(self.grid.image_height);
         let rows = next_top - self.blender.top();
         let width = self.grid.image_width;
         let probabilities = self.blender.take_rows(rows);
         let mut labels = argmax_labels(&probabilities, self.blender.channels());
+        let band = self.bands.remove(&row);
         if let Some(tissue) = &self.tissue {
             let y = next_top - rows;
-            let rgb = self.band.as_ref().map(|(img, _)| &img.pixels[(y - top) * width * 3..(y - top + rows) * width * 3]);
+            // a row of tiles none of which ran lies deep in the glass, and has no band
+            let rgb = band.as_ref().map(|(img, _)| &img.pixels[(y - top) * width * 3..(y - top + rows) * width * 3]);
             for (l, g) in labels.iter_mut().zip(tissue.glass_rows(y, rows, width, rgb)) {
                 if g {
                     *l = 0;
@@ -320,8 +350,7 @@ impl WholeSlideJob {
             }
         }
         self.model_rows.extend(labels.chunks_exact(width).map(<[u8]>::to_vec));
-        self.row += 1;
-        self.band = None;
+        self.rows_finished += 1;
         self.resample_rows();
     }
 
@@ -340,8 +369,16 @@ impl WholeSlideJob {
             let src = &self.model_rows[0];
             let row: Vec<u8> = self.columns.iter().map(|&x| src[x]).collect();
             self.objects.push_row(&row);
+            if let Some(raw) = &mut self.raw_rows {
+                raw.push(row);
+            }
             self.out_next += 1;
         }
+    }
+
+    /// Output rows labelled so far, before post-processing (see [`WholeSlideJob::keep_raw_rows`]).
+    pub fn take_raw_rows(&mut self) -> Vec<Vec<u8>> {
+        self.raw_rows.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Final label rows (after post-processing, at the output size) since the last call, in order.
@@ -418,7 +455,7 @@ mod tests {
 
     fn stream(job: &mut WholeSlideJob, source: &mut dyn RowSource) -> Vec<u8> {
         let mut labels = Vec::new();
-        while let Some(b) = job.next_batch(source, 3).unwrap() {
+        while let Some(b) = job.take_batch(source, 3).unwrap() {
             let p = fake_network(&b.planar, b.count);
             job.accept(&b, &p);
             labels.extend(job.take_label_rows().concat());
@@ -453,6 +490,30 @@ mod tests {
     }
 
     #[test]
+    fn batches_taken_ahead_by_a_pool_give_the_sequential_labels() {
+        let (w, h) = (300, 230);
+        let image = picture(w, h, false);
+        let m = manifest(PostprocessConfig { fill_holes: true, ..Default::default() });
+        let mut one = WholeSlideJob::new(w, h, (w, h), 0.5, &m, 64, None).unwrap();
+        let want = stream(&mut one, &mut image.clone());
+        // three batches out at once, as three workers would run them, across rows of tiles
+        let mut pooled = WholeSlideJob::new(w, h, (w, h), 0.5, &m, 64, None).unwrap();
+        let mut source = image.clone();
+        let mut out: Vec<Batch> = (0..3).filter_map(|_| pooled.take_batch(&mut source, 2).unwrap()).collect();
+        let mut labels = Vec::new();
+        while !out.is_empty() {
+            let b = out.remove(0);
+            let p = fake_network(&b.planar, b.count);
+            pooled.accept(&b, &p);
+            labels.extend(pooled.take_label_rows().concat());
+            out.extend(pooled.take_batch(&mut source, 2).unwrap());
+            assert!(pooled.bands.len() <= 3, "bands held: {}", pooled.bands.len());
+        }
+        assert!(pooled.is_done());
+        assert_eq!(labels, want);
+    }
+
+    #[test]
     fn tiles_in_the_glass_are_not_read_or_run_and_change_no_label() {
         let (w, h) = (400, 260);
         let image = picture(w, h, true);
@@ -467,12 +528,11 @@ mod tests {
         let m = manifest(PostprocessConfig::default());
         let mut skipping = WholeSlideJob::new(w, h, (w, h), 1.0, &m, 64, tissue()).unwrap();
         let mut every = WholeSlideJob::new(w, h, (w, h), 1.0, &m, 64, tissue()).unwrap();
-        every.runs.iter_mut().for_each(|r| *r = true);
-        every.total = every.runs.len();
+        every.order = (0..every.grid.tiles.len()).collect();
         assert!(skipping.glass_tiles() >= 6, "{} tiles of glass", skipping.glass_tiles());
         // every pixel of a tile not run is glass by the full-resolution rule
         let glass = skipping.tissue.as_ref().unwrap().glass_rows(0, h, w, Some(&image.pixels));
-        for (t, _) in skipping.grid.tiles.iter().zip(&skipping.runs).filter(|(_, r)| !**r) {
+        for t in skipping.grid.tiles.iter().enumerate().filter(|(i, _)| !skipping.order.contains(i)).map(|(_, t)| t) {
             assert!((t.y..t.y + t.height).all(|y| (t.x..t.x + t.width).all(|x| glass[y * w + x])), "{t:?} has tissue");
         }
         let (a, b) = (stream(&mut skipping, &mut image.clone()), stream(&mut every, &mut image.clone()));

@@ -50,7 +50,7 @@ fn a_region_streamed_in_bands_is_the_in_memory_run_exactly() {
     let mut job = WholeSlideJob::new(work.width, work.height, (region.width, region.height), um, &m, segmenter.tile_size, None).unwrap();
     let mut source = work.clone();
     let mut labels = Vec::new();
-    while let Some(mut b) = job.next_batch(&mut source, 4).unwrap() {
+    while let Some(mut b) = job.take_batch(&mut source, 4).unwrap() {
         let p = segmenter.run(std::mem::take(&mut b.planar), b.count);
         job.accept(&b, &p);
         labels.extend(job.take_label_rows().concat());

@@ -188,7 +188,12 @@ async function segment({ modelId, region, umPerPx, tta }) {
   }
   try {
     // "best": every tile in the eight flips and 90° rotations, averaged (test-time augmentation)
-    job = m.model.segment(slide, region.x, region.y, region.width, region.height, umPerPx, tta);
+    // a whole slide file is streamed in bands, its tissue found on a thumbnail (as the CLI's
+    // `segment --stream`); a region, or a plain image, is segmented in memory
+    const whole = region.x === 0 && region.y === 0 && region.width === slide.width && region.height === slide.height;
+    job = whole && /TIFF|SVS/.test(slide.format)
+      ? m.model.segmentWhole(slide, umPerPx, tta)
+      : m.model.segment(slide, region.x, region.y, region.width, region.height, umPerPx, tta);
   } catch (e) {
     throw Object.assign(new Error(`Cannot segment: ${message(e)}`), { whole: true });
   }

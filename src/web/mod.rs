@@ -17,7 +17,8 @@ use wasm_bindgen_futures::future_to_promise;
 mod blob_reader;
 
 use crate::model::Segmenter;
-use crate::segment::{SegmentJob, labels_for_region, read_for_model};
+use crate::segment::{Batch, SegmentJob, labels_for_region, read_for_model};
+use crate::whole_slide::{SlideRows, WholeSlideJob, tissue_of};
 use crate::weights::ModelFile;
 use crate::{export, overlay, slide};
 
@@ -210,14 +211,44 @@ impl Model {
         let wanted = slide::Region { x, y, width, height };
         let (region, work) = read_for_model(&mut slide.inner.borrow_mut(), wanted, level0_um, m.um_per_px).map_err(js_err)?;
         let job = SegmentJob::for_model(&work, self.segmenter.tile_size, m).map_err(js_err)?.with_tta(tta.unwrap_or(false));
-        Ok(Job {
-            inner: Rc::new(RefCell::new(Some(job))),
+        Ok(self.job(Work::Region(job), region, um_per_px))
+    }
+
+    fn job(&self, work: Work, region: slide::Region, um_per_px: Option<f64>) -> Job {
+        Job {
+            inner: Rc::new(RefCell::new(Some(work))),
             segmenter: self.segmenter.clone(),
             file: self.file.clone(),
             region,
             um_per_px,
             generation: Rc::new(std::cell::Cell::new(0)),
-        })
+        }
+    }
+
+    /// Starts a streamed segmentation of the whole of `slide` (a tiled TIFF or SVS):
+    /// tissue found on a thumbnail from the pyramid, tiles read and blended a band at a time
+    /// ([`crate::whole_slide`]), as the command line's `segment --stream` does. The labels are
+    /// held at level-0 resolution, so the slide's level 0 is limited as for a region.
+    #[wasm_bindgen(js_name = segmentWhole)]
+    pub fn segment_whole(&self, slide: &Slide, um_per_px: Option<f64>, tta: Option<bool>) -> Result<Job, JsError> {
+        let m = &self.file.manifest;
+        let level0_um = match um_per_px {
+            Some(v) if v > 0.0 && v.is_finite() => v,
+            Some(v) => return Err(JsError::new(&format!("the image resolution must be a positive µm/px value, not {v}"))),
+            None => m.um_per_px,
+        };
+        let mut inner = slide.inner.borrow_mut();
+        let region = slide::Region { x: 0, y: 0, width: inner.width(), height: inner.height() };
+        if region.width * region.height > crate::segment::MAX_LABEL_PIXELS {
+            return Err(js_err(slide::SlideError::TooLargeToSegment(region.width, region.height)));
+        }
+        let tissue = tissue_of(&mut inner, region, level0_um, m).map_err(js_err)?;
+        let rows = SlideRows { region, level0_um, model_um: m.um_per_px };
+        let (w, h) = rows.size();
+        let job = WholeSlideJob::new(w, h, (region.width, region.height), level0_um, m, self.segmenter.tile_size, tissue).map_err(js_err)?;
+        let job = job.with_tta(tta.unwrap_or(false)).keep_raw_rows();
+        drop(inner);
+        Ok(self.job(Work::Whole { job: Box::new(job), rows, slide: slide.inner.clone(), raw: Vec::new() }, region, um_per_px))
     }
 
     /// A result made again from its kept labels (`SegResult.rawLabels`) of a level-0 region,
@@ -234,10 +265,75 @@ impl Model {
     }
 }
 
+/// What a [`Job`] runs: a region held in memory, or a whole slide streamed in bands.
+enum Work {
+    Region(SegmentJob),
+    Whole { job: Box<WholeSlideJob>, rows: SlideRows, slide: Rc<RefCell<slide::Slide>>, raw: Vec<u8> },
+}
+
+impl Work {
+    fn total_tiles(&self) -> usize {
+        match self {
+            Work::Region(j) => j.total_tiles(),
+            Work::Whole { job, .. } => job.total_tiles(),
+        }
+    }
+
+    fn glass_tiles(&self) -> usize {
+        match self {
+            Work::Region(j) => j.glass_tiles(),
+            Work::Whole { job, .. } => job.glass_tiles(),
+        }
+    }
+
+    fn tiles_done(&self) -> usize {
+        match self {
+            Work::Region(j) => j.tiles_done(),
+            Work::Whole { job, .. } => job.tiles_done(),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        match self {
+            Work::Region(j) => j.is_done(),
+            Work::Whole { job, .. } => job.is_done(),
+        }
+    }
+
+    /// The next batch after those handed out (a streamed job reads its band from the slide).
+    fn take_batch(&mut self, max: usize) -> Result<Option<Batch>, JsError> {
+        match self {
+            Work::Region(j) => Ok(j.take_batch(max)),
+            Work::Whole { job, rows, slide, .. } => job.take_batch(&mut rows.on(&mut slide.borrow_mut()), max).map_err(js_err),
+        }
+    }
+
+    /// Hands out again the tiles handed out but not accepted (their answers were discarded).
+    fn reissue(&mut self) {
+        match self {
+            Work::Region(j) => j.reissue(),
+            Work::Whole { job, .. } => job.reissue(),
+        }
+    }
+
+    fn accept(&mut self, batch: &Batch, probabilities: &[f32]) {
+        match self {
+            Work::Region(j) => j.accept(batch, probabilities),
+            Work::Whole { job, raw, .. } => {
+                job.accept(batch, probabilities);
+                raw.extend(job.take_raw_rows().concat());
+                // the streamed post-processing's rows are not needed: the page post-processes
+                // the whole region's labels, which gives the same
+                job.take_label_rows();
+            }
+        }
+    }
+}
+
 /// A running segmentation. Call `step` until it resolves to `true`, then `finish`.
 #[wasm_bindgen]
 pub struct Job {
-    inner: Rc<RefCell<Option<SegmentJob>>>,
+    inner: Rc<RefCell<Option<Work>>>,
     segmenter: Rc<Segmenter>,
     file: Rc<ModelFile>,
     region: slide::Region,
@@ -294,19 +390,23 @@ impl Job {
         let started = generation.get();
         future_to_promise(async move {
             let mut batch = {
-                let job = inner.borrow();
-                let job = job.as_ref().ok_or_else(finished_error)?;
-                match job.next_batch(batch_size) {
+                let mut job = inner.borrow_mut();
+                let job = job.as_mut().ok_or_else(finished_error)?;
+                match job.take_batch(batch_size)? {
                     Some(b) => b,
-                    None => return Ok(JsValue::TRUE),
+                    None => return Ok(JsValue::from_bool(job.is_done())),
                 }
             };
-            let probs = run_tiles(&segmenter, std::mem::take(&mut batch.planar), batch.count).await?;
+            let probs = run_tiles(&segmenter, std::mem::take(&mut batch.planar), batch.count).await;
             let mut job = inner.borrow_mut();
             let job = job.as_mut().ok_or_else(finished_error)?;
-            if generation.get() != started {
+            if generation.get() != started || probs.is_err() {
+                // run on the old device, or failed there: its tiles are handed out again
+                job.reissue();
+                probs?;
                 return Ok(JsValue::from_bool(job.is_done()));
             }
+            let probs = probs?;
             job.accept(&batch, &probs);
             Ok(JsValue::from_bool(job.is_done()))
         })
@@ -319,7 +419,7 @@ impl Job {
     pub fn take_batch(&self, batch_size: usize) -> Result<JsValue, JsError> {
         let mut job = self.inner.borrow_mut();
         let job = job.as_mut().ok_or_else(finished_error)?;
-        let Some(batch) = job.take_batch(batch_size) else { return Ok(JsValue::UNDEFINED) };
+        let Some(batch) = job.take_batch(batch_size)? else { return Ok(JsValue::UNDEFINED) };
         let out = js_sys::Object::new();
         for (k, v) in [("start", batch.start), ("tiles", batch.tiles), ("count", batch.count)] {
             js_sys::Reflect::set(&out, &k.into(), &JsValue::from(v as u32)).map_err(|e| JsError::new(&js_text(&e)))?;
@@ -350,8 +450,11 @@ impl Job {
             *self.inner.borrow_mut() = Some(job);
             return Err(JsError::new(&format!("only {done} of {total} tiles are segmented")));
         }
-        let seg = job.finish();
-        Ok(SegResult::from_raw(labels_for_region(&seg, self.region), self.region, self.file.clone(), self.um_per_px))
+        let raw = match job {
+            Work::Region(job) => labels_for_region(&job.finish(), self.region),
+            Work::Whole { raw, .. } => raw,
+        };
+        Ok(SegResult::from_raw(raw, self.region, self.file.clone(), self.um_per_px))
     }
 }
 

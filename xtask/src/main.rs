@@ -153,6 +153,7 @@ fn test() -> Result {
         "tests/browser/own_model.test.mjs",
         "tests/browser/update.test.mjs",
         "tests/browser/kept.test.mjs",
+        "tests/browser/whole_slide.test.mjs",
     ]))
 }
 

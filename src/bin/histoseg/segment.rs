@@ -129,7 +129,8 @@ fn segment_file(a: &SegmentArgs, segmenter: &Segmenter, m: &Manifest, path: &Pat
     let note = slide.note.clone();
     if a.stream || w * h > MAX_WORK_PIXELS || region.width * region.height > MAX_LABEL_PIXELS {
         let tissue = tissue_of(&mut slide, region, level0_um, m)?;
-        let mut source = SlideRows { slide: &mut slide, region, level0_um, model_um: m.um_per_px };
+        let rows = SlideRows { region, level0_um, model_um: m.um_per_px };
+        let mut source = rows.on(&mut slide);
         let job = WholeSlideJob::new(w, h, (region.width, region.height), known_um.unwrap_or(m.um_per_px), m, segmenter.tile_size, tissue)?.with_tta(a.tta);
         let (png, objects, tiles) = streamed(job, &mut source, segmenter, a.batch, &name, &out)?;
         return Ok(Done { png, streamed: true, objects, tiles, note });
@@ -189,7 +190,7 @@ fn streamed(mut job: WholeSlideJob, source: &mut dyn RowSource, segmenter: &Segm
     // a bar on a terminal, else a line every ten seconds (for runs with their output in a log)
     let pb = std::io::stderr().is_terminal().then(|| bar(total, name));
     let (started, mut last_line) = (Instant::now(), None::<Instant>);
-    while let Some(mut b) = job.next_batch(source, batch)? {
+    while let Some(mut b) = job.take_batch(source, batch)? {
         let probabilities = segmenter.run(std::mem::take(&mut b.planar), b.count);
         job.accept(&b, &probabilities);
         for row in job.take_label_rows() {
