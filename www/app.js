@@ -37,7 +37,7 @@ const state = {
 };
 // Read by the browser tests and handy in the console.
 window.histoseg = {
-  status: "starting", lastResult: null, errors: [], notices: [], image: null, opened: 0, cancelled: [], drawn: [], overlays: 0, updateReady: false, restored: [], restoreChecks: 0,
+  status: "starting", lastResult: null, errors: [], notices: [], image: null, opened: 0, cancelled: [], drawn: [], overlays: 0, updateReady: false, restored: [], restoreChecks: 0, rowsDrawn: 0,
   kept: () => state.compute.call("kept"),
   labels: async () => (state.result ? state.compute.call("labels") : null),
   geojson: async () => (state.result ? state.compute.call("export", { kind: "geojson" }) : null),
@@ -82,6 +82,8 @@ function onWorkerEvent(ev) {
     if (ev.text.startsWith("The GPU stopped working")) for (const [id, m] of state.models) if (m.backend === "webgpu") state.models.delete(id);
   } else if (ev.event === "progress") {
     showProgress(ev);
+  } else if (ev.event === "rows") {
+    drawRows(ev);
   } else if (ev.event === "crash") {
     showError(`The viewer's ${ev.text}. The open image is kept; reload the page if it stops responding.`);
   }
@@ -174,6 +176,29 @@ function buildLegend(modelId, manifest) {
     li.append(vis, col, name);
     legend.append(li);
   });
+}
+
+// Rows of a streamed whole-slide run, drawn as they are labelled onto a preview overlay of the
+// whole slide (every `step`-th row and column) that the finished result's overlay then replaces.
+function drawRows({ step, y, height, width, rgba }) {
+  const run = state.running;
+  if (!run || !state.image) return;
+  if (!run.partial) {
+    const c = document.createElement("canvas");
+    c.width = Math.ceil(state.image.width / step); c.height = Math.ceil(state.image.height / step);
+    run.partial = c;
+    state.viewer.setOverlay({ canvas: c, x: 0, y: 0, width: state.image.width, height: state.image.height });
+  }
+  run.partial.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer), width, height), 0, y);
+  state.viewer.redraw();
+  window.histoseg.rowsDrawn = Math.min(state.image.height, (y + height) * step);
+}
+
+// A run that ends without a result takes its rows off the view; the last result is shown again.
+function dropPartial(run) {
+  if (!run.partial || state.viewer.overlay?.canvas !== run.partial) return;
+  if (state.result) renderOverlay();
+  else state.viewer.setOverlay(null);
 }
 
 // Draws the result with the current class colours and visibility; only the newest request is
@@ -387,11 +412,14 @@ async function segment(region) {
   $("progress").value = 0;
   let out;
   try {
-    out = await state.compute.call("segment", { modelId, region, umPerPx: um, tta });
+    const style = state.styles.get(modelId);
+    const styleArg = style && { colors: style.colors.flat(), visible: style.visible.map((v) => (v ? 1 : 0)) };
+    out = await state.compute.call("segment", { modelId, region, umPerPx: um, tta, style: styleArg });
     if (!out.cancelled && state.opening && (await state.opening)) {
       out = { cancelled: true, done: out.tiles, total: out.tiles, why: "a new image was opened" };
     }
   } catch (e) {
+    dropPartial(run);
     if (e.whole) {
       // refused before it started (the region, the resolution or the model)
       showError(e.message);
@@ -407,6 +435,7 @@ async function segment(region) {
     finish();
   }
   if (out.cancelled) {
+    dropPartial(run);
     const text = `Cancelled after ${out.done} of ${out.total} tiles${out.why ? `: ${out.why}` : ""}.`;
     $("progress-text").textContent = text;
     window.histoseg.cancelled.push(text);

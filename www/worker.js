@@ -173,7 +173,7 @@ async function runPooled(job, m, run, onTile) {
 // Lets messages (cancel, exports, a new image) in between tiles.
 const yieldToMessages = () => new Promise((r) => setTimeout(r, 0));
 
-async function segment({ modelId, region, umPerPx, tta }) {
+async function segment({ modelId, region, umPerPx, tta, style }) {
   if (!slide) throw new Error("no image is open");
   if (running) {
     // a run cancelled by opening another image finishes its current tile first
@@ -210,11 +210,19 @@ async function segment({ modelId, region, umPerPx, tta }) {
   };
   const t0 = performance.now();
   let gpuLostAtTile = null;
+  // a streamed whole slide's rows are drawn as they are labelled, before the run ends: a preview
+  // of every step-th row and column, about 1.5 MP, that the page draws without a long task
+  const step = Math.max(1, Math.ceil(Math.sqrt((region.width * region.height) / 1.5e6)));
+  const postRows = () => {
+    const part = style && job.newRows(...styleArgs(style), step);
+    if (part) self.postMessage({ event: "rows", step, y: part.y, height: part.height, width: part.width, rgba: part.rgba }, [part.rgba.buffer]);
+  };
   try {
     post({ event: "progress", done: 0, total: job.total, elapsedMs: 0 });
     if (m.model.backend === "cpu" && CPU_HELPERS > 0) {
       const finished = await runPooled(job, m, run, (blending) => {
         post({ event: "progress", done: job.done, total, elapsedMs: performance.now() - t0, blending });
+        postRows();
       });
       if (!finished) return stopped();
     }
@@ -241,6 +249,7 @@ async function segment({ modelId, region, umPerPx, tta }) {
       }
       if (run.cancelled) continue;
       post({ event: "progress", done: job.done, total: job.total, elapsedMs: performance.now() - t0, blending: done });
+      postRows();
       if (done) break;
     }
     // a new image arrived while the last tile ran: its result is not wanted

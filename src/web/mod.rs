@@ -248,7 +248,7 @@ impl Model {
         let job = WholeSlideJob::new(w, h, (region.width, region.height), level0_um, m, self.segmenter.tile_size, tissue).map_err(js_err)?;
         let job = job.with_tta(tta.unwrap_or(false)).keep_raw_rows();
         drop(inner);
-        Ok(self.job(Work::Whole { job: Box::new(job), rows, slide: slide.inner.clone(), raw: Vec::new() }, region, um_per_px))
+        Ok(self.job(Work::Whole { job: Box::new(job), rows, slide: slide.inner.clone(), raw: Vec::new(), shown: 0 }, region, um_per_px))
     }
 
     /// A result made again from its kept labels (`SegResult.rawLabels`) of a level-0 region,
@@ -268,7 +268,8 @@ impl Model {
 /// What a [`Job`] runs: a region held in memory, or a whole slide streamed in bands.
 enum Work {
     Region(SegmentJob),
-    Whole { job: Box<WholeSlideJob>, rows: SlideRows, slide: Rc<RefCell<slide::Slide>>, raw: Vec<u8> },
+    /// `raw`: the region's labels so far (whole rows), of which `shown` rows were drawn.
+    Whole { job: Box<WholeSlideJob>, rows: SlideRows, slide: Rc<RefCell<slide::Slide>>, raw: Vec<u8>, shown: usize },
 }
 
 impl Work {
@@ -440,6 +441,37 @@ impl Job {
         }
         job.accept(&crate::segment::Batch { start, tiles, count, planar: Vec::new() }, &probabilities);
         Ok(job.is_done())
+    }
+
+    /// The rows of the region labelled since the last call (a streamed whole slide labels its
+    /// rows as its bands finish), drawn as an RGBA overlay strip with the page's class colours
+    /// and visibility, every `step`-th row and column (a preview the page can draw at once):
+    /// `{y, height, width, rgba}` in preview rows, or `undefined` when there are none (a region
+    /// held in memory is labelled at the end). The labels are before post-processing: the
+    /// finished result's overlay replaces them.
+    #[wasm_bindgen(js_name = newRows)]
+    pub fn new_rows(&self, colors: &[u8], visible: &[u8], step: usize) -> Result<JsValue, JsError> {
+        let mut inner = self.inner.borrow_mut();
+        let Some(Work::Whole { raw, shown, .. }) = inner.as_mut() else { return Ok(JsValue::UNDEFINED) };
+        let (width, step) = (self.region.width, step.max(1));
+        let rows = raw.len() / width;
+        // preview rows whose image row is labelled and not yet drawn
+        let (first, end) = (shown.div_ceil(step), rows.div_ceil(step));
+        *shown = rows;
+        if first == end {
+            return Ok(JsValue::UNDEFINED);
+        }
+        let (colors, visible) = styling(self.file.manifest.classes.len(), colors, visible)?;
+        let sampled: Vec<u8> = (first..end).flat_map(|r| raw[r * step * width..(r * step + 1) * width].iter().step_by(step).copied()).collect();
+        let preview_width = width.div_ceil(step);
+        let rgba = overlay::render(&sampled, preview_width, end - first, &colors, &visible, overlay::Mode::Fill);
+        let out = js_sys::Object::new();
+        let set = |k: &str, v: JsValue| js_sys::Reflect::set(&out, &k.into(), &v).map_err(|e| JsError::new(&js_text(&e)));
+        set("y", JsValue::from(first as u32))?;
+        set("height", JsValue::from((end - first) as u32))?;
+        set("width", JsValue::from(preview_width as u32))?;
+        set("rgba", js_sys::Uint8Array::from(rgba.as_slice()).into())?;
+        Ok(out.into())
     }
 
     /// Blends the tiles into labels at level-0 resolution. The job is consumed.

@@ -1,7 +1,8 @@
 // The whole real SVS sample segmented in the page on the CPU ("Whole image"): the worker streams
 // it in bands with its tissue found on a thumbnail (histoseg::whole_slide), as the command line's
-// `segment --stream` does. The labels are the CLI's, and the GeoJSON has one polygon per object,
-// glands cut by the borders between bands of tiles included.
+// `segment --stream` does. The overlay grows band by band during the run; the labels are the
+// CLI's, and the GeoJSON has one polygon per object, glands cut by the borders between bands of
+// tiles included.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -52,6 +53,17 @@ test("the whole SVS streamed in the page has the CLI's labels and one polygon pe
     await page.waitForFunction(() => window.histoseg.status === "opened" || window.histoseg.errors.length, null, { timeout: 60_000 });
     const t0 = Date.now();
     await page.click("#segment-all");
+    // the overlay grows band by band while the run goes on
+    await page.waitForFunction(() => window.histoseg.rowsDrawn > 0, null, { timeout: 600_000 });
+    const during = await page.evaluate(() => {
+      const o = window.histoseg.viewer().overlay;
+      const px = o.canvas.getContext("2d").getImageData(0, 0, o.canvas.width, o.canvas.height).data;
+      let painted = 0;
+      for (let i = 3; i < px.length; i += 4) if (px[i] > 0) painted++;
+      return { status: window.histoseg.status, rows: window.histoseg.rowsDrawn, done: Number(document.getElementById("progress").value), painted, size: [o.width, o.height], preview: [o.canvas.width, o.canvas.height] };
+    });
+    assert.equal(during.status, "segmenting", "rows are drawn before the run ends");
+    assert.deepEqual(during.size, [2220, 2967]);
     const st = await segmentationEnd(page, 800_000);
     assert.equal(st.status, "done", st.errors.join("; "));
     const r = st.result;
@@ -68,6 +80,10 @@ test("the whole SVS streamed in the page has the CLI's labels and one polygon pe
     const across = gj.features.filter((f) => { const [y0, y1] = yExtent(f); return borders.some((y) => y0 < y && y < y1); }).length;
     console.log(`whole SVS in the page: ${r.tiles} tiles (${r.glassTiles} of glass skipped) with ${r.workers} CPU workers in ${((Date.now() - t0) / 1000).toFixed(0)} s; ` +
       `${differ} of ${mine.data.length} pixels differ from the CLI's streamed labels; ${gj.features.length} objects (CLI ${nativeGj.features.length}), ${across} across band borders`);
+    const rowsDrawn = await page.evaluate(() => window.histoseg.rowsDrawn);
+    console.log(`first rows drawn after ${during.done} of ${r.tiles} tiles: ${during.rows} rows, ${during.painted} pixels painted on a ${during.preview.join("x")} preview; ${rowsDrawn} rows drawn in all before the result`);
+    assert.ok(during.painted > 0, "the first rows show glands");
+    assert.equal(rowsDrawn, 2967, "every row was drawn as it was labelled");
     assert.equal(differ, 0, "the page's labels are the CLI's");
     assert.equal(gj.features.length, nativeGj.features.length);
     assert.ok(gj.features.every((f) => f.geometry.type === "Polygon"));
