@@ -75,7 +75,7 @@ pub(crate) fn traced(instances: &Instances, origin: [usize; 2], keep: impl Fn(u3
         s.2 += py as f64;
         s.3 = [s.3[0].min(px), s.3[1].min(py), s.3[2].max(px), s.3[3].max(py)];
     }
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(n);
     for id in 1..=n {
         let (area, sx, sy, bbox, first) = stats[id];
         if area == 0 {

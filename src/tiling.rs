@@ -196,8 +196,10 @@ impl Blender {
         let (c, w) = (self.channels, self.grid.image_width);
         let rows = rows.min(self.grid.image_height - self.top);
         let n = rows * w;
-        let mut out: Vec<f32> = self.sum.drain(..n * c).collect();
-        for (p, w) in self.weight.drain(..n).enumerate() {
+        // all the rows held (a whole image's blend): normalised in place, as no copy is needed
+        let mut out: Vec<f32> = if n * c == self.sum.len() { std::mem::take(&mut self.sum) } else { self.sum.drain(..n * c).collect() };
+        let weights = if n == self.weight.len() { std::mem::take(&mut self.weight) } else { self.weight.drain(..n).collect() };
+        for (p, w) in weights.into_iter().enumerate() {
             // Every pixel of a tile that ran has positive weight (its own tile's centre region,
             // or a border edge); pixels no tile ran over stay zero.
             let inv = if w > 0.0 { 1.0 / w } else { 0.0 };

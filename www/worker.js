@@ -180,7 +180,7 @@ async function segment({ modelId, region, umPerPx, tta, style }) {
     if (!running.cancelled) throw new Error("a segmentation is already running");
     await running.finished;
   }
-  let m, job;
+  let m, job, streamed = false;
   try {
     m = await loadModel(modelId);
   } catch (e) {
@@ -191,7 +191,8 @@ async function segment({ modelId, region, umPerPx, tta, style }) {
     // a whole slide file is streamed in bands, its tissue found on a thumbnail (as the CLI's
     // `segment --stream`); a region, or a plain image, is segmented in memory
     const whole = region.x === 0 && region.y === 0 && region.width === slide.width && region.height === slide.height;
-    job = whole && /TIFF|SVS/.test(slide.format)
+    streamed = whole && /TIFF|SVS/.test(slide.format);
+    job = streamed
       ? m.model.segmentWhole(slide, umPerPx, tta)
       : m.model.segment(slide, region.x, region.y, region.width, region.height, umPerPx, tta);
   } catch (e) {
@@ -214,7 +215,7 @@ async function segment({ modelId, region, umPerPx, tta, style }) {
   // of every step-th row and column, about 1.5 MP, that the page draws without a long task
   const step = Math.max(1, Math.ceil(Math.sqrt((region.width * region.height) / 1.5e6)));
   const postRows = () => {
-    const part = style && job.newRows(...styleArgs(style), step);
+    const part = streamed && style && job.newRows(...styleArgs(style), step);
     if (part) self.postMessage({ event: "rows", step, y: part.y, height: part.height, width: part.width, rgba: part.rgba }, [part.rgba.buffer]);
   };
   try {
