@@ -315,8 +315,7 @@ impl WholeSlideJob {
     pub fn accept(&mut self, batch: &Batch, probabilities: &[f32]) {
         assert_eq!(batch.start, self.done, "batches must be accepted in order");
         let tiles: Vec<usize> = self.order[batch.start..batch.start + batch.tiles].to_vec();
-        let means: Vec<_> = per_tile(batch, probabilities, self.blender.channels(), self.grid.tile_size).map(|m| m.into_owned()).collect();
-        for (&i, mean) in tiles.iter().zip(means) {
+        for (&i, mean) in tiles.iter().zip(per_tile(batch, probabilities, self.blender.channels(), self.grid.tile_size)) {
             while self.rows_finished < self.row_of[i] {
                 self.finish_row();
             }
