@@ -9,6 +9,15 @@
 //! (`www/samples/cmu-small-region.svs`), repeated in a pattern. The bottom half of level 0 is stored
 //! past byte 4.5 GB, so reading it needs 64-bit offsets and a reader that never holds the file;
 //! the gap before it is left sparse, so the file takes a few MB of disk however large it is.
+//!
+//! ```text
+//! cargo run --release --example make_big_slide -- OUT.svs --glass SIDE
+//! ```
+//!
+//! writes instead a SIDE x SIDE slide of glass (white) with the whole sample slide at (1024, 1024),
+//! every level a true downsample of level 0 (tissue is found on the coarse levels): a slide larger
+//! than the page holds at level 0 whose run takes as long as the sample's
+//! (`tests/browser/whole_slide.test.mjs`).
 
 use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
@@ -32,33 +41,108 @@ fn long8s(v: &[u64]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+fn jpeg(rgb: Vec<u8>, w: usize, h: usize) -> Vec<u8> {
+    let img = image::RgbImage::from_raw(w as u32, h as u32, rgb).expect("RGB");
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    DynamicImage::ImageRgb8(img).write_to(&mut jpeg, ImageFormat::Jpeg).expect("JPEG");
+    jpeg.into_inner()
+}
+
+/// The sample's level 0 averaged over `d` x `d` blocks (a partial block at the edge averages what
+/// it has).
+fn box_down(img: &histoseg::imageio::RgbImage, d: usize) -> histoseg::imageio::RgbImage {
+    let (w, h) = (img.width.div_ceil(d), img.height.div_ceil(d));
+    let mut out = vec![0u8; w * h * 3];
+    for y in 0..h {
+        for x in 0..w {
+            let mut sum = [0u64; 3];
+            let mut n = 0;
+            for yy in y * d..((y + 1) * d).min(img.height) {
+                for xx in x * d..((x + 1) * d).min(img.width) {
+                    for c in 0..3 {
+                        sum[c] += img.pixels[(yy * img.width + xx) * 3 + c] as u64;
+                    }
+                    n += 1;
+                }
+            }
+            for c in 0..3 {
+                out[(y * w + x) * 3 + c] = ((sum[c] + n / 2) / n) as u8;
+            }
+        }
+    }
+    histoseg::imageio::RgbImage::new(w, h, out)
+}
+
 fn main() {
-    let out = PathBuf::from(std::env::args().nth(1).expect("usage: make_big_slide OUT.svs"));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let out = PathBuf::from(args.first().expect("usage: make_big_slide OUT.svs [--glass SIDE]"));
+    let glass: Option<u64> = match args.get(1).map(String::as_str) {
+        Some("--glass") => Some(args.get(2).and_then(|v| v.parse().ok()).expect("--glass SIDE")),
+        None => None,
+        Some(other) => panic!("unknown argument {other}"),
+    };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut sample = Slide::open(&root.join("www/samples/cmu-small-region.svs")).expect("the sample slide");
     let (w, h) = (sample.width() as u64, sample.height() as u64);
-    // 48 tiles from a grid over the sample (it is tissue almost everywhere)
+    let side = glass.unwrap_or(SIDE);
+    let level_sizes: Vec<u64> = DOWNSAMPLES.iter().map(|d| side / d).collect();
+    let tiles_across: Vec<u64> = level_sizes.iter().map(|s| s.div_ceil(TILE)).collect();
+    // pool: distinct JPEG tiles; index[level][ty * across + tx]: the pool tile each tile shows
     let mut pool = Vec::new();
-    'grid: for gy in 0..8 {
-        for gx in 0..6 {
-            let x = (gx * (w - TILE) / 5) as usize;
-            let y = (gy * (h - TILE) / 7) as usize;
-            let rgb = sample.read_region(0, x, y, TILE as usize, TILE as usize).expect("a sample region");
-            let img = image::RgbImage::from_raw(TILE as u32, TILE as u32, rgb.pixels).expect("RGB");
-            let mut jpeg = std::io::Cursor::new(Vec::new());
-            DynamicImage::ImageRgb8(img).write_to(&mut jpeg, ImageFormat::Jpeg).expect("JPEG");
-            pool.push(jpeg.into_inner());
-            if pool.len() == 48 {
-                break 'grid;
+    let mut index: Vec<Vec<usize>> = Vec::new();
+    if glass.is_some() {
+        // white glass everywhere but where the sample lies; each level a downsample of level 0
+        let whole = sample.read_region(0, 0, 0, w as usize, h as usize).expect("the sample");
+        pool.push(jpeg(vec![255; (TILE * TILE * 3) as usize], TILE as usize, TILE as usize));
+        const AT: usize = 1024;
+        for (l, &d) in DOWNSAMPLES.iter().enumerate() {
+            let small = box_down(&whole, d as usize);
+            let (ox, oy) = (AT / d as usize, AT / d as usize);
+            let across = tiles_across[l] as usize;
+            let mut idx = vec![0; across * across];
+            for ty in 0..across {
+                for tx in 0..across {
+                    let (x0, y0, t) = (tx * TILE as usize, ty * TILE as usize, TILE as usize);
+                    if x0 + t <= ox || y0 + t <= oy || x0 >= ox + small.width || y0 >= oy + small.height {
+                        continue;
+                    }
+                    let mut rgb = vec![255u8; t * t * 3];
+                    for r in 0..t {
+                        for c in 0..t {
+                            let (x, y) = (x0 + c, y0 + r);
+                            if x >= ox && y >= oy && x < ox + small.width && y < oy + small.height {
+                                let s = ((y - oy) * small.width + x - ox) * 3;
+                                rgb[(r * t + c) * 3..][..3].copy_from_slice(&small.pixels[s..s + 3]);
+                            }
+                        }
+                    }
+                    idx[ty * across + tx] = pool.len();
+                    pool.push(jpeg(rgb, t, t));
+                }
             }
+            index.push(idx);
+        }
+    } else {
+        // 48 tiles from a grid over the sample (it is tissue almost everywhere), in a pattern
+        'grid: for gy in 0..8 {
+            for gx in 0..6 {
+                let x = (gx * (w - TILE) / 5) as usize;
+                let y = (gy * (h - TILE) / 7) as usize;
+                let rgb = sample.read_region(0, x, y, TILE as usize, TILE as usize).expect("a sample region");
+                pool.push(jpeg(rgb.pixels, TILE as usize, TILE as usize));
+                if pool.len() == 48 {
+                    break 'grid;
+                }
+            }
+        }
+        for &across in &tiles_across {
+            index.push((0..across * across).map(|i| ((i % across * 7 + i / across * 13) % pool.len() as u64) as usize).collect());
         }
     }
     let pool_bytes: u64 = pool.iter().map(|t| t.len() as u64).sum();
 
     // directories first (their size does not depend on where the data goes), then the data
-    let description = format!("Aperio Image Library (histoseg test slide)\r\n{SIDE}x{SIDE} [0,0 {SIDE}x{SIDE}] ({TILE}x{TILE}) JPEG Q=75|AppMag = 20|MPP = 0.5");
-    let level_sizes: Vec<u64> = DOWNSAMPLES.iter().map(|d| SIDE / d).collect();
-    let tiles_across: Vec<u64> = level_sizes.iter().map(|s| s.div_ceil(TILE)).collect();
+    let description = format!("Aperio Image Library (histoseg test slide)\r\n{side}x{side} [0,0 {side}x{side}] ({TILE}x{TILE}) JPEG Q=75|AppMag = 20|MPP = 0.5");
     let ifd_sizes: Vec<u64> = (0..DOWNSAMPLES.len())
         .map(|l| {
             let n = tiles_across[l] * tiles_across[l];
@@ -91,8 +175,8 @@ fn main() {
         let mut counts = Vec::new();
         for ty in 0..across {
             for tx in 0..across {
-                let k = ((tx * 7 + ty * 13) % pool.len() as u64) as usize;
-                let far = l == 0 && ty >= across / 2;
+                let k = index[l][(ty * across + tx) as usize];
+                let far = glass.is_none() && l == 0 && ty >= across / 2;
                 offsets.push(if far { offsets_far[k] } else { offsets_near[k] });
                 counts.push(pool[k].len() as u64);
             }
@@ -150,11 +234,13 @@ fn main() {
         file.write_all(t).unwrap();
     }
     // the gap up to FAR stays a hole in the file
-    file.seek(SeekFrom::Start(FAR)).unwrap();
-    for t in &pool {
-        file.write_all(t).unwrap();
+    if glass.is_none() {
+        file.seek(SeekFrom::Start(FAR)).unwrap();
+        for t in &pool {
+            file.write_all(t).unwrap();
+        }
     }
     file.flush().unwrap();
     let len = file.get_ref().metadata().unwrap().len();
-    println!("{}: {SIDE}x{SIDE} px, {} levels, {} tiles at level 0, {:.2} GB ({} kB of tile data, stored twice)", out.display(), DOWNSAMPLES.len(), tiles_across[0] * tiles_across[0], len as f64 / 1e9, pool_bytes / 1000);
+    println!("{}: {side}x{side} px, {} levels, {} tiles at level 0, {:.2} GB ({} kB of tile data{})", out.display(), DOWNSAMPLES.len(), tiles_across[0] * tiles_across[0], len as f64 / 1e9, pool_bytes / 1000, if glass.is_none() { ", stored twice" } else { "" });
 }

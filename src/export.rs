@@ -29,7 +29,7 @@ fn ring(points: &[(f64, f64)]) -> Vec<[f64; 2]> {
 
 /// One object of a segmentation (see [`crate::postprocess`]): its polygon and basic morphology,
 /// in the mask's pixels.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Object {
     pub class: u8,
     /// Outer ring first, then one ring per hole; closed, vertices at border-pixel centres.

@@ -5,11 +5,12 @@
 //! logits → blended probabilities ([`segment`]) → labels → [`overlay`] and [`metrics`].
 //!
 //! Pure core (no platform code): [`slide`], [`tiling`], [`imageio`], [`overlay`], [`metrics`],
-//! [`export`].
+//! [`export`], [`label_stream`] and [`label_pyramid`] (a whole slide's objects and labels, streamed).
 //! Model and weights: [`model`], [`weights`]; `onnx` exports the network (CLI only). Browser boundary: `web` (wasm32 only).
 
 pub mod export;
 pub mod imageio;
+pub mod label_pyramid;
 pub mod label_stream;
 pub mod metrics;
 pub mod model;

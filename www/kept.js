@@ -1,8 +1,10 @@
 // Results kept in this browser's own storage (IndexedDB, on this machine; nothing is sent
 // anywhere), so that a finished segmentation survives a reload of the page: the last result for
-// each file and model is found again when the same file (name, size, modification time) is opened
-// with the same model. What is kept is the labels of the region (one byte a pixel) and where they
-// lie, never the image. The newest KEEP results are kept; "Forget kept results" clears them all.
+// each region of a file with a model is found again when the same file (name, size, modification
+// time) is opened with the same model: every region segmented is shown again. What is kept is
+// the labels of the region (one byte a pixel) and where they lie, or a streamed slide's label
+// pyramid and objects, never the image. The newest KEEP results are kept; "Forget kept results"
+// clears them all.
 const DB = "histoseg";
 const STORE = "results";
 const KEEP = 8;
@@ -36,10 +38,11 @@ async function withStore(mode, fn) {
   }
 }
 
-/** The key of a file's result with a model. */
-export const keyOf = (file, modelId) => JSON.stringify([file.name, file.size, file.lastModified, modelId]);
+/** The key of a file's results with a model (`fileKey`), or of one region's with `region`. */
+export const keyOf = (file, modelId, region) =>
+  JSON.stringify([file.name, file.size, file.lastModified, modelId, ...(region ? [region.x, region.y, region.width, region.height] : [])]);
 
-/** Keeps `entry` ({ key, name, modelId, x, y, width, height, umPerPx, raw: Uint8Array, ... })
+/** Keeps `entry` ({ key, fileKey, name, modelId, x, y, width, height, umPerPx, raw: Uint8Array, ... })
  * in place of an older one for the same key; drops the oldest beyond KEEP. */
 export function keep(entry) {
   return withStore("readwrite", async (store) => {
@@ -51,8 +54,9 @@ export function keep(entry) {
   });
 }
 
-/** The kept result for `key`, or null. */
-export const find = (key) => withStore("readonly", async (store) => (await request(store.get(key))) ?? null);
+/** The kept results whose `fileKey` is `fileKey`, oldest first. */
+export const findAll = (fileKey) => withStore("readonly", async (store) =>
+  (await request(store.getAll())).filter((e) => e.fileKey === fileKey).sort((a, b) => a.savedAt - b.savedAt));
 
 /** Every kept result, without its labels (what the page lists, and the privacy test checks). */
 export const list = () => withStore("readonly", async (store) => (await request(store.getAll())).map(({ raw, ...rest }) => ({ ...rest, rawBytes: raw.byteLength })));

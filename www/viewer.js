@@ -2,7 +2,8 @@
 // from 256 px tiles of the pyramid level that matches the zoom, over the coarsest level as a
 // backdrop while finer tiles load. Tiles are asked for asynchronously (the slide lives in a worker,
 // where Rust decodes only what is asked for); the canvas never waits for them.
-// A segmentation overlay (a canvas covering a level-0 region) is drawn on top.
+// A segmentation overlay (a canvas covering a level-0 region) is drawn on top, and over it, when
+// zoomed in on a large result, a finer overlay of the part in view (`setOverlayDetail`).
 //
 // Coordinates: `cx`, `cy` are the level-0 pixel at the canvas centre; `scale` is CSS pixels per
 // level-0 pixel.
@@ -25,6 +26,8 @@ export class SlideViewer {
     this.queue = [];
     this.backdrop = null;
     this.overlay = null; // { canvas, x, y, width, height }
+    this.detail = null;  // the same, finer, over part of the overlay
+    this.others = [];    // overlays of earlier results still shown, under the overlay
     this.overlayVisible = true;
     this.overlayOpacity = 0.45;
     this.view = { cx: 0, cy: 0, scale: 1 };
@@ -43,6 +46,8 @@ export class SlideViewer {
     this.inFlight.clear();
     this.queue = [];
     this.overlay = null;
+    this.detail = null;
+    this.others = [];
     this.backdrop = null;
     // the coarsest level, whole, as the backdrop (levels are at most ~2k px across at the top)
     const top = this.levels.length - 1;
@@ -67,10 +72,15 @@ export class SlideViewer {
     this.tiles.clear();
     this.backdrop = null;
     this.overlay = null;
+    this.detail = null;
+    this.others = [];
     this.redraw();
   }
 
-  setOverlay(overlay) { this.overlay = overlay; this.redraw(); }
+  // a new overlay drops the finer one drawn over the old
+  setOverlay(overlay) { this.overlay = overlay; this.detail = null; this.redraw(); }
+  setOverlayDetail(detail) { this.detail = detail; this.redraw(); }
+  setOtherOverlays(others) { this.others = others; this.redraw(); }
   setOverlayStyle({ visible, opacity }) {
     if (visible !== undefined) this.overlayVisible = visible;
     if (opacity !== undefined) this.overlayOpacity = opacity;
@@ -216,7 +226,22 @@ export class SlideViewer {
       // crisp class edges when magnified; averaged when minified so thin contours stay visible
       ctx.imageSmoothingEnabled = s < 1;
       ctx.globalAlpha = this.overlayOpacity;
+      for (const e of this.others) ctx.drawImage(e.canvas, e.x, e.y, e.width, e.height);
+      const d = this.detail;
+      if (d) {
+        // the coarse overlay everywhere but under the finer one (no double opacity)
+        ctx.save();
+        ctx.beginPath();
+        ctx.rect(o.x, o.y, o.width, o.height);
+        ctx.rect(d.x, d.y, d.width, d.height);
+        ctx.clip("evenodd");
+      }
       ctx.drawImage(o.canvas, o.x, o.y, o.width, o.height);
+      if (d) {
+        ctx.restore();
+        ctx.globalAlpha = this.overlayOpacity;
+        ctx.drawImage(d.canvas, d.x, d.y, d.width, d.height);
+      }
       ctx.globalAlpha = 1;
     }
   }

@@ -21,7 +21,32 @@ let openedFile = null;     // { name, size, lastModified } of the file it was op
 const models = new Map();  // id -> { model, manifest, bytes, fetchMs, initMs }
 const modelSources = new Map(); // id -> { url } or { bytes }: to load a model again on the CPU
 let running = null;        // { cancelled, why, finished: Promise }
-let result = null;         // wasm SegResult of the last finished run
+// The results shown, oldest first, each { id, res: wasm SegResult }; the last is "the result" that
+// the statistics and the downloads are of. Regions segmented one after another are all shown.
+let results = [];
+let resultSerial = 0;
+// level-0 pixels of region results held at once; beyond that the oldest go (a streamed slide's
+// result is a compressed pyramid, and replaces every region it covers)
+const MAX_HELD_PIXELS = 64e6;
+const current = () => results.at(-1)?.res ?? null;
+const byId = (id) => (id == null ? current() : results.find((r) => r.id === id)?.res ?? null);
+function freeResults() {
+  for (const r of results) r.res.free();
+  results = [];
+}
+// Shows `res` beside the results already shown: those it covers whole go, then the oldest while
+// more than MAX_HELD_PIXELS are held. Returns its id and the ids that went.
+function addResult(res) {
+  const inside = (a, b) => a.x >= b.x && a.y >= b.y && a.x + a.width <= b.x + b.width && a.y + a.height <= b.y + b.height;
+  const dropped = [];
+  const drop = (r) => { r.res.free(); dropped.push(r.id); };
+  results = results.filter((r) => (inside(r.res, res) ? (drop(r), false) : true));
+  const id = ++resultSerial;
+  results.push({ id, res });
+  const held = () => results.reduce((n, r) => n + (r.res.tiled ? 0 : r.res.width * r.res.height), 0);
+  while (results.length > 1 && held() > MAX_HELD_PIXELS) drop(results.shift());
+  return { id, dropped };
+}
 let backendPref = null;    // "cpu" forces the CPU
 let webgpu = null;         // { usable, why, adapter } once probed
 let modelSerial = 0;
@@ -211,12 +236,11 @@ async function segment({ modelId, region, umPerPx, tta, style }) {
   };
   const t0 = performance.now();
   let gpuLostAtTile = null;
-  // a streamed whole slide's rows are drawn as they are labelled, before the run ends: a preview
-  // of every step-th row and column, about 1.5 MP, that the page draws without a long task
-  const step = Math.max(1, Math.ceil(Math.sqrt((region.width * region.height) / 1.5e6)));
+  // a streamed whole slide's rows are drawn as they are labelled, before the run ends: rows of
+  // its overview (every step-th row and column, about 1.5 MP), drawn without a long task
   const postRows = () => {
-    const part = streamed && style && job.newRows(...styleArgs(style), step);
-    if (part) self.postMessage({ event: "rows", step, y: part.y, height: part.height, width: part.width, rgba: part.rgba }, [part.rgba.buffer]);
+    const part = streamed && style && job.newRows(...styleArgs(style));
+    if (part) self.postMessage({ event: "rows", step: part.step, y: part.y, height: part.height, width: part.width, rgba: part.rgba }, [part.rgba.buffer]);
   };
   try {
     post({ event: "progress", done: 0, total: job.total, elapsedMs: 0 });
@@ -261,11 +285,10 @@ async function segment({ modelId, region, umPerPx, tta, style }) {
     const res = job.finish();
     job.free();
     const blendMs = performance.now() - t1;
-    if (result) result.free();
-    result = res;
+    const { id, dropped } = addResult(res);
     const isKept = await keepResult(res, modelId, umPerPx, { tiles: total, glassTiles, backend: m.model.backend });
     return {
-      ...summary(res), kept: isKept, cancelled: false,
+      ...summary(res), id, dropped, kept: isKept, cancelled: false,
       backend: m.model.backend, workers, tiles: total, glassTiles, msPerTile: inferMs / Math.max(1, total),
       gpuLostAtTile, inferMs, blendMs,
     };
@@ -279,7 +302,12 @@ async function segment({ modelId, region, umPerPx, tta, style }) {
 }
 
 // What the page shows of a result (a wasm SegResult), whether it was just run or restored.
-const summary = (res) => ({ x: res.x, y: res.y, width: res.width, height: res.height, classAreas: Array.from(res.classAreas()), objects: res.objectCount() });
+// `levels`: what the overlay can be drawn at (a streamed slide's label pyramid; a region's one
+// level); `exportDownsample`: the label and overlay PNGs' scale.
+const summary = (res) => ({
+  x: res.x, y: res.y, width: res.width, height: res.height, classAreas: Array.from(res.classAreas()), objects: res.objectCount(),
+  levels: res.levels(), exportDownsample: res.exportDownsample,
+});
 
 // A finished result is kept in this browser's storage (kept.js) and found again after a reload.
 // Results of an own model file are not: the file itself is not kept.
@@ -287,8 +315,8 @@ async function keepResult(res, modelId, umPerPx, about) {
   if (!openedFile || !modelSources.get(modelId)?.url) return false;
   try {
     await kept.keep({
-      key: kept.keyOf(openedFile, modelId), name: openedFile.name, modelId,
-      x: res.x, y: res.y, width: res.width, height: res.height, umPerPx: umPerPx ?? null, raw: res.rawLabels(), ...about,
+      key: kept.keyOf(openedFile, modelId, res), fileKey: kept.keyOf(openedFile, modelId), name: openedFile.name, modelId,
+      x: res.x, y: res.y, width: res.width, height: res.height, umPerPx: umPerPx ?? null, raw: res.keptBytes(), tiled: res.tiled, ...about,
     });
     return true;
   } catch (e) {
@@ -317,7 +345,7 @@ const OPS = {
     const opened = wasm.Slide.openBlob(blob);
     const openMs = performance.now() - t0;
     if (running) { running.cancelled = true; running.why = "a new image was opened"; }
-    if (result) { result.free(); result = null; }
+    freeResults();
     if (slide) slide.free();
     slide = opened;
     // a sample comes as a Blob, with its name beside it
@@ -326,7 +354,7 @@ const OPS = {
   },
 
   async close() {
-    if (result) { result.free(); result = null; }
+    freeResults();
     if (slide) { slide.free(); slide = null; }
     openedFile = null;
     return {};
@@ -354,35 +382,54 @@ const OPS = {
 
   async cancel() { if (running) running.cancelled = true; return {}; },
 
-  // the result kept for the open file and `modelId` (kept.js), made again; null if there is none
+  // the results kept for the open file and `modelId` (kept.js), made again, oldest first (the
+  // newest is then the current result); [] if there are none
   async restore({ modelId }) {
-    if (!openedFile || !slide || running) return null;
-    const entry = await kept.find(kept.keyOf(openedFile, modelId));
-    if (!entry || running) return null;
+    if (!openedFile || !slide || running) return [];
+    const entries = await kept.findAll(kept.keyOf(openedFile, modelId));
+    if (!entries.length || running) return [];
     const m = await loadModel(modelId);
-    const res = m.model.restore(entry.raw, entry.x, entry.y, entry.width, entry.height, entry.umPerPx ?? undefined);
-    if (result) result.free();
-    result = res;
-    return { ...summary(res), savedAt: entry.savedAt, tiles: entry.tiles, glassTiles: entry.glassTiles, backend: entry.backend, umPerPx: entry.umPerPx };
+    const out = [];
+    for (const entry of entries) {
+      const res = entry.tiled
+        ? m.model.restoreTiled(entry.raw, entry.x, entry.y, entry.umPerPx ?? undefined)
+        : m.model.restore(entry.raw, entry.x, entry.y, entry.width, entry.height, entry.umPerPx ?? undefined);
+      const { id, dropped } = addResult(res);
+      out.push({ ...summary(res), id, dropped, savedAt: entry.savedAt, tiles: entry.tiles, glassTiles: entry.glassTiles, backend: entry.backend, umPerPx: entry.umPerPx });
+    }
+    return out;
   },
 
   async kept() { return kept.list(); },
 
   async forget() { await kept.forget(); return {}; },
 
-  async overlay(args) {
+  // a result's overlay (`id`, or the current result's) whole, at its coarsest level
+  async overlay({ id, ...style }) {
+    const result = byId(id);
     if (!result) throw new Error("nothing has been segmented");
-    const rgba = result.overlay(...styleArgs(args), args.contour);
+    const rgba = result.overlay(...styleArgs(style), style.contour);
+    return { value: rgba, transfer: [rgba.buffer] };
+  },
+
+  // a rectangle of a finer level (its pixels, from the result's origin): the view, zoomed in
+  async overlayRegion({ id, level, x, y, width, height, ...style }) {
+    const result = byId(id);
+    if (!result) throw new Error("nothing has been segmented");
+    const rgba = result.overlayRegion(level, x, y, width, height, ...styleArgs(style), style.contour);
     return { value: rgba, transfer: [rgba.buffer] };
   },
 
   async labels() {
+    const result = current();
     if (!result) return null;
     const labels = result.labels();
     return { value: labels, transfer: [labels.buffer] };
   },
 
+  // the downloads are of the current result
   async export({ kind, opacity, ...style }) {
+    const result = current();
     if (!result) throw new Error("nothing has been segmented");
     switch (kind) {
       case "labels": return result.labelPng();

@@ -16,11 +16,25 @@ use wasm_bindgen_futures::future_to_promise;
 
 mod blob_reader;
 
+use crate::label_pyramid::LabelPyramid;
 use crate::model::Segmenter;
 use crate::segment::{Batch, SegmentJob, labels_for_region, read_for_model};
 use crate::whole_slide::{SlideRows, WholeSlideJob, tissue_of};
 use crate::weights::ModelFile;
 use crate::{export, overlay, slide};
+
+/// The coarsest level of a streamed slide's label pyramid has at most this many pixels: the
+/// overview the page draws whole (and grows row by row during the run).
+const OVERVIEW_PIXELS: usize = 1_500_000;
+
+/// µm per level-0 pixel: the page's value, or the model's when it has none.
+fn level0_um(um_per_px: Option<f64>, model_um: f64) -> Result<f64, JsError> {
+    match um_per_px {
+        Some(v) if v > 0.0 && v.is_finite() => Ok(v),
+        Some(v) => Err(JsError::new(&format!("the image resolution must be a positive µm/px value, not {v}"))),
+        None => Ok(model_um),
+    }
+}
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -203,11 +217,7 @@ impl Model {
     /// the model's working resolution and the labels come back at level-0 resolution.
     pub fn segment(&self, slide: &Slide, x: usize, y: usize, width: usize, height: usize, um_per_px: Option<f64>, tta: Option<bool>) -> Result<Job, JsError> {
         let m = &self.file.manifest;
-        let level0_um = match um_per_px {
-            Some(v) if v > 0.0 && v.is_finite() => v,
-            Some(v) => return Err(JsError::new(&format!("the image resolution must be a positive µm/px value, not {v}"))),
-            None => m.um_per_px,
-        };
+        let level0_um = level0_um(um_per_px, m.um_per_px)?;
         let wanted = slide::Region { x, y, width, height };
         let (region, work) = read_for_model(&mut slide.inner.borrow_mut(), wanted, level0_um, m.um_per_px).map_err(js_err)?;
         let job = SegmentJob::for_model(&work, self.segmenter.tile_size, m).map_err(js_err)?.with_tta(tta.unwrap_or(false));
@@ -227,31 +237,27 @@ impl Model {
 
     /// Starts a streamed segmentation of the whole of `slide` (a tiled TIFF or SVS):
     /// tissue found on a thumbnail from the pyramid, tiles read and blended a band at a time
-    /// ([`crate::whole_slide`]), as the command line's `segment --stream` does. The labels are
-    /// held at level-0 resolution, so the slide's level 0 is limited as for a region.
+    /// ([`crate::whole_slide`]), as the command line's `segment --stream` does. The final labels
+    /// are kept as a pyramid of compressed tiles ([`LabelPyramid`]) and the objects are traced as
+    /// the rows come, so a slide of any size fits.
     #[wasm_bindgen(js_name = segmentWhole)]
     pub fn segment_whole(&self, slide: &Slide, um_per_px: Option<f64>, tta: Option<bool>) -> Result<Job, JsError> {
         let m = &self.file.manifest;
-        let level0_um = match um_per_px {
-            Some(v) if v > 0.0 && v.is_finite() => v,
-            Some(v) => return Err(JsError::new(&format!("the image resolution must be a positive µm/px value, not {v}"))),
-            None => m.um_per_px,
-        };
+        let level0_um = level0_um(um_per_px, m.um_per_px)?;
         let mut inner = slide.inner.borrow_mut();
         let region = slide::Region { x: 0, y: 0, width: inner.width(), height: inner.height() };
-        if region.width * region.height > crate::segment::MAX_LABEL_PIXELS {
-            return Err(js_err(slide::SlideError::TooLargeToSegment(region.width, region.height)));
-        }
         let tissue = tissue_of(&mut inner, region, level0_um, m).map_err(js_err)?;
         let rows = SlideRows { region, level0_um, model_um: m.um_per_px };
         let (w, h) = rows.size();
         let job = WholeSlideJob::new(w, h, (region.width, region.height), level0_um, m, self.segmenter.tile_size, tissue).map_err(js_err)?;
         let job = job.with_tta(tta.unwrap_or(false)).keep_raw_rows();
         drop(inner);
-        Ok(self.job(Work::Whole { job: Box::new(job), rows, slide: slide.inner.clone(), raw: Vec::new(), shown: 0 }, region, um_per_px))
+        let pyramid = LabelPyramid::new(region.width, region.height, OVERVIEW_PIXELS);
+        let whole = Work::Whole { job: Box::new(job), rows, slide: slide.inner.clone(), pyramid, preview: Vec::new(), raw_rows: 0, shown: 0 };
+        Ok(self.job(whole, region, um_per_px))
     }
 
-    /// A result made again from its kept labels (`SegResult.rawLabels`) of a level-0 region,
+    /// A result made again from its kept labels (`SegResult.keptBytes`) of a level-0 region,
     /// with this model's post-processing, as the run that made them finished.
     pub fn restore(&self, raw: Vec<u8>, x: usize, y: usize, width: usize, height: usize, um_per_px: Option<f64>) -> Result<SegResult, JsError> {
         if width == 0 || height == 0 || raw.len() != width * height {
@@ -263,13 +269,33 @@ impl Model {
         }
         Ok(SegResult::from_raw(raw, slide::Region { x, y, width, height }, self.file.clone(), um_per_px))
     }
+
+    /// A streamed whole slide's result made again from its kept bytes (`SegResult.keptBytes`):
+    /// its label pyramid and its objects, checked against this model's classes.
+    #[wasm_bindgen(js_name = restoreTiled)]
+    pub fn restore_tiled(&self, kept: &[u8], x: usize, y: usize, um_per_px: Option<f64>) -> Result<SegResult, JsError> {
+        let classes = self.file.manifest.classes.len();
+        let damaged = || JsError::new("the kept result is damaged (its parts do not fit together)");
+        let len = kept.get(..8).ok_or_else(damaged)?;
+        let len = usize::try_from(u64::from_le_bytes(len.try_into().unwrap())).map_err(|_| damaged())?;
+        let pyramid = kept.get(8..8usize.checked_add(len).ok_or_else(damaged)?).ok_or_else(damaged)?;
+        let pyramid = LabelPyramid::from_bytes(pyramid, classes).map_err(js_err)?;
+        let objects: Vec<export::Object> = serde_json::from_slice(&kept[8 + len..]).map_err(|e| JsError::new(&format!("the kept objects are damaged: {e}")))?;
+        if objects.iter().any(|o| o.class as usize >= classes) {
+            return Err(JsError::new(&format!("kept objects hold a class the model does not have ({classes} classes)")));
+        }
+        let region = slide::Region { x, y, width: pyramid.width(), height: pyramid.height() };
+        Ok(SegResult::from_pyramid(pyramid, objects, region, self.file.clone(), um_per_px))
+    }
 }
 
 /// What a [`Job`] runs: a region held in memory, or a whole slide streamed in bands.
 enum Work {
     Region(SegmentJob),
-    /// `raw`: the region's labels so far (whole rows), of which `shown` rows were drawn.
-    Whole { job: Box<WholeSlideJob>, rows: SlideRows, slide: Rc<RefCell<slide::Slide>>, raw: Vec<u8>, shown: usize },
+    /// `pyramid`: the final labels so far. `preview`: the network's labels before post-processing
+    /// at the pyramid's overview (every `downsample`-th row and column) as they come, of
+    /// `raw_rows` level-0 rows; `shown`: rows of it already drawn.
+    Whole { job: Box<WholeSlideJob>, rows: SlideRows, slide: Rc<RefCell<slide::Slide>>, pyramid: LabelPyramid, preview: Vec<u8>, raw_rows: usize, shown: usize },
 }
 
 impl Work {
@@ -320,12 +346,20 @@ impl Work {
     fn accept(&mut self, batch: &Batch, probabilities: &[f32]) {
         match self {
             Work::Region(j) => j.accept(batch, probabilities),
-            Work::Whole { job, raw, .. } => {
+            Work::Whole { job, pyramid, preview, raw_rows, .. } => {
                 job.accept(batch, probabilities);
-                raw.extend(job.take_raw_rows().concat());
-                // the streamed post-processing's rows are not needed: the page post-processes
-                // the whole region's labels, which gives the same
-                job.take_label_rows();
+                for row in job.take_label_rows() {
+                    pyramid.push_row(&row);
+                }
+                // a final row waits until every object reaching it is whole (a large one keeps
+                // many waiting): the preview shows the rows as the network labels them
+                let step = pyramid.levels().last().expect("a pyramid has a level").downsample;
+                for row in job.take_raw_rows() {
+                    if *raw_rows % step == 0 {
+                        preview.extend(row.iter().step_by(step));
+                    }
+                    *raw_rows += 1;
+                }
             }
         }
     }
@@ -443,33 +477,31 @@ impl Job {
         Ok(job.is_done())
     }
 
-    /// The rows of the region labelled since the last call (a streamed whole slide labels its
-    /// rows as its bands finish), drawn as an RGBA overlay strip with the page's class colours
-    /// and visibility, every `step`-th row and column (a preview the page can draw at once):
-    /// `{y, height, width, rgba}` in preview rows, or `undefined` when there are none (a region
-    /// held in memory is labelled at the end). The labels are before post-processing: the
-    /// finished result's overlay replaces them.
+    /// The rows of a streamed whole slide's overview (the coarsest level of its label pyramid,
+    /// about 1.5 MP, every `step`-th row and column of the slide) labelled since the last call,
+    /// drawn as an RGBA strip with the page's class colours and visibility: `{step, y, height,
+    /// width, rgba}` in overview rows, or `undefined` when there are none (a region held in memory
+    /// is labelled at the end). The labels are before post-processing: the finished result's
+    /// overview replaces them.
     #[wasm_bindgen(js_name = newRows)]
-    pub fn new_rows(&self, colors: &[u8], visible: &[u8], step: usize) -> Result<JsValue, JsError> {
+    pub fn new_rows(&self, colors: &[u8], visible: &[u8]) -> Result<JsValue, JsError> {
         let mut inner = self.inner.borrow_mut();
-        let Some(Work::Whole { raw, shown, .. }) = inner.as_mut() else { return Ok(JsValue::UNDEFINED) };
-        let (width, step) = (self.region.width, step.max(1));
-        let rows = raw.len() / width;
-        // preview rows whose image row is labelled and not yet drawn
-        let (first, end) = (shown.div_ceil(step), rows.div_ceil(step));
-        *shown = rows;
+        let Some(Work::Whole { pyramid, preview, shown, .. }) = inner.as_mut() else { return Ok(JsValue::UNDEFINED) };
+        let level = *pyramid.levels().last().expect("a pyramid has a level");
+        let (first, end) = (*shown, preview.len() / level.width);
+        *shown = end;
         if first == end {
             return Ok(JsValue::UNDEFINED);
         }
         let (colors, visible) = styling(self.file.manifest.classes.len(), colors, visible)?;
-        let sampled: Vec<u8> = (first..end).flat_map(|r| raw[r * step * width..(r * step + 1) * width].iter().step_by(step).copied()).collect();
-        let preview_width = width.div_ceil(step);
-        let rgba = overlay::render(&sampled, preview_width, end - first, &colors, &visible, overlay::Mode::Fill);
+        let labels = &preview[first * level.width..end * level.width];
+        let rgba = overlay::render(labels, level.width, end - first, &colors, &visible, overlay::Mode::Fill);
         let out = js_sys::Object::new();
         let set = |k: &str, v: JsValue| js_sys::Reflect::set(&out, &k.into(), &v).map_err(|e| JsError::new(&js_text(&e)));
+        set("step", JsValue::from(level.downsample as u32))?;
         set("y", JsValue::from(first as u32))?;
         set("height", JsValue::from((end - first) as u32))?;
-        set("width", JsValue::from(preview_width as u32))?;
+        set("width", JsValue::from(level.width as u32))?;
         set("rgba", js_sys::Uint8Array::from(rgba.as_slice()).into())?;
         Ok(out.into())
     }
@@ -482,11 +514,10 @@ impl Job {
             *self.inner.borrow_mut() = Some(job);
             return Err(JsError::new(&format!("only {done} of {total} tiles are segmented")));
         }
-        let raw = match job {
-            Work::Region(job) => labels_for_region(&job.finish(), self.region),
-            Work::Whole { raw, .. } => raw,
-        };
-        Ok(SegResult::from_raw(raw, self.region, self.file.clone(), self.um_per_px))
+        Ok(match job {
+            Work::Region(job) => SegResult::from_raw(labels_for_region(&job.finish(), self.region), self.region, self.file.clone(), self.um_per_px),
+            Work::Whole { mut job, pyramid, .. } => SegResult::from_pyramid(pyramid, job.objects(), self.region, self.file.clone(), self.um_per_px),
+        })
     }
 }
 
@@ -498,15 +529,21 @@ fn styling(classes: usize, colors: &[u8], visible: &[u8]) -> Result<(Vec<[u8; 3]
     Ok((colors.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect(), visible.iter().map(|&v| v != 0).collect()))
 }
 
-/// A finished segmentation of a region: post-processed labels and objects at level-0 resolution
-/// and everything the page draws and exports from them.
+/// A result's labels: a region's, held whole at level 0, or a streamed whole slide's, held as a
+/// pyramid of compressed tiles.
+enum Labels {
+    /// `raw`: the network's labels (after the glass rule) before the model's post-processing,
+    /// what a result kept in the browser's storage is made again from.
+    Full { raw: Vec<u8>, labels: Vec<u8>, instances: crate::postprocess::Instances },
+    /// The final labels (post-processed as the rows came) and their per-class areas.
+    Tiled { pyramid: LabelPyramid, areas: Vec<u64> },
+}
+
+/// A finished segmentation of a region or a whole slide: post-processed labels and objects at
+/// level-0 resolution and everything the page draws and exports from them.
 #[wasm_bindgen]
 pub struct SegResult {
-    /// The network's labels (after the glass rule), before the model's post-processing: what a
-    /// result kept in the browser's storage is made again from.
-    raw: Vec<u8>,
-    labels: Vec<u8>,
-    instances: crate::postprocess::Instances,
+    labels: Labels,
     region: slide::Region,
     file: Rc<ModelFile>,
     um_per_px: Option<f64>,
@@ -519,14 +556,53 @@ impl SegResult {
     fn from_raw(raw: Vec<u8>, region: slide::Region, file: Rc<ModelFile>, um_per_px: Option<f64>) -> Self {
         let um = um_per_px.unwrap_or(file.manifest.um_per_px);
         let instances = file.manifest.objects_of(&raw, region.width, region.height, um);
-        Self { raw, labels: instances.labels.clone(), instances, region, file, um_per_px, objects: RefCell::new(None) }
+        let labels = Labels::Full { raw, labels: instances.labels.clone(), instances };
+        Self { labels, region, file, um_per_px, objects: RefCell::new(None) }
+    }
+
+    /// A streamed slide's result: its final labels' pyramid and its objects.
+    fn from_pyramid(pyramid: LabelPyramid, objects: Vec<export::Object>, region: slide::Region, file: Rc<ModelFile>, um_per_px: Option<f64>) -> Self {
+        let areas = pyramid.class_areas(file.manifest.classes.len());
+        let labels = Labels::Tiled { pyramid, areas };
+        Self { labels, region, file, um_per_px, objects: RefCell::new(Some(Rc::new(objects))) }
     }
 
     fn objects(&self) -> Rc<Vec<export::Object>> {
+        let Labels::Full { instances, .. } = &self.labels else {
+            return self.objects.borrow().clone().expect("a tiled result has its objects");
+        };
         self.objects
             .borrow_mut()
-            .get_or_insert_with(|| Rc::new(export::objects(&self.instances)))
+            .get_or_insert_with(|| Rc::new(export::objects(instances)))
             .clone()
+    }
+
+    /// Labels of a rectangle of `level` (in that level's pixels, from the region's origin).
+    fn labels_at(&self, level: usize, x: usize, y: usize, width: usize, height: usize) -> Result<Vec<u8>, JsError> {
+        match &self.labels {
+            Labels::Tiled { pyramid, .. } if level < pyramid.levels().len() => Ok(pyramid.region(level, x, y, width, height)),
+            Labels::Full { labels, .. } if level == 0 => {
+                let r = self.region;
+                Ok((y..y + height).flat_map(|row| (x..x + width).map(move |col| (col, row))).map(|(col, row)| if col < r.width && row < r.height { labels[row * r.width + col] } else { 0 }).collect())
+            }
+            _ => Err(JsError::new(&format!("the result has no level {level}"))),
+        }
+    }
+
+    /// The finest level the exports (label mask and overlay PNG) are written at: level 0 unless
+    /// it holds more than [`crate::segment::MAX_LABEL_PIXELS`].
+    fn export_level(&self) -> usize {
+        match &self.labels {
+            Labels::Full { .. } => 0,
+            Labels::Tiled { pyramid, .. } => pyramid.finest_within(crate::segment::MAX_LABEL_PIXELS),
+        }
+    }
+
+    fn level_sizes(&self) -> Vec<crate::label_pyramid::LevelSize> {
+        match &self.labels {
+            Labels::Full { .. } => vec![crate::label_pyramid::LevelSize { width: self.region.width, height: self.region.height, downsample: 1 }],
+            Labels::Tiled { pyramid, .. } => pyramid.levels(),
+        }
     }
 }
 
@@ -548,43 +624,101 @@ impl SegResult {
     pub fn height(&self) -> usize {
         self.region.height
     }
-    /// Per-pixel class indices, row-major.
-    pub fn labels(&self) -> Vec<u8> {
-        self.labels.clone()
+    /// Whether the labels are a streamed slide's pyramid of tiles (kept and restored as such).
+    #[wasm_bindgen(getter)]
+    pub fn tiled(&self) -> bool {
+        matches!(self.labels, Labels::Tiled { .. })
     }
-    /// The labels before the model's post-processing, to keep and restore with `Model.restore`.
-    #[wasm_bindgen(js_name = rawLabels)]
-    pub fn raw_labels(&self) -> Vec<u8> {
-        self.raw.clone()
+    /// `[{width, height, downsample}, ...]`: the levels the labels can be drawn at, finest
+    /// first; one for a region.
+    pub fn levels(&self) -> Result<JsValue, JsError> {
+        serde_wasm_bindgen::to_value(&self.level_sizes()).map_err(js_err)
     }
-    /// RGBA overlay with the page's class colours (flat RGB) and visibility flags, filled or as
-    /// contours.
+    /// The downsample from level 0 the label mask and overlay PNGs are written at (1 unless level
+    /// 0 is larger than the page writes whole).
+    #[wasm_bindgen(getter, js_name = exportDownsample)]
+    pub fn export_downsample(&self) -> usize {
+        self.level_sizes()[self.export_level()].downsample
+    }
+    /// Per-pixel class indices of the whole region at level 0, row-major (refused for a slide
+    /// whose level 0 is larger than the page writes whole).
+    pub fn labels(&self) -> Result<Vec<u8>, JsError> {
+        let r = self.region;
+        if let Labels::Full { labels, .. } = &self.labels {
+            return Ok(labels.clone());
+        }
+        if r.width * r.height > crate::segment::MAX_LABEL_PIXELS {
+            return Err(JsError::new(&format!("the {}x{} labels are too large to hand over whole", r.width, r.height)));
+        }
+        self.labels_at(0, 0, 0, r.width, r.height)
+    }
+    /// What the browser's storage keeps of the result, for `Model.restore` (a region's labels
+    /// before post-processing) or `Model.restoreTiled` (a slide's pyramid and objects).
+    #[wasm_bindgen(js_name = keptBytes)]
+    pub fn kept_bytes(&self) -> Result<Vec<u8>, JsError> {
+        match &self.labels {
+            Labels::Full { raw, .. } => Ok(raw.clone()),
+            Labels::Tiled { pyramid, .. } => {
+                let pyramid = pyramid.to_bytes();
+                let mut out = (pyramid.len() as u64).to_le_bytes().to_vec();
+                out.extend(pyramid);
+                serde_json::to_writer(&mut out, &*self.objects()).map_err(js_err)?;
+                Ok(out)
+            }
+        }
+    }
+    /// RGBA overlay of the whole result at its coarsest level (a region: at level 0), with the
+    /// page's class colours (flat RGB) and visibility flags, filled or as contours.
     pub fn overlay(&self, colors: &[u8], visible: &[u8], contour: bool) -> Result<Vec<u8>, JsError> {
+        let levels = self.level_sizes();
+        let top = levels.len() - 1;
+        self.overlay_region(top, 0, 0, levels[top].width, levels[top].height, colors, visible, contour)
+    }
+    /// The same for a rectangle of `level` (its pixels, from the region's origin): what the page
+    /// draws over the view when it is zoomed in past the overview.
+    #[wasm_bindgen(js_name = overlayRegion)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn overlay_region(&self, level: usize, x: usize, y: usize, width: usize, height: usize, colors: &[u8], visible: &[u8], contour: bool) -> Result<Vec<u8>, JsError> {
+        if width * height > crate::segment::MAX_LABEL_PIXELS {
+            return Err(JsError::new(&format!("an overlay of {width}x{height} pixels is more than the page draws at once")));
+        }
         let (colors, visible) = styling(self.file.manifest.classes.len(), colors, visible)?;
         let mode = if contour { overlay::Mode::Contour } else { overlay::Mode::Fill };
-        Ok(overlay::render(&self.labels, self.region.width, self.region.height, &colors, &visible, mode))
+        Ok(overlay::render(&self.labels_at(level, x, y, width, height)?, width, height, &colors, &visible, mode))
     }
     /// Pixels per class.
     #[wasm_bindgen(js_name = classAreas)]
     pub fn class_areas(&self) -> Vec<f64> {
-        overlay::class_areas(&self.labels, self.file.manifest.classes.len()).iter().map(|&a| a as f64).collect()
+        match &self.labels {
+            Labels::Full { labels, .. } => overlay::class_areas(labels, self.file.manifest.classes.len()).iter().map(|&a| a as f64).collect(),
+            Labels::Tiled { areas, .. } => areas.iter().map(|&a| a as f64).collect(),
+        }
     }
     /// Number of connected objects (the GeoJSON's features).
     #[wasm_bindgen(js_name = objectCount)]
     pub fn object_count(&self) -> usize {
         self.objects().len()
     }
-    /// The label mask as a PNG (class index per pixel) of the region at image resolution.
+    /// The label mask as a PNG (class index per pixel) of the region, at level 0 or, for a slide
+    /// too large to write whole, at `exportDownsample`.
     #[wasm_bindgen(js_name = labelPng)]
-    pub fn label_png(&self) -> Vec<u8> {
-        export::label_png(&self.labels, self.region.width, self.region.height)
+    pub fn label_png(&self) -> Result<Vec<u8>, JsError> {
+        let level = self.level_sizes()[self.export_level()];
+        Ok(export::label_png(&self.labels_at(self.export_level(), 0, 0, level.width, level.height)?, level.width, level.height))
     }
-    /// The region of `slide` with the overlay blended on, as a PNG.
+    /// The region of `slide` with the overlay blended on, as a PNG (at `exportDownsample`).
     #[wasm_bindgen(js_name = overlayPng)]
     pub fn overlay_png(&self, slide: &Slide, opacity: f32, colors: &[u8], visible: &[u8], contour: bool) -> Result<Vec<u8>, JsError> {
         let r = self.region;
-        let image = slide.inner.borrow_mut().read_region(0, r.x, r.y, r.width, r.height).map_err(js_err)?;
-        Ok(export::overlay_png(&image, &self.overlay(colors, visible, contour)?, opacity))
+        let (level, downsample) = (self.export_level(), self.export_downsample());
+        let image = if downsample == 1 {
+            slide.inner.borrow_mut().read_region(0, r.x, r.y, r.width, r.height)
+        } else {
+            slide.inner.borrow_mut().read_at_resolution(r, 1.0, downsample as f64)
+        }
+        .map_err(js_err)?;
+        let rgba = self.overlay_region(level, 0, 0, image.width, image.height, colors, visible, contour)?;
+        Ok(export::overlay_png(&image, &rgba, opacity))
     }
     /// A GeoJSON FeatureCollection in image pixel coordinates, for QuPath's "Import objects".
     pub fn geojson(&self) -> String {
@@ -592,7 +726,11 @@ impl SegResult {
     }
     fn measurements(&self) -> export::Measurements {
         let r = self.region;
-        export::measurements(&self.labels, r.width, r.height, &self.objects(), &self.file.manifest.classes, [r.x, r.y], self.um_per_px)
+        let (objects, classes) = (self.objects(), &self.file.manifest.classes);
+        match &self.labels {
+            Labels::Full { labels, .. } => export::measurements(labels, r.width, r.height, &objects, classes, [r.x, r.y], self.um_per_px),
+            Labels::Tiled { areas, .. } => export::measurements_of_areas(areas, r.width, r.height, &objects, classes, [r.x, r.y], self.um_per_px),
+        }
     }
     /// Per-class areas and per-object morphology as CSV.
     #[wasm_bindgen(js_name = measurementsCsv)]

@@ -74,11 +74,9 @@ test("bad images: the exact message, nothing lost; converted images open, are no
         assert.equal(st.image.name, c.file, `${c.file}: the image stays open`);
         continue;
       }
-      if (c.whole) {
-        // far larger than memory: the whole image is refused with the reason, a region works
-        await page.click("#segment-all");
-        await page.waitForFunction((n) => window.histoseg.errors.length > n, after.errors.length);
-        assert.equal((await state(page)).error, `Cannot segment: ${c.whole}`);
+      if (c.streams) {
+        // far larger than memory: "Whole image" would stream it for hours (as a 144 MP slide does
+        // in whole_slide.test.mjs); a region of it segments
         const [x, y, w] = c.region;
         await viewAt(page, x + w / 2, y + w / 2, 1);
         await page.click("#segment-view");

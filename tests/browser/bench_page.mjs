@@ -11,13 +11,20 @@
 //   cargo xtask build
 //   node tests/browser/bench_page.mjs [--backends cpu,webgpu] [--whole cpu]
 //   node tests/browser/bench_page.mjs --backends none --whole cpu:1,cpu:2   # CPU workers in the pool
+//   node tests/browser/bench_page.mjs --backends none --whole none --glass 12000,24000,48000
+//
+// 4. `--glass SIDES`: slides of SIDE x SIDE pixels of glass with the SVS sample in them
+//    (examples/make_big_slide.rs --glass), each segmented whole (CPU, the default pool): the same
+//    tissue in ever larger slides, so time and memory show what the slide's size alone costs.
 //
 // The whole-image run takes minutes (hundreds of tiles on 2 cores); `--whole none` skips it.
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
+import { execFileSync } from "node:child_process";
 import zlib from "node:zlib";
 import { serveDir } from "./server.mjs";
-import { launch, chromiumMemoryMb } from "./browser.mjs";
+import { launch, chromiumMemoryMb, hooked } from "./browser.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const DIST = path.join(ROOT, "dist");
@@ -25,6 +32,7 @@ const args = process.argv.slice(2);
 const opt = (name, dflt) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : dflt; };
 const backends = opt("backends", "cpu,webgpu").split(",").filter((b) => b && b !== "none");
 const whole = opt("whole", "cpu").split(",").filter((b) => b !== "none");
+const glassSides = opt("glass", "").split(",").filter(Boolean).map(Number);
 
 // ---- 1. page weight
 const mb = (n) => (n / 1e6).toFixed(2);
@@ -64,7 +72,7 @@ async function openPage(backend, query = "") {
   const b = await launch({ webgpu: backend === "webgpu" });
   const page = await b.context.newPage();
   const t0 = Date.now();
-  await page.goto(site.url + query);
+  await page.goto(site.url + hooked(query));
   await page.waitForFunction(() => ["ready", "error"].includes(window.histoseg?.status), null, { timeout: 180000 });
   return { b, page, t0 };
 }
@@ -116,5 +124,37 @@ for (const entry of whole) {
     console.log(`| ${r.backend} | ${r.workers} | ${r.tiles} | ${total.toFixed(0)} | ${(r.tiles / (t.inferMs / 1000)).toFixed(2)} | ${t.openMs.toFixed(0)} | ${(t.inferMs / 1000).toFixed(0)} | ${r.msPerTile.toFixed(0)} | ${t.blendMs.toFixed(0)} | ${t.overlayMs.toFixed(0)} | ${peaks.renderer.toFixed(0)} | ${backend === "webgpu" ? peaks.gpu.toFixed(0) : "-"} |`);
   }
   await b.close();
+}
+
+if (glassSides.length) {
+  console.log("\n## Whole slides of glass with the same tissue: what the slide's size costs (CPU, default pool)\n");
+  console.log("| slide | level-0 MP | tiles run | glass tiles skipped | total s | renderer peak MB | compute worker wasm MB | kept bytes |");
+  console.log("|---|---|---|---|---|---|---|---|");
+}
+for (const side of glassSides) {
+  const file = path.join(os.tmpdir(), `histoseg-bench-glass-${side}.svs`);
+  execFileSync(path.join(ROOT, "target/release/examples/make_big_slide"), [file, "--glass", String(side)]);
+  const { b, page } = await openPage("cpu");
+  await page.setInputFiles("#file", file);
+  await page.waitForFunction(() => window.histoseg.status === "opened", null, { timeout: 120000 });
+  const t0 = Date.now();
+  await page.click("#segment-all");
+  let peak = 0;
+  const timer = setInterval(() => { peak = Math.max(peak, chromiumPeaks().renderer); }, 1000);
+  await page.waitForFunction(() => ["done", "error"].includes(window.histoseg.status), null, { timeout: 3600000, polling: 1000 });
+  clearInterval(timer);
+  const total = (Date.now() - t0) / 1000;
+  peak = Math.max(peak, chromiumPeaks().renderer);
+  const r = await page.evaluate(async () => ({
+    ...window.histoseg.lastResult, status: window.histoseg.status, errors: window.histoseg.errors,
+    memory: await window.histoseg.wasmMemory(), kept: await window.histoseg.kept(),
+  }));
+  if (r.status !== "done") console.log(`| ${side}x${side} | failed: ${JSON.stringify(r.errors)} |`);
+  else {
+    const kept = r.kept.find((k) => k.name === path.basename(file));
+    console.log(`| ${side}x${side} | ${(side * side / 1e6).toFixed(0)} | ${r.tiles} | ${r.glassTiles} | ${total.toFixed(0)} | ${peak.toFixed(0)} | ${(r.memory.compute / 1e6).toFixed(0)} | ${kept?.rawBytes ?? "-"} |`);
+  }
+  await b.close();
+  fs.rmSync(file, { force: true });
 }
 site.server.close();

@@ -45,12 +45,21 @@ export function chromiumMemoryMb(type, field) {
 /** A new page of `site` at `query`, waited on until the page is ready (model loaded); page
  * errors and CSP violations are collected in `problems`. */
 export async function readyPage(context, siteUrl, query) {
+  return readyAt(context, siteUrl + hooked(query));
+}
+
+/** The page's address `query` (`?a=b&...` or empty) with the tests' hooks asked for: `?test-hooks`
+ * loads tests/browser/hooks/page.js (`window.histoseg`), which the production page never does. */
+export const hooked = (query = "") => (query.startsWith("?") ? `?test-hooks&${query.slice(1)}` : `?test-hooks${query}`);
+
+/** `readyPage` for a whole address. */
+export async function readyAt(context, address) {
   const page = await context.newPage();
   await page.setViewportSize({ width: 1280, height: 800 });
   const problems = [];
   page.on("pageerror", (e) => problems.push(`pageerror: ${e}`));
   page.on("console", (m) => { if (/Content Security Policy|Refused to/.test(m.text())) problems.push(m.text()); });
-  await page.goto(siteUrl + query);
+  await page.goto(address);
   await page.waitForFunction(() => ["ready", "error"].includes(window.histoseg?.status), null, { timeout: 180_000 });
   const st = await page.evaluate(() => ({ status: window.histoseg.status, errors: window.histoseg.errors }));
   if (st.status !== "ready") throw new Error(`page not ready: ${st.errors.join("; ")} ${problems.join("\n")}`);

@@ -16,7 +16,7 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 const DIST = path.join(ROOT, "dist");
 const IMAGE = path.join(DATA, "glas/images/testA_2.png");
 // the app's own files, as the service worker lists them, plus the samples
-const APP_FILES = /^\/(\?.*)?$|^\/(index\.html|app\.js|viewer\.js|worker\.js|worker_client\.js|exports\.js|kept\.js|style\.css|sw\.js|histoseg\.js|histoseg_bg\.wasm|models\/(glands|nuclei)\.histoseg|samples\/[\w.-]+)$/;
+const APP_FILES = /^\/(\?.*)?$|^\/(index\.html|app\.js|page\.js|models\.js|overlay_layer\.js|run\.js|test-hooks\/page\.js|viewer\.js|worker\.js|worker_client\.js|exports\.js|kept\.js|style\.css|sw\.js|histoseg\.js|histoseg_bg\.wasm|models\/(glands|nuclei)\.histoseg|samples\/[\w.-]+)$/;
 let site;
 const serverLog = [];
 
@@ -124,7 +124,7 @@ test("a whole session sends nothing anywhere: no other origin, no image bytes, C
     //    the image. Keeping it made no request (the session above had none).
     const kept = await page.evaluate(() => window.histoseg.kept());
     assert.equal(kept.length, 1, JSON.stringify(kept));
-    assert.deepEqual(Object.keys(kept[0]).sort(), ["backend", "glassTiles", "height", "key", "modelId", "name", "rawBytes", "savedAt", "tiles", "umPerPx", "width", "x", "y"]);
+    assert.deepEqual(Object.keys(kept[0]).sort(), ["backend", "fileKey", "glassTiles", "height", "key", "modelId", "name", "rawBytes", "savedAt", "tiled", "tiles", "umPerPx", "width", "x", "y"]);
     assert.equal(kept[0].rawBytes, seg.result.width * seg.result.height, "labels only");
     const dbs = await page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
     assert.deepEqual(dbs, ["histoseg"], "no other storage");

@@ -1,0 +1,32 @@
+// The browser tests' window onto the page: `window.histoseg`, kept from what app.js reports. This
+// file is not part of the page: it is not in dist/, the tests' server serves it at /test-hooks/
+// (server.mjs), and app.js loads it only when the address asks for it (`?test-hooks`).
+export function install({ state, observe }) {
+  const h = {
+    status: "starting", lastResult: null, errors: [], notices: [], image: null, opened: 0, cancelled: [], drawn: [], overlays: 0,
+    updateReady: false, restored: [], restoreChecks: 0, rowsDrawn: 0, details: [],
+    kept: () => state.compute.call("kept"),
+    labels: async () => (state.result ? state.compute.call("labels") : null),
+    geojson: async () => (state.result ? state.compute.call("export", { kind: "geojson" }) : null),
+    // the wasm linear memory of each worker, in bytes
+    wasmMemory: async () => ({ compute: await state.compute.call("memory"), display: await state.display.call("memory") }),
+    viewer: () => state.viewer,
+  };
+  const on = {
+    status: (s) => { h.status = s; },
+    error: (m) => h.errors.push(m),
+    notice: (m) => h.notices.push(m),
+    rows: (n) => { h.rowsDrawn = n; },
+    overlay: () => { h.overlays += 1; },
+    detail: (d) => h.details.push(d),
+    opened: (image) => { h.image = image; h.opened += 1; },
+    restoreChecked: () => { h.restoreChecks += 1; },
+    restored: (r) => h.restored.push(r),
+    result: (r) => { h.lastResult = r; },
+    cancelled: (text) => h.cancelled.push(text),
+    drawn: (name) => h.drawn.push(name),
+    updateReady: () => { h.updateReady = true; },
+  };
+  observe((kind, value) => on[kind]?.(value));
+  window.histoseg = h;
+}
