@@ -237,8 +237,8 @@ impl WholeSlideJob {
         self
     }
 
-    /// Keeps the output rows before post-processing too ([`WholeSlideJob::take_raw_rows`]), for
-    /// a caller that holds the region's labels anyway (the page, within its limit).
+    /// Keeps the output rows before post-processing too ([`WholeSlideJob::take_raw_rows`], or
+    /// [`StreamRow::Raw`] to a sink): the page previews them while objects are still open.
     pub fn keep_raw_rows(mut self) -> Self {
         self.raw_rows = Some(Vec::new());
         self
@@ -311,25 +311,36 @@ impl WholeSlideJob {
 
     /// Blends a batch's probabilities, planar `[count, classes, tile, tile]`. Batches are
     /// accepted in the order they were handed out; the rows of pixels no tile still to come
-    /// touches are labelled at once.
+    /// touches are labelled at once, and kept for [`WholeSlideJob::take_label_rows`].
     pub fn accept(&mut self, batch: &Batch, probabilities: &[f32]) {
+        self.accept_into(batch, probabilities, None);
+    }
+
+    /// [`WholeSlideJob::accept`], handing each row to `sink` as soon as it exists instead of
+    /// keeping it: the rows of glass between distant tissue, or after the last tissue, are
+    /// labelled in one call, and a slide's worth of them must not pile up.
+    pub fn accept_with(&mut self, batch: &Batch, probabilities: &[f32], sink: &mut dyn FnMut(StreamRow)) {
+        self.accept_into(batch, probabilities, Some(sink));
+    }
+
+    fn accept_into(&mut self, batch: &Batch, probabilities: &[f32], mut sink: Option<&mut dyn FnMut(StreamRow)>) {
         assert_eq!(batch.start, self.done, "batches must be accepted in order");
         let tiles: Vec<usize> = self.order[batch.start..batch.start + batch.tiles].to_vec();
         for (&i, mean) in tiles.iter().zip(per_tile(batch, probabilities, self.blender.channels(), self.grid.tile_size)) {
             while self.rows_finished < self.row_of[i] {
-                self.finish_row();
+                self.finish_row(&mut sink);
             }
             self.blender.add(&self.grid.tiles[i], &mean);
         }
         self.done += batch.tiles;
         let next = self.order.get(self.done).map_or(self.row_tops.len(), |&i| self.row_of[i]);
         while self.rows_finished < next {
-            self.finish_row();
+            self.finish_row(&mut sink);
         }
     }
 
     /// Labels the pixel rows above the next row of tiles.
-    fn finish_row(&mut self) {
+    fn finish_row(&mut self, sink: &mut Option<&mut dyn FnMut(StreamRow)>) {
         let row = self.rows_finished;
         let top = self.row_tops[row];
         let next_top = self.row_tops.get(row + 1).copied().unwrap_or(self.grid.image_height);
@@ -350,11 +361,12 @@ impl WholeSlideJob {
         }
         self.model_rows.extend(labels.chunks_exact(width).map(<[u8]>::to_vec));
         self.rows_finished += 1;
-        self.resample_rows();
+        self.resample_rows(sink);
     }
 
-    /// Output rows whose model row is final go to the post-processing.
-    fn resample_rows(&mut self) {
+    /// Output rows whose model row is final go to the post-processing (and, with a sink, the rows
+    /// it makes final go on at once).
+    fn resample_rows(&mut self, sink: &mut Option<&mut dyn FnMut(StreamRow)>) {
         let (height, final_rows) = (self.grid.image_height, self.model_top + self.model_rows.len());
         while self.out_next < self.out_height {
             let sy = (((self.out_next as f64 + 0.5) * height as f64 / self.out_height as f64) as usize).min(height - 1);
@@ -368,8 +380,15 @@ impl WholeSlideJob {
             let src = &self.model_rows[0];
             let row: Vec<u8> = self.columns.iter().map(|&x| src[x]).collect();
             self.objects.push_row(&row);
-            if let Some(raw) = &mut self.raw_rows {
-                raw.push(row);
+            match (sink.as_mut(), &mut self.raw_rows) {
+                (Some(sink), Some(_)) => sink(StreamRow::Raw(row)),
+                (None, Some(raw)) => raw.push(row),
+                (_, None) => {}
+            }
+            if let Some(sink) = sink.as_mut() {
+                for row in self.objects.take_rows() {
+                    sink(StreamRow::Final(row));
+                }
             }
             self.out_next += 1;
         }
@@ -394,6 +413,15 @@ impl WholeSlideJob {
     pub fn objects(&mut self) -> Vec<Object> {
         self.objects.objects()
     }
+}
+
+/// A row of a streamed job's output, handed out by [`WholeSlideJob::accept_with`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamRow {
+    /// The next row before post-processing (only with [`WholeSlideJob::keep_raw_rows`]).
+    Raw(Vec<u8>),
+    /// The next final row (post-processed), in order.
+    Final(Vec<u8>),
 }
 
 /// The tissue map of a slide region for `manifest`'s glass rule, read from a thumbnail; `None`
@@ -540,6 +568,32 @@ mod tests {
         assert!((0..w * h).filter(|i| i % w < 150).all(|i| a[i] == 0));
         assert!((0..w * h).filter(|i| i % w > 170).any(|i| a[i] == 1));
         assert_eq!(skipping.tiles_done(), skipping.total_tiles());
+    }
+
+    #[test]
+    fn a_sink_gets_every_row_as_it_is_made_and_the_job_keeps_none() {
+        let (w, h, out) = (300, 230, (451, 347));
+        let image = picture(w, h, false);
+        let m = manifest(PostprocessConfig { fill_holes: true, ..Default::default() });
+        let mut keeping = WholeSlideJob::new(w, h, out, 0.5, &m, 64, None).unwrap().keep_raw_rows();
+        let want = stream(&mut keeping, &mut image.clone());
+        let mut job = WholeSlideJob::new(w, h, out, 0.5, &m, 64, None).unwrap().keep_raw_rows();
+        let (mut finals, mut raws) = (Vec::new(), 0);
+        let mut source = image.clone();
+        while let Some(b) = job.take_batch(&mut source, 3).unwrap() {
+            let p = fake_network(&b.planar, b.count);
+            job.accept_with(&b, &p, &mut |row| match row {
+                StreamRow::Final(r) => finals.extend(r),
+                StreamRow::Raw(r) => {
+                    assert_eq!(r.len(), out.0);
+                    raws += 1;
+                }
+            });
+            assert!(job.take_label_rows().is_empty() && job.take_raw_rows().is_empty(), "the job keeps no row");
+        }
+        assert!(job.is_done());
+        assert_eq!(finals, want);
+        assert_eq!(raws, out.1);
     }
 
     #[test]

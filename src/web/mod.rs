@@ -19,7 +19,7 @@ mod blob_reader;
 use crate::label_pyramid::LabelPyramid;
 use crate::model::Segmenter;
 use crate::segment::{Batch, SegmentJob, labels_for_region, read_for_model};
-use crate::whole_slide::{SlideRows, WholeSlideJob, tissue_of};
+use crate::whole_slide::{SlideRows, StreamRow, WholeSlideJob, tissue_of};
 use crate::weights::ModelFile;
 use crate::{export, overlay, slide};
 
@@ -347,19 +347,18 @@ impl Work {
         match self {
             Work::Region(j) => j.accept(batch, probabilities),
             Work::Whole { job, pyramid, preview, raw_rows, .. } => {
-                job.accept(batch, probabilities);
-                for row in job.take_label_rows() {
-                    pyramid.push_row(&row);
-                }
                 // a final row waits until every object reaching it is whole (a large one keeps
                 // many waiting): the preview shows the rows as the network labels them
                 let step = pyramid.levels().last().expect("a pyramid has a level").downsample;
-                for row in job.take_raw_rows() {
-                    if *raw_rows % step == 0 {
-                        preview.extend(row.iter().step_by(step));
+                job.accept_with(batch, probabilities, &mut |row| match row {
+                    StreamRow::Final(row) => pyramid.push_row(&row),
+                    StreamRow::Raw(row) => {
+                        if *raw_rows % step == 0 {
+                            preview.extend(row.iter().step_by(step));
+                        }
+                        *raw_rows += 1;
                     }
-                    *raw_rows += 1;
-                }
+                });
             }
         }
     }

@@ -14,7 +14,7 @@ use histoseg::model::Segmenter;
 use histoseg::segment::{MAX_LABEL_PIXELS, MAX_WORK_PIXELS, labels_for_region, read_for_model, segment_image};
 use histoseg::slide::{Region, Slide, SlideError};
 use histoseg::weights::{ClassInfo, Manifest};
-use histoseg::whole_slide::{RowSource, SlideRows, WholeSlideJob, tissue_of};
+use histoseg::whole_slide::{RowSource, SlideRows, StreamRow, WholeSlideJob, tissue_of};
 use std::io::{IsTerminal, Write};
 
 use crate::args::{bar, read_model, write_file, write_json};
@@ -192,10 +192,14 @@ fn streamed(mut job: WholeSlideJob, source: &mut dyn RowSource, segmenter: &Segm
     let (started, mut last_line) = (Instant::now(), None::<Instant>);
     while let Some(mut b) = job.take_batch(source, batch)? {
         let probabilities = segmenter.run(std::mem::take(&mut b.planar), b.count);
-        job.accept(&b, &probabilities);
-        for row in job.take_label_rows() {
-            png.write_all(&row)?;
-        }
+        // each final row is written as it comes (a slide's worth of glass rows can come at once)
+        let mut written = Ok(());
+        job.accept_with(&b, &probabilities, &mut |row| {
+            if let (StreamRow::Final(row), Ok(())) = (row, &written) {
+                written = png.write_all(&row);
+            }
+        });
+        written?;
         let done = job.tiles_done();
         match &pb {
             Some(pb) => pb.set_position(done as u64),
