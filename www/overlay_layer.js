@@ -3,8 +3,9 @@
 // they are labelled. The pixels are coloured in the compute worker; this draws them.
 import { $, state, report } from "./page.js";
 
-// Rows of a streamed whole-slide run, drawn as they are labelled onto a preview overlay of the
-// whole slide (every `step`-th row and column) that the finished result's overlay then replaces.
+// Rows of a streamed whole-slide run, drawn as the network labels them onto a preview of the
+// slide's overview (every `step`-th row and column), which the finished result's overview (after
+// post-processing) then replaces.
 export function drawRows({ step, y, height, width, rgba }) {
   const run = state.running;
   if (!run || !state.image) return;
@@ -27,11 +28,11 @@ export function dropPartial(run) {
   else state.viewer.setOverlay(null);
 }
 
-// Draws the result with the current class colours and visibility; only the newest request is
-// drawn when several are in flight (a colour picker sends many).
-// A result's overlay is drawn whole at its coarsest level (a region's only level; a streamed
-// slide's overview), and, when the view is zoomed in past that, the part in view again at the
-// level that matches the zoom (renderDetail).
+// Results are drawn with the current class colours and visibility; only the newest request is
+// drawn when several are in flight (a colour picker sends many). A result's overlay is drawn whole
+// at its coarsest level (a region's only level; a streamed slide's overview), and, when the view
+// is zoomed in past that, the part in view again at the level that matches the zoom
+// (renderDetail).
 let overlaySeq = 0;
 const overlayStyle = (r) => {
   const style = state.styles.get(r.modelId);
