@@ -5,5 +5,5 @@ import path from "node:path";
 import { serveDir } from "../tests/browser/server.mjs";
 
 const port = Number(process.env.PORT || 8080);
-const { url } = await serveDir(path.resolve(import.meta.dirname, "../dist"), {}, null, port, { hooks: false });
+const { url } = await serveDir(path.resolve(import.meta.dirname, "../dist"), {}, null, port);
 console.log(`histoseg viewer: ${url}`);

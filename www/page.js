@@ -1,6 +1,6 @@
 // What every part of the page shares: its state (the workers, the open image, the models, the
 // result), the status, error and notice lines, the statistics panel, and `report`, which tells
-// observers what the page did (the browser tests' hooks are one, loaded only with ?test-hooks).
+// observers what the page did (the browser tests' hooks are one, added only by the tests).
 export const $ = (id) => document.getElementById(id);
 export const state = {
   compute: null,      // WorkerClient: models, segmentation, exports
@@ -16,13 +16,10 @@ export const state = {
   viewer: null,
 };
 // What the page does, told to observers: the browser tests' hooks (tests/browser/hooks/page.js),
-// which are not part of the page. The tests' server serves them and `?test-hooks` loads them.
+// which are not part of the page. The tests add them to the pages they open, before this runs.
 const observers = [];
 export const report = (kind, value) => { for (const o of observers) o(kind, value); };
-if (new URLSearchParams(location.search).has("test-hooks")) {
-  const hooks = await import(new URL("test-hooks/page.js", location.href).href);
-  hooks.install({ state, observe: (fn) => observers.push(fn) });
-}
+if (typeof window.histosegTestHooks === "function") window.histosegTestHooks({ state, observe: (fn) => observers.push(fn) });
 
 export function setStatus(s) { document.body.dataset.status = s; report("status", s); }
 

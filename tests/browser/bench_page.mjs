@@ -24,7 +24,7 @@ import path from "node:path";
 import { execFileSync } from "node:child_process";
 import zlib from "node:zlib";
 import { serveDir } from "./server.mjs";
-import { launch, chromiumMemoryMb, hooked } from "./browser.mjs";
+import { launch, chromiumMemoryMb } from "./browser.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const DIST = path.join(ROOT, "dist");
@@ -72,7 +72,7 @@ async function openPage(backend, query = "") {
   const b = await launch({ webgpu: backend === "webgpu" });
   const page = await b.context.newPage();
   const t0 = Date.now();
-  await page.goto(site.url + hooked(query));
+  await page.goto(site.url + query);
   await page.waitForFunction(() => ["ready", "error"].includes(window.histoseg?.status), null, { timeout: 180000 });
   return { b, page, t0 };
 }

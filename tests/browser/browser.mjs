@@ -5,8 +5,9 @@ import os from "node:os";
 import path from "node:path";
 
 // `serviceWorkers: "block"` lets page.route() see every request (a service worker would answer
-// some of them before the route does).
-export async function launch({ webgpu, serviceWorkers = "allow" }) {
+// some of them before the route does). Every page gets the tests' hooks (hooks/page.js:
+// `window.histoseg`) unless `hooks` is false: the page as built has none.
+export async function launch({ webgpu, serviceWorkers = "allow", hooks = true }) {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "histoseg-chromium-"));
   const args = [
     "--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -22,6 +23,7 @@ export async function launch({ webgpu, serviceWorkers = "allow" }) {
   // the 2-core CI machine runs SwiftShader and the page's workers beside the browser: actions get
   // more than Playwright's 30 s
   context.setDefaultTimeout(120_000);
+  if (hooks) await context.addInitScript({ path: path.join(import.meta.dirname, "hooks/page.js") });
   return { context, close: async () => { await context.close(); fs.rmSync(userDataDir, { recursive: true, force: true }); } };
 }
 
@@ -45,21 +47,12 @@ export function chromiumMemoryMb(type, field) {
 /** A new page of `site` at `query`, waited on until the page is ready (model loaded); page
  * errors and CSP violations are collected in `problems`. */
 export async function readyPage(context, siteUrl, query) {
-  return readyAt(context, siteUrl + hooked(query));
-}
-
-/** The page's address `query` (`?a=b&...` or empty) with the tests' hooks asked for: `?test-hooks`
- * loads tests/browser/hooks/page.js (`window.histoseg`), which the production page never does. */
-export const hooked = (query = "") => (query.startsWith("?") ? `?test-hooks&${query.slice(1)}` : `?test-hooks${query}`);
-
-/** `readyPage` for a whole address. */
-export async function readyAt(context, address) {
   const page = await context.newPage();
   await page.setViewportSize({ width: 1280, height: 800 });
   const problems = [];
   page.on("pageerror", (e) => problems.push(`pageerror: ${e}`));
   page.on("console", (m) => { if (/Content Security Policy|Refused to/.test(m.text())) problems.push(m.text()); });
-  await page.goto(address);
+  await page.goto(siteUrl + query);
   await page.waitForFunction(() => ["ready", "error"].includes(window.histoseg?.status), null, { timeout: 180_000 });
   const st = await page.evaluate(() => ({ status: window.histoseg.status, errors: window.histoseg.errors }));
   if (st.status !== "ready") throw new Error(`page not ready: ${st.errors.join("; ")} ${problems.join("\n")}`);

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { serveDir } from "./server.mjs";
-import { launch, chromiumMemoryMb, hooked } from "./browser.mjs";
+import { launch, chromiumMemoryMb } from "./browser.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const DIST = path.join(ROOT, "dist");
@@ -26,7 +26,7 @@ test(`memory stays bounded across ${RUNS} segmentations of the same image`, { ti
   const b = await launch({ webgpu: false });
   try {
     const page = await b.context.newPage();
-    await page.goto(site.url + hooked("?backend=cpu&model=nuclei"));
+    await page.goto(site.url + "?backend=cpu&model=nuclei");
     await page.waitForFunction(() => ["ready", "error"].includes(window.histoseg?.status), null, { timeout: 180_000 });
     await page.click("#sample-nuclei");
     await page.waitForFunction(() => window.histoseg.status === "opened", null, { timeout: 120_000 });

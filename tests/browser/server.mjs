@@ -12,10 +12,8 @@ const TYPES = {
 
 // `mounts` maps URL prefixes ("/ort/") to further folders (the benchmark serves onnxruntime-web).
 // `log`, when given, receives every request the server sees: { method, path, bodyBytes }.
-// `port` 0 takes a free one. The tests' page hooks (hooks/, not part of dist/) are served at
-// /test-hooks/ unless `hooks` is false.
-export async function serveDir(root, mounts = {}, log = null, port = 0, { hooks = true } = {}) {
-  if (hooks) mounts = { "/test-hooks/": path.join(import.meta.dirname, "hooks"), ...mounts };
+// `port` 0 takes a free one.
+export async function serveDir(root, mounts = {}, log = null, port = 0) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, "http://localhost");
     if (log) {

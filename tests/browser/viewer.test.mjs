@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { serveDir } from "./server.mjs";
-import { launch, DATA, hooked } from "./browser.mjs";
+import { launch, DATA } from "./browser.mjs";
 
 const DIST = path.resolve(import.meta.dirname, "../../dist");
 const CROP = { x: 240, y: 180, w: 224, h: 160 }; // small: SwiftShader runs WGSL on the CPU
@@ -44,7 +44,7 @@ async function segmentIn({ webgpu }) {
     const consoleLines = [];
     page.on("console", (m) => consoleLines.push(m.text()));
     page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e}`));
-    await page.goto(site.url + hooked());
+    await page.goto(site.url);
     await page.waitForFunction(() => ["ready", "error"].includes(window.histoseg?.status), null, { timeout: 180_000 });
     const status = await page.evaluate(() => window.histoseg.status);
     assert.equal(status, "ready", `page did not get ready: ${await page.evaluate(() => window.histoseg.errors.join("; "))} ${consoleLines.join("\n")}`);
@@ -109,22 +109,26 @@ test("with WebGPU disabled the CPU fallback runs and gives the same labels", { t
   assert.ok(frac < 0.002, `WebGPU and CPU labels differ on ${(100 * frac).toFixed(3)} % of pixels`);
 });
 
-test("the page as shipped carries no test hooks: no window.histoseg, no request for them", { timeout: 180_000 }, async () => {
-  assert.ok(!fs.existsSync(path.join(DIST, "test-hooks")), "dist/ has no test hooks");
-  const b = await launch({ webgpu: false });
+test("the page as built carries no test hooks: no window.histoseg without the tests' init script", { timeout: 180_000 }, async () => {
+  const built = fs.readdirSync(DIST).filter((f) => f.endsWith(".js")).map((f) => fs.readFileSync(path.join(DIST, f), "utf8")).join("\n");
+  assert.ok(!built.includes("window.histoseg ="), "no built script defines window.histoseg");
+  const b = await launch({ webgpu: false, hooks: false });
   try {
     const page = await b.context.newPage();
-    const requests = [];
-    page.on("request", (r) => requests.push(new URL(r.url()).pathname));
     await page.goto(site.url + "?backend=cpu");
     await page.waitForFunction(() => ["ready", "error"].includes(document.body.dataset.status), null, { timeout: 120_000 });
     assert.equal(await page.evaluate(() => document.body.dataset.status), "ready");
     assert.equal(await page.evaluate(() => typeof window.histoseg), "undefined");
-    assert.ok(!requests.some((p) => p.startsWith("/test-hooks/")), requests.join(" "));
-    // the same page with ?test-hooks has them (what every other browser test uses)
-    await page.goto(site.url + hooked("?backend=cpu"));
-    await page.waitForFunction(() => window.histoseg?.status === "ready", null, { timeout: 120_000 });
   } finally {
     await b.close();
+  }
+  // with the tests' hooks (what every other browser test uses) the same page has them
+  const h = await launch({ webgpu: false });
+  try {
+    const page = await h.context.newPage();
+    await page.goto(site.url + "?backend=cpu");
+    await page.waitForFunction(() => window.histoseg?.status === "ready", null, { timeout: 120_000 });
+  } finally {
+    await h.close();
   }
 });

@@ -1,7 +1,8 @@
-// The browser tests' window onto the page: `window.histoseg`, kept from what app.js reports. This
-// file is not part of the page: it is not in dist/, the tests' server serves it at /test-hooks/
-// (server.mjs), and app.js loads it only when the address asks for it (`?test-hooks`).
-export function install({ state, observe }) {
+// The browser tests' window onto the page: `window.histoseg`, kept from what the page reports.
+// This file is not part of the page (it is not in dist/, and nothing serves it): the tests add it
+// to every page they open as an init script (browser.mjs `launch`), which runs before the page's
+// own scripts and leaves `window.histosegTestHooks` for page.js to call.
+window.histosegTestHooks = function install({ state, observe }) {
   const h = {
     status: "starting", lastResult: null, errors: [], notices: [], image: null, opened: 0, cancelled: [], drawn: [], overlays: 0,
     updateReady: false, restored: [], restoreChecks: 0, rowsDrawn: 0, details: [],
@@ -29,4 +30,4 @@ export function install({ state, observe }) {
   };
   observe((kind, value) => on[kind]?.(value));
   window.histoseg = h;
-}
+};
