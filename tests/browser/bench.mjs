@@ -38,7 +38,7 @@ const skip = new Set(opt("skip", "").split(",").filter(Boolean));
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "histoseg-bench-"));
 const image = path.join(DATA, "glas/images/testA_1.png");
 for (const t of tiles) {
-  execFileSync(path.join(ROOT, "target/release/histoseg"), ["export", "--format", "onnx", "--checkpoint", modelPath,
+  execFileSync(path.join(ROOT, "target/release/histoseg"), ["export", "--format", "onnx", "--model", modelPath,
     "--out", path.join(work, `model-${t}.onnx`), "--tile", String(t), "--reference", image], { stdio: "ignore" });
 }
 fs.copyFileSync(modelPath, path.join(work, "model.histoseg"));
