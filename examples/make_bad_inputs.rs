@@ -198,7 +198,7 @@ fn jpeg_tiles(img: &image::RgbImage, tile: u32) -> Vec<Vec<u8>> {
 
 fn tiny_model() -> Vec<u8> {
     let unet = UNetConfig { base_channels: 8, channel_mults: vec![1, 2], res_blocks: 1, norm_groups: 8, ..UNetConfig::default() };
-    let head = HeadConfig { feature_levels: vec![0, 1], hidden_channels: 8, num_classes: 2 };
+    let head = HeadConfig::new(vec![0, 1], 8, 2);
     let classes = vec![ClassInfo { name: "background".into(), color: [0, 0, 0] }, ClassInfo { name: "tissue".into(), color: [0, 200, 83] }];
     let mut manifest = new_manifest("tiny", classes, unet, head);
     manifest.tile_size = 32;

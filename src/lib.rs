@@ -5,7 +5,8 @@
 //! logits → blended probabilities ([`segment`]) → labels → [`overlay`] and [`metrics`].
 //!
 //! Pure core (no platform code): [`slide`], [`tiling`], [`imageio`], [`overlay`], [`metrics`],
-//! [`export`], [`label_stream`] and [`label_pyramid`] (a whole slide's objects and labels, streamed).
+//! [`export`], [`label_stream`] and [`label_pyramid`] (a whole slide's objects and labels, streamed),
+//! [`strokes`] (painted strokes, GeoJSON and rasters).
 //! Model and weights: [`model`], [`weights`]; `onnx` exports the network (CLI only). Browser boundary: `web` (wasm32 only).
 
 pub mod export;
@@ -19,12 +20,17 @@ pub mod postprocess;
 pub mod segment;
 pub mod slide;
 pub mod stain;
+pub mod strokes;
 pub mod tiling;
 pub mod tissue;
 pub mod tta;
 pub mod weights;
 pub mod whole_slide;
 
+/// Training a head from painted strokes needs autodiff: the CLI has it, the page loads it
+/// with the "Train your own" mode (feature `few-shot`).
+#[cfg(feature = "few-shot")]
+pub mod few_shot;
 #[cfg(feature = "cli")]
 pub mod onnx;
 #[cfg(feature = "cli")]

@@ -457,7 +457,7 @@ mod tests {
     }
 
     fn manifest(postprocess: PostprocessConfig) -> Manifest {
-        let head = HeadConfig { feature_levels: vec![0], hidden_channels: 8, num_classes: 2 };
+        let head = HeadConfig::new(vec![0], 8, 2);
         let classes = vec![ClassInfo { name: "background".into(), color: [0, 0, 0] }, ClassInfo { name: "gland".into(), color: [255, 0, 0] }];
         let mut m = new_manifest("test", classes, UNetConfig::default(), head);
         (m.overlap, m.postprocess) = (16, postprocess);

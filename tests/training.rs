@@ -152,7 +152,7 @@ fn glas_tiny(n: usize, um: f64) -> Vec<Labeled> {
 }
 
 fn seg_manifest() -> Manifest {
-    let mut m = new_manifest("test", Dataset::Glas.classes(), tiny(), HeadConfig { feature_levels: vec![0, 1], hidden_channels: 16, num_classes: 2 });
+    let mut m = new_manifest("test", Dataset::Glas.classes(), tiny(), HeadConfig::new(vec![0, 1], 16, 2));
     (m.tile_size, m.overlap, m.timestep, m.um_per_px) = (32, 8, 50, 4.0);
     m
 }

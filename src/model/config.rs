@@ -29,7 +29,17 @@ pub struct HeadConfig {
     pub hidden_channels: usize,
     /// Number of output classes.
     pub num_classes: usize,
+    /// Side of the hidden convolution's kernel: 3 for the heads trained on labelled images, 1 (a
+    /// pixel MLP) for the heads trained from a few painted strokes ([`crate::few_shot`]). Model
+    /// files written before it existed have 3.
+    #[serde(default = "three")]
+    pub kernel: usize,
 }
+
+fn three() -> usize {
+    3
+}
+
 
 impl Default for UNetConfig {
     fn default() -> Self {
@@ -135,9 +145,14 @@ impl UNetConfig {
 }
 
 impl HeadConfig {
+    /// A head with the usual 3x3 hidden convolution.
+    pub fn new(feature_levels: Vec<usize>, hidden_channels: usize, num_classes: usize) -> Self {
+        Self { feature_levels, hidden_channels, num_classes, kernel: 3 }
+    }
+
     /// Multiply-accumulates of the head over a `tile` x `tile` feature map.
     pub fn macs(&self, feature_channels: usize, tile: usize) -> u64 {
-        ((9 * feature_channels * self.hidden_channels + self.hidden_channels * self.num_classes) * tile * tile) as u64
+        ((self.kernel * self.kernel * feature_channels * self.hidden_channels + self.hidden_channels * self.num_classes) * tile * tile) as u64
     }
 
     pub fn validate(&self, unet: &UNetConfig) -> Result<(), String> {
@@ -152,6 +167,9 @@ impl HeadConfig {
         }
         if self.hidden_channels == 0 {
             return Err("hidden_channels must be positive".into());
+        }
+        if self.kernel % 2 == 0 || self.kernel > 7 {
+            return Err(format!("the head's kernel must be 1, 3, 5 or 7, got {}", self.kernel));
         }
         Ok(())
     }

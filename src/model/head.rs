@@ -1,5 +1,6 @@
 //! The light FCN segmentation head of PathSegDiff: a 3x3 convolution with ReLU over the
-//! concatenated decoder features, then a 1x1 convolution to class logits.
+//! concatenated decoder features, then a 1x1 convolution to class logits. Heads trained from
+//! painted strokes use a 1x1 hidden convolution instead: a pixel MLP.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
@@ -16,9 +17,10 @@ pub struct SegHead {
 
 impl SegHead {
     pub fn new(feature_channels: usize, config: &HeadConfig, device: &Device) -> Self {
+        let pad = config.kernel / 2;
         Self {
-            hidden: Conv2dConfig::new([feature_channels, config.hidden_channels], [3, 3])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            hidden: Conv2dConfig::new([feature_channels, config.hidden_channels], [config.kernel, config.kernel])
+                .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
                 .init(device),
             classify: Conv2dConfig::new([config.hidden_channels, config.num_classes], [1, 1]).init(device),
         }

@@ -69,7 +69,7 @@ pub struct PretrainSettings {
 
 /// The model file a pretraining run writes: the UNet, with a placeholder head.
 pub fn pretrain_manifest(unet: &UNetConfig, provenance: &str) -> Manifest {
-    let head = HeadConfig { feature_levels: vec![0], hidden_channels: 8, num_classes: 2 };
+    let head = HeadConfig::new(vec![0], 8, 2);
     let classes = vec![ClassInfo { name: "background".into(), color: [0, 0, 0] }, ClassInfo { name: "unused".into(), color: [0, 0, 0] }];
     let mut manifest = new_manifest("pretrained-unet", classes, unet.clone(), head);
     manifest.description = "DDPM-pretrained UNet (the head is a placeholder)".into();

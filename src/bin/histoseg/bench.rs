@@ -154,7 +154,7 @@ fn bench_receptive_field(a: &BenchArgs, device: &burn::prelude::Device) -> Resul
             (net, m.timestep, m.head.feature_levels, Some(m.um_per_px), a.tile.unwrap_or(m.tile_size))
         }
         None => {
-            let head = HeadConfig { feature_levels: vec![0, 1], hidden_channels: 32, num_classes: 2 };
+            let head = HeadConfig::new(vec![0, 1], 32, 2);
             (HistoSegNet::new(&a.arch.config()?, &head, device), 50, head.feature_levels, None, a.tile.unwrap_or(256))
         }
     };

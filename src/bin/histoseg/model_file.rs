@@ -38,7 +38,7 @@ pub struct InitArgs {
 
 pub fn init(a: InitArgs) -> Result<()> {
     let classes = ClassInfo::parse_list(&a.classes).map_err(anyhow::Error::msg)?;
-    let head = HeadConfig { feature_levels: parse_list(&a.feature_levels)?, hidden_channels: 32, num_classes: classes.len() };
+    let head = HeadConfig::new(parse_list(&a.feature_levels)?, 32, classes.len());
     let mut manifest = Manifest::for_segmentation(&a.name, classes, a.arch.config()?, head, a.um_per_px, a.tile, a.overlap, a.timestep)?;
     manifest.description = "UNTRAINED: randomly initialised weights. Its masks mean nothing yet.".into();
     manifest.provenance = format!("histoseg init --name {} --seed {} (no training)", a.name, a.seed);

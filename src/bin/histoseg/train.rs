@@ -75,7 +75,7 @@ pub fn run(a: TrainArgs, data_dir: &std::path::Path) -> Result<()> {
         (None, None) => anyhow::bail!("--classes NAME:RRGGBB,... is needed with --images: one per mask value, background first"),
     };
     let unet = a.arch.config()?;
-    let head = HeadConfig { feature_levels: parse_list(&a.feature_levels)?, hidden_channels: a.head_hidden, num_classes: classes.len() };
+    let head = HeadConfig::new(parse_list(&a.feature_levels)?, a.head_hidden, classes.len());
     let mut manifest = Manifest::for_segmentation(&a.name, classes, unet, head, a.um_per_px, a.tile, a.overlap, a.timestep)?;
     let data = a.data.load(data_dir, Split::Train, manifest.head.num_classes).context("cannot load the training data")?;
     let (train, val) = split_train_val(data.samples, a.val_fraction, a.label_fraction, a.run.seed)?;

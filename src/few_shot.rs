@@ -1,0 +1,366 @@
+//! Few-shot training from painted strokes (issue 15): a light pixel head on the frozen diffusion
+//! UNet's features, trained with burn's autodiff on the painted pixels only.
+//!
+//! - [`PixelSamples`]: the feature vectors of painted pixels and their classes, read from the same
+//!   tiles inference uses (a pixel in the overlap of two tiles gives one sample from each), so the
+//!   head learns the features it will see.
+//! - [`HeadTrainer`]: a pixel MLP (the segmentation head with a 1x1 hidden convolution) trained
+//!   with Adam on class-balanced batches of painted pixels, on inputs standardised per channel.
+//!   It keeps its weights and optimiser between calls, so each new stroke warm-starts from the
+//!   previous head. [`HeadTrainer::head`] folds the standardisation into the first layer, so the
+//!   head runs on raw features like any other.
+//! - [`PaintedImage`]: an image cut into the inference grid's tiles, with the frozen features of
+//!   each painted tile computed once and kept (a new stroke costs only the tiles it first touches).
+//! - [`few_shot_model`]: the base model's UNet plus the trained head as an ordinary model file,
+//!   recording its classes, the strokes' count and the image's name (never pixels).
+
+use burn::module::Param;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+
+use crate::model::head::SegHead;
+use crate::model::{HeadConfig, HistoSegNet};
+use crate::postprocess::PostprocessConfig;
+use crate::strokes::StrokeSet;
+use crate::tiling::{TileGrid, TilingError};
+use crate::weights::{ModelFile, WeightsError};
+
+/// Hidden units of the pixel MLP.
+pub const HIDDEN: usize = 32;
+
+/// How the head is trained after each change of the strokes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainSettings {
+    /// Adam steps per update.
+    pub steps: usize,
+    /// Painted pixels per step, the same number from each class.
+    pub batch: usize,
+    pub lr: f64,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self { steps: 200, batch: 512, lr: 3e-3 }
+    }
+}
+
+/// Feature vectors of painted pixels (`channels` values each) and their classes.
+#[derive(Debug, Clone, Default)]
+pub struct PixelSamples {
+    pub channels: usize,
+    pub features: Vec<f32>,
+    pub labels: Vec<u8>,
+}
+
+impl PixelSamples {
+    pub fn new(channels: usize) -> Self {
+        Self { channels, features: Vec::new(), labels: Vec::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Adds the painted pixels of one tile: `features` planar `[channels, side, side]`, `painted`
+    /// the tile's `side * side` stroke raster (0 unpainted, else class + 1).
+    pub fn add_tile(&mut self, features: &[f32], painted: &[u8]) {
+        let n = painted.len();
+        assert_eq!(features.len(), self.channels * n, "features and painted pixels disagree");
+        for (p, &v) in painted.iter().enumerate() {
+            if v > 0 {
+                self.features.extend((0..self.channels).map(|c| features[c * n + p]));
+                self.labels.push(v - 1);
+            }
+        }
+    }
+
+    /// Samples of each class.
+    pub fn class_counts(&self, classes: usize) -> Vec<usize> {
+        let mut counts = vec![0; classes];
+        for &l in &self.labels {
+            counts[l as usize] += 1;
+        }
+        counts
+    }
+}
+
+/// A pixel MLP trained on [`PixelSamples`], warm-started across updates.
+pub struct HeadTrainer {
+    head: SegHead,
+    optim: ModuleOptimizer,
+    rng: ChaCha8Rng,
+    classes: usize,
+    channels: usize,
+    /// The autodiff device the head trains on.
+    device: Device,
+    /// Per-channel mean and standard deviation of the samples (fixed at the first update, so the
+    /// head's inputs keep their meaning as strokes are added).
+    norm: Option<(Vec<f32>, Vec<f32>)>,
+    /// Standardised samples on the device `[N, channels]`, and each class's sample indices.
+    data: Option<(Tensor<2>, Vec<Vec<i64>>)>,
+    pub steps_done: usize,
+}
+
+impl HeadTrainer {
+    pub fn config(feature_levels: Vec<usize>, classes: usize) -> HeadConfig {
+        HeadConfig { kernel: 1, ..HeadConfig::new(feature_levels, HIDDEN, classes) }
+    }
+
+    /// A fresh head for `channels` features and `classes` classes, on `device` (autodiff is added).
+    pub fn new(channels: usize, classes: usize, seed: u64, device: &Device) -> Self {
+        let device = device.clone().autodiff();
+        device.seed(seed);
+        let head = SegHead::new(channels, &Self::config(vec![0], classes), &device);
+        Self { head, optim: AdamConfig::new().init(), rng: ChaCha8Rng::seed_from_u64(seed), classes, channels, device, norm: None, data: None, steps_done: 0 }
+    }
+
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// Replaces the training pixels (all strokes so far). The head and its optimiser stay.
+    pub fn set_samples(&mut self, samples: &PixelSamples) {
+        assert_eq!(samples.channels, self.channels);
+        let n = samples.len();
+        if n == 0 {
+            self.data = None;
+            return;
+        }
+        let (mean, std) = self.norm.get_or_insert_with(|| channel_stats(samples)).clone();
+        let x: Vec<f32> = samples.features.chunks_exact(self.channels).flat_map(|f| f.iter().zip(&mean).zip(&std).map(|((v, m), s)| (v - m) / s)).collect();
+        let x = Tensor::<2>::from_data(TensorData::new(x, [n, self.channels]), &self.device);
+        let mut by_class = vec![Vec::new(); self.classes];
+        for (i, &l) in samples.labels.iter().enumerate() {
+            by_class[l as usize].push(i as i64);
+        }
+        self.data = Some((x, by_class));
+    }
+
+    /// Trains for `settings.steps` Adam steps on class-balanced batches and returns the last loss
+    /// (a tensor, so the browser can read it back asynchronously). `None` without samples.
+    pub fn train(&mut self, settings: &TrainSettings) -> Option<Tensor<1>> {
+        let (x, by_class) = self.data.as_ref()?;
+        let present: Vec<usize> = (0..self.classes).filter(|&c| !by_class[c].is_empty()).collect();
+        let b = settings.batch.max(present.len());
+        let mut labels = Vec::with_capacity(b);
+        let mut index = Vec::with_capacity(b);
+        let mut last = None;
+        for _ in 0..settings.steps {
+            labels.clear();
+            index.clear();
+            for k in 0..b {
+                let c = present[k % present.len()];
+                let list = &by_class[c];
+                index.push(list[(self.rng.next_u64() % list.len() as u64) as usize]);
+                labels.push(c as i64);
+            }
+            let idx = Tensor::<1, Int>::from_data(TensorData::new(index.clone(), [b]), &self.device);
+            let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [b]), &self.device).one_hot::<2>(self.classes).float();
+            let xb = x.clone().select(0, idx).reshape([b, self.channels, 1, 1]);
+            let logits = self.head.forward(xb).reshape([b, self.classes]);
+            let loss = -(log_softmax(logits, 1) * y).sum_dim(1).mean();
+            let grads = GradientsParams::from_grads(loss.backward(), &self.head);
+            self.head = self.optim.step(settings.lr, self.head.clone(), grads);
+            self.steps_done += 1;
+            last = Some(loss.detach());
+        }
+        last
+    }
+
+    /// The trained head without autodiff, standardisation folded into its first layer, for
+    /// `feature_levels`' features.
+    pub fn head(&self) -> SegHead {
+        let mut head = self.head.valid();
+        if let Some((mean, std)) = &self.norm {
+            let device = head.hidden.weight.val().device();
+            let f = self.channels;
+            let w = head.hidden.weight.val().reshape([HIDDEN, f]);
+            let inv = Tensor::<1>::from_data(TensorData::new(std.iter().map(|s| 1.0 / s).collect::<Vec<f32>>(), [f]), &device).reshape([1, f]);
+            let m = Tensor::<1>::from_data(TensorData::new(mean.clone(), [f]), &device).reshape([1, f]);
+            let w = w * inv;
+            let shift = (w.clone() * m).sum_dim(1).reshape([HIDDEN]);
+            let bias = head.hidden.bias.as_ref().expect("the hidden layer has a bias").val() - shift;
+            head.hidden.weight = Param::from_tensor(w.reshape([HIDDEN, f, 1, 1]));
+            head.hidden.bias = Some(Param::from_tensor(bias));
+        }
+        head
+    }
+}
+
+/// An image (or a slide region) at the model's resolution, cut into the inference grid's tiles,
+/// with the frozen features of each tile that has been painted, computed once and kept.
+pub struct PaintedImage {
+    pub grid: TileGrid,
+    /// Level-0 position of the image's top-left corner.
+    pub origin: [f64; 2],
+    /// Level-0 pixels per model pixel.
+    pub scale: f64,
+    features: Vec<Option<Vec<f32>>>,
+}
+
+impl PaintedImage {
+    pub fn new(width: usize, height: usize, tile: usize, overlap: usize, origin: [f64; 2], scale: f64) -> Result<Self, TilingError> {
+        let grid = TileGrid::new(width, height, tile, overlap)?;
+        let features = vec![None; grid.tiles.len()];
+        Ok(Self { grid, origin, scale, features })
+    }
+
+    /// The stroke raster of tile `i` (`tile * tile`; pixels past the image's edge are unpainted).
+    pub fn painted(&self, strokes: &StrokeSet, i: usize) -> Vec<u8> {
+        let (tile, t) = (self.grid.tiles[i], self.grid.tile_size);
+        let mut mask = strokes.rasterize(self.origin[0] + tile.x as f64 * self.scale, self.origin[1] + tile.y as f64 * self.scale, self.scale, t, t);
+        for (p, m) in mask.iter_mut().enumerate() {
+            if p % t >= tile.width || p / t >= tile.height {
+                *m = 0;
+            }
+        }
+        mask
+    }
+
+    /// Tiles with painted pixels whose features are not computed yet.
+    pub fn tiles_to_compute(&self, strokes: &StrokeSet) -> Vec<usize> {
+        (0..self.grid.tiles.len()).filter(|&i| self.features[i].is_none() && self.painted(strokes, i).iter().any(|&m| m > 0)).collect()
+    }
+
+    /// Keeps tile `i`'s features, planar `[channels, tile, tile]`.
+    pub fn set_features(&mut self, i: usize, features: Vec<f32>) {
+        self.features[i] = Some(features);
+    }
+
+    /// Bytes of features held.
+    pub fn bytes_held(&self) -> usize {
+        self.features.iter().flatten().map(|f| f.len() * 4).sum()
+    }
+
+    /// Adds every painted pixel of the tiles with features to `samples`.
+    pub fn add_samples(&self, strokes: &StrokeSet, samples: &mut PixelSamples) {
+        for (i, f) in self.features.iter().enumerate() {
+            if let Some(f) = f {
+                samples.add_tile(f, &self.painted(strokes, i));
+            }
+        }
+    }
+
+    /// Computes the features of the painted tiles still missing, with the frozen UNet of
+    /// `segmenter`, from `image` (this image's pixels at the model's resolution).
+    #[cfg(not(target_family = "wasm"))]
+    pub fn compute_features(&mut self, segmenter: &crate::model::Segmenter, image: &crate::imageio::RgbImage, strokes: &StrokeSet) {
+        let todo = self.tiles_to_compute(strokes);
+        if todo.is_empty() {
+            return;
+        }
+        let pixels: Vec<f32> = image.pixels.iter().map(|&v| v as f32 / 127.5 - 1.0).collect();
+        for i in todo {
+            let x = segmenter.input_tensor(self.grid.extract_planar(&pixels, 3, &self.grid.tiles[i]), 1);
+            self.set_features(i, segmenter.features(x).into_data().try_into_vec_as::<f32>().expect("f32 features"));
+        }
+    }
+}
+
+fn channel_stats(samples: &PixelSamples) -> (Vec<f32>, Vec<f32>) {
+    let f = samples.channels;
+    let n = samples.len() as f64;
+    let mut sum = vec![0f64; f];
+    let mut sq = vec![0f64; f];
+    for v in samples.features.chunks_exact(f) {
+        for c in 0..f {
+            sum[c] += v[c] as f64;
+            sq[c] += (v[c] as f64).powi(2);
+        }
+    }
+    let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+    let std = sq.iter().zip(&sum).map(|(q, s)| ((q / n - (s / n).powi(2)).max(0.0).sqrt() as f32).max(1e-3)).collect();
+    (mean, std)
+}
+
+/// The base model's UNet with a head trained on `strokes`: an ordinary model file the viewer and
+/// the CLI run. Its manifest records the classes, the strokes' count and the image's name.
+pub fn few_shot_model(base: &ModelFile, head: SegHead, strokes: &StrokeSet, name: &str, provenance: &str, device: &Device) -> Result<ModelFile, WeightsError> {
+    let unet = base.build_net(device)?.unet;
+    let mut manifest = base.manifest.clone();
+    manifest.name = name.to_string();
+    manifest.description = format!("Taught from {} painted strokes on {} ({} classes), on the diffusion features of '{}'", strokes.painted(), if strokes.image.is_empty() { "an image" } else { &strokes.image }, strokes.classes.len(), base.manifest.name);
+    manifest.head = HeadTrainer::config(base.manifest.head.feature_levels.clone(), strokes.classes.len());
+    manifest.classes = strokes.classes.clone();
+    manifest.trained = true;
+    manifest.provenance = provenance.to_string();
+    manifest.postprocess = PostprocessConfig { glass: base.manifest.postprocess.glass.clone(), ..PostprocessConfig::default() };
+    manifest.metrics = serde_json::json!({ "strokes": strokes.painted(), "image": strokes.image, "features_from": base.manifest.name });
+    manifest.validate()?;
+    Ok(ModelFile::from_net(manifest, &HistoSegNet { unet, head }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two classes told apart by one of eight channels, whose scale is far from 1 (as raw UNet
+    /// activations are): the standardised head learns it and the folded head agrees on raw input.
+    #[test]
+    fn head_learns_painted_pixels_and_folds_its_standardisation() {
+        let device = Device::flex();
+        let (f, n) = (8, 400);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut samples = PixelSamples::new(f);
+        // class 1 is rare (1 in 8): balanced sampling must still learn it
+        for i in 0..n {
+            let label = (i % 8 == 0) as u8;
+            let noise = |rng: &mut ChaCha8Rng| (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * 40.0;
+            let v: Vec<f32> = (0..f).map(|c| if c == 5 { 300.0 + if label == 1 { 60.0 } else { -60.0 } + noise(&mut rng) } else { noise(&mut rng) + 100.0 }).collect();
+            samples.add_tile(&v, &[label + 1]);
+        }
+        assert_eq!(samples.class_counts(2), vec![350, 50]);
+        let mut trainer = HeadTrainer::new(f, 2, 0, &device);
+        trainer.set_samples(&samples);
+        let first = trainer.train(&TrainSettings { steps: 1, ..Default::default() }).unwrap().into_scalar::<f32>();
+        let last = trainer.train(&TrainSettings { steps: 150, ..Default::default() }).unwrap().into_scalar::<f32>();
+        assert!(last < first * 0.2, "loss {first} -> {last}");
+        assert_eq!(trainer.steps_done, 151);
+        let head = trainer.head();
+        let x = Tensor::<2>::from_data(TensorData::new(samples.features.clone(), [n, f]), &device).reshape([n, f, 1, 1]);
+        let logits = head.forward(x).reshape([n, 2]).into_data().to_vec::<f32>().unwrap();
+        let wrong = (0..n).filter(|&i| (logits[2 * i + 1] > logits[2 * i]) as u8 != samples.labels[i]).count();
+        assert!(wrong <= 4, "{wrong} of {n} painted pixels misclassified by the folded head");
+    }
+
+    #[test]
+    fn painted_image_computes_each_painted_tile_once_and_samples_every_covering_tile() {
+        use crate::strokes::Stroke;
+        use crate::weights::ClassInfo;
+        let classes = vec![ClassInfo { name: "a".into(), color: [0; 3] }, ClassInfo { name: "b".into(), color: [9; 3] }];
+        let mut strokes = StrokeSet::new(classes, "x");
+        // level-0 image at twice the model's resolution, offset by (100, 50): a dab at model (13, 13)
+        strokes.strokes.push(Stroke { class: Some(1), radius: 2.0, points: vec![[127.0, 77.0]] });
+        let mut img = PaintedImage::new(40, 30, 16, 4, [100.0, 50.0], 2.0).unwrap();
+        let todo = img.tiles_to_compute(&strokes);
+        // the tiles start at x 0, 12, 24 and y 0, 12, 14; the dab covers model x 12..=14, y 12..=14
+        assert_eq!(
+            todo.iter().map(|&i| (img.grid.tiles[i].x, img.grid.tiles[i].y)).collect::<Vec<_>>(),
+            vec![(0, 0), (12, 0), (0, 12), (12, 12), (0, 14), (12, 14)]
+        );
+        for &i in &todo {
+            let tile = img.grid.tiles[i];
+            // feature 0 = the pixel's image x, so each sample says where it came from
+            let f: Vec<f32> = (0..16 * 16).map(|p| (tile.x + p % 16) as f32).collect();
+            img.set_features(i, f);
+        }
+        assert!(img.tiles_to_compute(&strokes).is_empty());
+        let mut samples = PixelSamples::new(1);
+        img.add_samples(&strokes, &mut samples);
+        // a radius of 2 level-0 px is 1 model px: the centre and its 4 neighbours, from the 4 tiles
+        // holding all of them, and the lowest pixel (13, 14) again from the 2 tiles starting at y 14
+        assert_eq!(samples.len(), 5 * 4 + 2);
+        assert!(samples.labels.iter().all(|&l| l == 1));
+        let mut xs: Vec<f32> = samples.features.clone();
+        xs.sort_by(f32::total_cmp);
+        xs.dedup();
+        assert_eq!(xs, vec![12.0, 13.0, 14.0]);
+    }
+}
