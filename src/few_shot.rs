@@ -25,6 +25,8 @@ use crate::model::head::SegHead;
 use crate::model::{HeadConfig, HistoSegNet};
 use crate::postprocess::PostprocessConfig;
 use crate::strokes::StrokeSet;
+use crate::imageio::{self, RgbImage};
+use crate::slide::{Region, Slide, SlideError};
 use crate::tiling::{TileGrid, TilingError};
 use crate::weights::{ModelFile, WeightsError};
 
@@ -123,6 +125,18 @@ impl HeadTrainer {
 
     pub fn classes(&self) -> usize {
         self.classes
+    }
+
+    /// Fixes the per-channel standardisation (before the first [`Self::set_samples`]; otherwise
+    /// the first samples' statistics are used). It never changes afterwards.
+    pub fn set_norm(&mut self, mean: Vec<f32>, std: Vec<f32>) {
+        if self.norm.is_none() {
+            self.norm = Some((mean, std));
+        }
+    }
+
+    pub fn has_norm(&self) -> bool {
+        self.norm.is_some()
     }
 
     /// Replaces the training pixels (all strokes so far). The head and its optimiser stay.
@@ -224,14 +238,42 @@ impl PaintedImage {
         mask
     }
 
-    /// Tiles with painted pixels whose features are not computed yet.
+    /// Tiles with painted pixels whose features are not computed yet (only tiles that meet a
+    /// stroke's bounds are rasterised, so a whole slide's grid costs nothing).
     pub fn tiles_to_compute(&self, strokes: &StrokeSet) -> Vec<usize> {
-        (0..self.grid.tiles.len()).filter(|&i| self.features[i].is_none() && self.painted(strokes, i).iter().any(|&m| m > 0)).collect()
+        let boxes: Vec<[f64; 4]> = strokes.strokes.iter().filter(|s| s.class.is_some()).filter_map(|s| {
+                let mut one = StrokeSet::new(Vec::new(), "");
+                one.strokes.push(s.clone());
+                one.bounds()
+            }).collect();
+        let t = self.grid.tile_size as f64 * self.scale;
+        (0..self.grid.tiles.len())
+            .filter(|&i| {
+                let tile = self.grid.tiles[i];
+                let (x0, y0) = (self.origin[0] + tile.x as f64 * self.scale, self.origin[1] + tile.y as f64 * self.scale);
+                self.features[i].is_none() && boxes.iter().any(|b| b[0] < x0 + t && b[2] > x0 && b[1] < y0 + t && b[3] > y0) && self.painted(strokes, i).iter().any(|&m| m > 0)
+            })
+            .collect()
     }
 
     /// Keeps tile `i`'s features, planar `[channels, tile, tile]`.
     pub fn set_features(&mut self, i: usize, features: Vec<f32>) {
         self.features[i] = Some(features);
+    }
+
+    /// Per-channel mean and standard deviation over every pixel of the tiles computed so far
+    /// (painted or not: the features the head will meet), or `None` before any.
+    pub fn channel_stats(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        let tiles: Vec<&Vec<f32>> = self.features.iter().flatten().collect();
+        let first = tiles.first()?;
+        let n = self.grid.tile_size * self.grid.tile_size;
+        let mut samples = PixelSamples::new(first.len() / n);
+        for f in tiles {
+            // every 4th pixel is plenty for a mean and a spread
+            let every: Vec<u8> = (0..n).map(|p| (p % 4 == 0) as u8).collect();
+            samples.add_tile(f, &every);
+        }
+        Some(channel_stats(&samples))
     }
 
     /// Bytes of features held.
@@ -248,20 +290,82 @@ impl PaintedImage {
         }
     }
 
-    /// Computes the features of the painted tiles still missing, with the frozen UNet of
-    /// `segmenter`, from `image` (this image's pixels at the model's resolution).
+    /// Computes the features of the painted tiles still missing with the frozen UNet of
+    /// `segmenter`; `input` gives a tile's pixels, planar `[3, tile, tile]` in [-1, 1].
     #[cfg(not(target_family = "wasm"))]
-    pub fn compute_features(&mut self, segmenter: &crate::model::Segmenter, image: &crate::imageio::RgbImage, strokes: &StrokeSet) {
+    pub fn compute_features<E>(&mut self, segmenter: &crate::model::Segmenter, strokes: &StrokeSet, mut input: impl FnMut(&Self, usize) -> Result<Vec<f32>, E>) -> Result<usize, E> {
         let todo = self.tiles_to_compute(strokes);
-        if todo.is_empty() {
-            return;
-        }
-        let pixels: Vec<f32> = image.pixels.iter().map(|&v| v as f32 / 127.5 - 1.0).collect();
-        for i in todo {
-            let x = segmenter.input_tensor(self.grid.extract_planar(&pixels, 3, &self.grid.tiles[i]), 1);
+        for &i in &todo {
+            let x = segmenter.input_tensor(input(self, i)?, 1);
             self.set_features(i, segmenter.features(x).into_data().try_into_vec_as::<f32>().expect("f32 features"));
         }
+        Ok(todo.len())
     }
+
+    /// Tile `i`'s pixels from an image at the model's resolution (this one's whole extent).
+    pub fn input_from_image(&self, image: &RgbImage, i: usize) -> Vec<f32> {
+        let planar = self.grid.extract_planar(&image.pixels, 3, &self.grid.tiles[i]);
+        planar.into_iter().map(|v| v as f32 / 127.5 - 1.0).collect()
+    }
+
+    /// Tile `i`'s pixels read from a slide whose level 0 has `level0_um` µm/px, this image being
+    /// the whole slide at `model_um` (origin 0): the tile's level-0 square read at the model's
+    /// resolution, so only the painted tiles of a whole slide are ever read.
+    pub fn input_from_slide(&self, slide: &mut Slide, level0_um: f64, model_um: f64, i: usize) -> Result<Vec<f32>, SlideError> {
+        let tile = self.grid.tiles[i];
+        let t = self.grid.tile_size;
+        let s = self.scale;
+        let x0 = (tile.x as f64 * s).floor() as usize;
+        let y0 = (tile.y as f64 * s).floor() as usize;
+        let x1 = (((tile.x + tile.width) as f64 * s).round() as usize).min(slide.width());
+        let y1 = (((tile.y + tile.height) as f64 * s).round() as usize).min(slide.height());
+        let img = slide.read_at_resolution(Region { x: x0, y: y0, width: x1 - x0, height: y1 - y0 }, level0_um, model_um)?;
+        let img = if (img.width, img.height) == (tile.width, tile.height) { img } else { imageio::resize(&img, tile.width, tile.height) };
+        // an image smaller than a tile: edge replication, as the inference grid does
+        let part = TileGrid::new(tile.width, tile.height, t, 0).expect("a non-empty tile");
+        Ok(part.extract_planar(&img.pixels, 3, &part.tiles[0]).into_iter().map(|v| v as f32 / 127.5 - 1.0).collect())
+    }
+
+    /// The whole of a slide at the model's resolution, as [`Self::input_from_slide`] reads it.
+    pub fn for_slide(slide: &Slide, level0_um: f64, model_um: f64, tile: usize, overlap: usize) -> Result<Self, TilingError> {
+        let (w, h) = imageio::rescaled_size(slide.width(), slide.height(), level0_um, model_um);
+        Self::new(w, h, tile, overlap, [0.0, 0.0], model_um / level0_um)
+    }
+}
+
+/// Trains a head on `strokes` as the page did: at each of [`StrokeSet::update_points`], the
+/// features of newly painted tiles are computed (`input` gives a tile's pixels), the
+/// standardisation is fixed from the first tiles, and `settings.steps` steps are taken.
+/// `on_update(done, total)` follows the updates.
+#[cfg(not(target_family = "wasm"))]
+pub fn replay<E>(
+    strokes: &StrokeSet,
+    painted: &mut PaintedImage,
+    segmenter: &crate::model::Segmenter,
+    channels: usize,
+    settings: &TrainSettings,
+    seed: u64,
+    mut input: impl FnMut(&PaintedImage, usize) -> Result<Vec<f32>, E>,
+    mut on_update: impl FnMut(usize, usize),
+) -> Result<HeadTrainer, E> {
+    let mut trainer = HeadTrainer::new(channels, strokes.classes.len(), seed, segmenter.device());
+    let points = strokes.update_points();
+    for (k, &n) in points.iter().enumerate() {
+        let now = strokes.first(n);
+        painted.compute_features(segmenter, &now, &mut input)?;
+        if let (false, Some((mean, std))) = (trainer.has_norm(), painted.channel_stats()) {
+            trainer.set_norm(mean, std);
+        }
+        let mut samples = PixelSamples::new(channels);
+        painted.add_samples(&now, &mut samples);
+        trainer.set_samples(&samples);
+        if let Some(loss) = trainer.train(settings) {
+            // wait for the step to finish, as the page does before it draws
+            loss.into_scalar::<f32>();
+        }
+        on_update(k + 1, points.len());
+    }
+    Ok(trainer)
 }
 
 fn channel_stats(samples: &PixelSamples) -> (Vec<f32>, Vec<f32>) {
@@ -325,7 +429,7 @@ mod tests {
         assert_eq!(trainer.steps_done, 151);
         let head = trainer.head();
         let x = Tensor::<2>::from_data(TensorData::new(samples.features.clone(), [n, f]), &device).reshape([n, f, 1, 1]);
-        let logits = head.forward(x).reshape([n, 2]).into_data().to_vec::<f32>().unwrap();
+        let logits = head.forward(x).reshape([n, 2]).into_data().try_into_vec_as::<f32>().unwrap();
         let wrong = (0..n).filter(|&i| (logits[2 * i + 1] > logits[2 * i]) as u8 != samples.labels[i]).count();
         assert!(wrong <= 4, "{wrong} of {n} painted pixels misclassified by the folded head");
     }

@@ -29,6 +29,9 @@ pub struct StrokeSet {
     pub strokes: Vec<Stroke>,
     /// The name of the image the strokes were painted on (not its pixels).
     pub image: String,
+    /// When the page trained: the number of strokes at each update, in order. Empty means after
+    /// every stroke. `histoseg train --strokes` replays the same updates.
+    pub updates: Vec<usize>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -56,7 +59,7 @@ fn color_of(v: &Value) -> Option<[u8; 3]> {
 
 impl StrokeSet {
     pub fn new(classes: Vec<ClassInfo>, image: &str) -> Self {
-        Self { classes, strokes: Vec::new(), image: image.to_string() }
+        Self { classes, strokes: Vec::new(), image: image.to_string(), updates: Vec::new() }
     }
 
     /// Strokes that paint a class (not the eraser).
@@ -85,7 +88,7 @@ impl StrokeSet {
         let classes: Vec<Value> = self.classes.iter().map(|c| json!({ "name": c.name, "color": c.color })).collect();
         serde_json::to_string(&json!({
             "type": "FeatureCollection",
-            "histoseg": { "kind": "strokes", "image": self.image, "classes": classes },
+            "histoseg": { "kind": "strokes", "image": self.image, "classes": classes, "updates": self.updates },
             "features": features,
         }))
         .expect("strokes serialise")
@@ -142,11 +145,28 @@ impl StrokeSet {
         if classes.len() < 2 {
             return Err(StrokeError::TooFewClasses(classes.len()));
         }
-        let set = Self { classes, strokes, image: v["histoseg"]["image"].as_str().unwrap_or("").to_string() };
+        let updates: Vec<usize> = match v["histoseg"]["updates"].as_array() {
+            Some(list) => list.iter().map(|u| u.as_u64().map(|u| u as usize)).collect::<Option<_>>().ok_or(StrokeError::BadStroke(0, "'updates' must be stroke counts".into()))?,
+            None => Vec::new(),
+        };
+        if updates.windows(2).any(|w| w[0] > w[1]) || updates.last().is_some_and(|&u| u > strokes.len()) {
+            return Err(StrokeError::BadStroke(0, format!("'updates' {updates:?} must be rising stroke counts up to {}", strokes.len())));
+        }
+        let set = Self { classes, strokes, image: v["histoseg"]["image"].as_str().unwrap_or("").to_string(), updates };
         if set.painted() == 0 {
             return Err(StrokeError::Empty);
         }
         Ok(set)
+    }
+
+    /// The stroke counts after which the head is trained: [`Self::updates`], or every stroke.
+    pub fn update_points(&self) -> Vec<usize> {
+        if self.updates.is_empty() { (1..=self.strokes.len()).collect() } else { self.updates.clone() }
+    }
+
+    /// The first `n` strokes.
+    pub fn first(&self, n: usize) -> StrokeSet {
+        StrokeSet { strokes: self.strokes[..n.min(self.strokes.len())].to_vec(), updates: Vec::new(), ..self.clone() }
     }
 
     /// Level-0 bounding box `(x0, y0, x1, y1)` of everything painted, brush included.
@@ -213,8 +233,11 @@ mod tests {
         set.strokes.push(Stroke { class: Some(1), radius: 6.0, points: vec![[10.0, 10.0], [50.5, 12.25]] });
         set.strokes.push(Stroke { class: Some(0), radius: 3.0, points: vec![[80.0, 80.0]] });
         set.strokes.push(Stroke { class: None, radius: 2.0, points: vec![[30.0, 10.0], [30.0, 12.0]] });
+        assert_eq!(set.update_points(), [1, 2, 3]);
+        set.updates = vec![2, 3];
         let text = set.to_geojson();
         let back = StrokeSet::from_geojson(&text).unwrap();
+        assert_eq!(back.updates, [2, 3]);
         assert_eq!(back.classes, set.classes);
         assert_eq!(back.image, "slide.svs");
         assert_eq!(back.strokes[0], set.strokes[0]);

@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Weights of rank >= 2 are stored as symmetric int8 with a scale per output channel
-//! (`w = q * scale`) and dequantized to f32 when loaded. That route works on every backend;
+//! (`w = q * scale`) and dequantized to f32 when loaded; a pixel-MLP head's stay f32. That route works on every backend;
 //! burn 0.22.1's packed int8 convolutions are wrong on wgpu (see ../shared/TOOLCHAIN.md).
 //! Biases and normalisation parameters are small and stay f32.
 
@@ -366,7 +366,10 @@ impl ModelFile {
             for &d in &t.shape {
                 out.extend_from_slice(&(d as u32).to_le_bytes());
             }
-            if t.shape.len() >= 2 && precision == Precision::Int8 {
+            // a pixel-MLP head (strokes, src/few_shot.rs) has its input standardisation folded
+            // into its first layer, whose weights then span a range int8 would crush; it is tiny
+            let f32_head = self.manifest.head.kernel == 1 && name.starts_with("head.");
+            if t.shape.len() >= 2 && precision == Precision::Int8 && !f32_head {
                 out.push(ENC_INT8);
                 let (scales, q) = quantize_per_channel(&t.values, t.shape[0]);
                 scales.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));

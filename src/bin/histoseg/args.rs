@@ -117,8 +117,9 @@ impl DataArgs {
 /// The run's length, optimiser, checkpoints and where it lives.
 #[derive(Args, Clone)]
 pub struct RunArgs {
+    /// Training steps (not used with --strokes, which replays the page's updates).
     #[arg(long)]
-    pub steps: usize,
+    pub steps: Option<usize>,
     /// Peak learning rate (default: 2e-4 for pretrain, 2e-3 for train).
     #[arg(long)]
     pub lr: Option<f64>,
@@ -154,13 +155,14 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    pub fn config(&self, out: &Path, default_lr: f64) -> RunConfig {
+    pub fn config(&self, out: &Path, default_lr: f64) -> Result<RunConfig> {
         let dir = self.run.clone().unwrap_or_else(|| runs_dir().join(out.file_stem().unwrap_or_default()));
-        RunConfig {
+        let steps = self.steps.context("--steps N is needed")?;
+        Ok(RunConfig {
             dir,
-            steps: self.steps,
+            steps,
             lr: self.lr.unwrap_or(default_lr),
-            warmup: self.warmup.unwrap_or(self.steps / 20),
+            warmup: self.warmup.unwrap_or(steps / 20),
             seed: self.seed,
             checkpoint_every: self.checkpoint_every,
             validate_every: self.validate_every,
@@ -168,7 +170,7 @@ impl RunArgs {
             stop_after: self.stop_after,
             stop_after_steps: self.stop_after_steps,
             resume: self.resume,
-        }
+        })
     }
 }
 

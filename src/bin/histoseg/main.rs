@@ -11,6 +11,7 @@ mod export;
 mod model_file;
 mod pretrain;
 mod segment;
+mod teach;
 mod train;
 
 use std::path::PathBuf;

@@ -48,7 +48,7 @@ pub fn run(a: PretrainArgs) -> Result<()> {
     let compute = a.device.compute()?;
     let device = compute.device()?;
     let images = data::load_unlabeled(&a.sources, &working, a.validation_every)?;
-    let cfg = a.run.config(&a.out, 2e-4);
+    let cfg = a.run.config(&a.out, 2e-4)?;
     let provenance = format!(
         "histoseg pretrain: {} images ({} held out for validation) from {} at {working:?} µm/px, {} steps of {}x{}px, lr {}, {weighting:?} weighting, EMA {}, seed {}, on {}",
         images.files.0,

@@ -22,17 +22,26 @@ pub struct TrainArgs {
     #[arg(long)]
     classes: Option<String>,
     /// A model file whose UNet to start from (a pretraining run's output), or "none" for random
-    /// initialisation.
+    /// initialisation. With --strokes: the model whose frozen UNet gives the features.
     #[arg(long)]
     pretrained: String,
+    /// Strokes painted in the viewer's "Train your own" mode (the GeoJSON it saves, or line
+    /// annotations from QuPath): trains a pixel head on the frozen UNet of --pretrained from
+    /// the painted pixels of --image, replaying the page's updates.
+    #[arg(long, requires = "image", conflicts_with_all = ["dataset", "images"])]
+    strokes: Option<PathBuf>,
+    /// The image or slide the strokes were painted on (its resolution from the file, else
+    /// --image-um-per-px).
+    #[arg(long, requires = "strokes")]
+    image: Option<PathBuf>,
     /// frozen (train the head on cached features of the frozen UNet) or finetune (all of it).
     #[arg(long, default_value = "frozen")]
     mode: String,
     #[command(flatten)]
     arch: ArchArgs,
-    /// Working resolution of the model (µm/px).
-    #[arg(long)]
-    um_per_px: f64,
+    /// Working resolution of the model (µm/px); with --strokes, that of --pretrained.
+    #[arg(long, required_unless_present = "strokes")]
+    um_per_px: Option<f64>,
     #[arg(long, default_value_t = 50)]
     timestep: usize,
     #[arg(long, default_value = "0,1")]
@@ -67,6 +76,10 @@ pub struct TrainArgs {
 }
 
 pub fn run(a: TrainArgs, data_dir: &std::path::Path) -> Result<()> {
+    if let (Some(strokes), Some(image)) = (&a.strokes, &a.image) {
+        return crate::teach::run(strokes, image, &a.pretrained, a.data.image_um_per_px, &a.name, &a.out, a.run.seed);
+    }
+    let um_per_px = a.um_per_px.context("--um-per-px is needed")?;
     let mode = Mode::parse(&a.mode)?;
     let preset = a.data.preset()?;
     let classes = match (&a.classes, preset) {
@@ -76,13 +89,13 @@ pub fn run(a: TrainArgs, data_dir: &std::path::Path) -> Result<()> {
     };
     let unet = a.arch.config()?;
     let head = HeadConfig::new(parse_list(&a.feature_levels)?, a.head_hidden, classes.len());
-    let mut manifest = Manifest::for_segmentation(&a.name, classes, unet, head, a.um_per_px, a.tile, a.overlap, a.timestep)?;
+    let mut manifest = Manifest::for_segmentation(&a.name, classes, unet, head, um_per_px, a.tile, a.overlap, a.timestep)?;
     let data = a.data.load(data_dir, Split::Train, manifest.head.num_classes).context("cannot load the training data")?;
     let (train, val) = split_train_val(data.samples, a.val_fraction, a.label_fraction, a.run.seed)?;
-    let train: Vec<_> = train.iter().map(|s| s.rescaled(a.um_per_px)).collect();
+    let train: Vec<_> = train.iter().map(|s| s.rescaled(um_per_px)).collect();
     let compute = a.device.compute()?;
     let device = compute.device()?;
-    let cfg = a.run.config(&a.out, 2e-3);
+    let cfg = a.run.config(&a.out, 2e-3)?;
     println!(
         "training on {} images of {} ({} held out for validation), {} classes, {mode:?} mode, t={}, levels {:?}, on {}\nrun folder {}",
         train.len(),
@@ -102,7 +115,7 @@ pub fn run(a: TrainArgs, data_dir: &std::path::Path) -> Result<()> {
     manifest.provenance = format!(
         "histoseg train {data_flags} --pretrained {} --mode {mode:?} --um-per-px {} --timestep {} --feature-levels {} --steps {} --batch {} --lr {} --ema {} --label-fraction {} --seed {} ({} training images, on {})",
         a.pretrained,
-        a.um_per_px,
+        um_per_px,
         a.timestep,
         a.feature_levels,
         cfg.steps,
