@@ -115,7 +115,11 @@ fn load_extractor(name: &str, base: &ModelFile, seed: u64, device: &Device) -> R
             Extractor::Unet(file.segmenter(device)?, file)
         }
         path => {
-            let file = ModelFile::from_bytes(&std::fs::read(path).with_context(|| format!("cannot read {path}"))?)?;
+            let mut file = ModelFile::from_bytes(&std::fs::read(path).with_context(|| format!("cannot read {path}"))?)?;
+            // every extractor works at the base model's resolution and tile (a UNet is fully
+            // convolutional; its timestep and feature levels stay its own)
+            let b = &base.manifest;
+            (file.manifest.um_per_px, file.manifest.tile_size, file.manifest.overlap) = (b.um_per_px, b.tile_size, b.overlap);
             Extractor::Unet(file.segmenter(device)?, file)
         }
     })

@@ -45,7 +45,7 @@ pub struct TrainSettings {
 
 impl Default for TrainSettings {
     fn default() -> Self {
-        Self { steps: 200, batch: 512, lr: 3e-3 }
+        Self { steps: 100, batch: 512, lr: 1e-3 }
     }
 }
 
