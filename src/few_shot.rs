@@ -256,6 +256,31 @@ impl PaintedImage {
             .collect()
     }
 
+    /// Tiles meeting the level-0 rectangle `[x0, y0, x1, y1]` (the view).
+    pub fn tiles_meeting(&self, rect: [f64; 4]) -> Vec<usize> {
+        let t = self.grid.tile_size as f64 * self.scale;
+        (0..self.grid.tiles.len())
+            .filter(|&i| {
+                let tile = self.grid.tiles[i];
+                let (x0, y0) = (self.origin[0] + tile.x as f64 * self.scale, self.origin[1] + tile.y as f64 * self.scale);
+                rect[0] < x0 + t && rect[2] > x0 && rect[1] < y0 + t && rect[3] > y0
+            })
+            .collect()
+    }
+
+    pub fn features_of(&self, i: usize) -> Option<&[f32]> {
+        self.features[i].as_deref()
+    }
+
+    /// Drops the features of unpainted tiles not in `keep` (the preview's tiles of an old view).
+    pub fn forget_unpainted(&mut self, strokes: &StrokeSet, keep: &[usize]) {
+        for i in 0..self.features.len() {
+            if self.features[i].is_some() && !keep.contains(&i) && self.painted(strokes, i).iter().all(|&m| m == 0) {
+                self.features[i] = None;
+            }
+        }
+    }
+
     /// Keeps tile `i`'s features, planar `[channels, tile, tile]`.
     pub fn set_features(&mut self, i: usize, features: Vec<f32>) {
         self.features[i] = Some(features);
@@ -330,6 +355,80 @@ impl PaintedImage {
     pub fn for_slide(slide: &Slide, level0_um: f64, model_um: f64, tile: usize, overlap: usize) -> Result<Self, TilingError> {
         let (w, h) = imageio::rescaled_size(slide.width(), slide.height(), level0_um, model_um);
         Self::new(w, h, tile, overlap, [0.0, 0.0], model_um / level0_um)
+    }
+}
+
+/// The live preview (issue 15): class probabilities over the tiles of a [`PaintedImage`] that
+/// meet the view, blended with the inference grid's weights, so a pixel whose covering tiles
+/// are all in the view gets exactly what a segmentation of the whole image would give it.
+pub struct ViewBlend {
+    /// The box of model pixels the view's tiles cover.
+    pub x: usize,
+    pub y: usize,
+    pub width: usize,
+    pub height: usize,
+    classes: usize,
+    sum: Vec<f32>,
+    weight: Vec<f32>,
+}
+
+impl ViewBlend {
+    /// A blend over the box of `tiles` of `grid`.
+    pub fn new(grid: &TileGrid, tiles: &[usize], classes: usize) -> Self {
+        let x = tiles.iter().map(|&i| grid.tiles[i].x).min().unwrap_or(0);
+        let y = tiles.iter().map(|&i| grid.tiles[i].y).min().unwrap_or(0);
+        let width = tiles.iter().map(|&i| grid.tiles[i].x + grid.tiles[i].width).max().unwrap_or(0) - x;
+        let height = tiles.iter().map(|&i| grid.tiles[i].y + grid.tiles[i].height).max().unwrap_or(0) - y;
+        Self { x, y, width, height, classes, sum: vec![0.0; width * height * classes], weight: vec![0.0; width * height] }
+    }
+
+    /// Adds tile `i`'s probabilities, planar `[classes, tile, tile]`.
+    pub fn add(&mut self, grid: &TileGrid, i: usize, planar: &[f32]) {
+        let (tile, t, c) = (grid.tiles[i], grid.tile_size, self.classes);
+        assert_eq!(planar.len(), c * t * t);
+        for ty in 0..tile.height {
+            for tx in 0..tile.width {
+                let w = grid.weight(&tile, tx, ty);
+                let p = (tile.y + ty - self.y) * self.width + tile.x + tx - self.x;
+                self.weight[p] += w;
+                for k in 0..c {
+                    self.sum[p * c + k] += w * planar[(k * t + ty) * t + tx];
+                }
+            }
+        }
+    }
+
+    /// The blended probabilities, interleaved `width * height * classes` (0 where no tile ran).
+    pub fn probabilities(&self) -> Vec<f32> {
+        let c = self.classes;
+        let mut out = self.sum.clone();
+        for (p, &w) in self.weight.iter().enumerate() {
+            let inv = if w > 0.0 { 1.0 / w } else { 0.0 };
+            out[p * c..(p + 1) * c].iter_mut().for_each(|v| *v *= inv);
+        }
+        out
+    }
+
+    /// Labels, and the uncertainty of each pixel as 0..=255: one minus the margin between its two
+    /// likeliest classes (where to paint next).
+    pub fn labels_and_uncertainty(&self) -> (Vec<u8>, Vec<u8>) {
+        let probs = self.probabilities();
+        let labels = crate::tiling::argmax_labels(&probs, self.classes);
+        let uncertainty = probs
+            .chunks_exact(self.classes)
+            .map(|p| {
+                let (mut a, mut b) = (0f32, 0f32);
+                for &v in p {
+                    if v > a {
+                        (a, b) = (v, a);
+                    } else if v > b {
+                        b = v;
+                    }
+                }
+                ((1.0 - (a - b)).clamp(0.0, 1.0) * 255.0).round() as u8
+            })
+            .collect();
+        (labels, uncertainty)
     }
 }
 
@@ -432,6 +531,45 @@ mod tests {
         let logits = head.forward(x).reshape([n, 2]).into_data().try_into_vec_as::<f32>().unwrap();
         let wrong = (0..n).filter(|&i| (logits[2 * i + 1] > logits[2 * i]) as u8 != samples.labels[i]).count();
         assert!(wrong <= 4, "{wrong} of {n} painted pixels misclassified by the folded head");
+    }
+
+    #[test]
+    fn the_view_blend_gives_what_the_inference_blender_gives() {
+        let grid = TileGrid::new(150, 100, 32, 8).unwrap();
+        let classes = 3;
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let tiles: Vec<Vec<f32>> = grid.tiles.iter().map(|_| (0..classes * 32 * 32).map(|_| (rng.next_u32() % 1000) as f32 / 1000.0).collect()).collect();
+        let mut whole = crate::tiling::Blender::new(grid.clone(), classes);
+        for (tile, p) in grid.tiles.iter().zip(&tiles) {
+            whole.add(tile, p);
+        }
+        let whole = whole.finish();
+        // a view over part of the image: its tiles, and the pixels all of whose tiles are among them
+        let img = PaintedImage::new(150, 100, 32, 8, [0.0, 0.0], 1.0).unwrap();
+        let view = img.tiles_meeting([40.0, 30.0, 90.0, 60.0]);
+        let mut blend = ViewBlend::new(&grid, &view, classes);
+        for &i in &view {
+            blend.add(&grid, i, &tiles[i]);
+        }
+        let probs = blend.probabilities();
+        let mut compared = 0;
+        for y in 0..blend.height {
+            for x in 0..blend.width {
+                let (gx, gy) = (blend.x + x, blend.y + y);
+                let covering = grid.tiles.iter().enumerate().filter(|(_, t)| (t.x..t.x + t.width).contains(&gx) && (t.y..t.y + t.height).contains(&gy)).map(|(i, _)| i);
+                if covering.clone().all(|i| view.contains(&i)) {
+                    for k in 0..classes {
+                        let (a, b) = (probs[(y * blend.width + x) * classes + k], whole[(gy * 150 + gx) * classes + k]);
+                        assert!((a - b).abs() < 1e-5, "pixel {gx},{gy} class {k}: {a} against {b}");
+                    }
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 50 * 30, "{compared} pixels compared");
+        let (labels, unsure) = blend.labels_and_uncertainty();
+        assert_eq!(labels.len(), blend.width * blend.height);
+        assert!(unsure.iter().any(|&u| u > 200) && unsure.iter().any(|&u| u < 200));
     }
 
     #[test]
