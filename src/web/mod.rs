@@ -15,6 +15,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 mod blob_reader;
+/// "Train your own": a head trained from painted strokes (issue 15).
+#[cfg(feature = "few-shot")]
+mod teach;
 
 use crate::label_pyramid::LabelPyramid;
 use crate::model::Segmenter;
