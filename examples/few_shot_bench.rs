@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use histoseg::few_shot::{HeadTrainer, PaintedImage, PixelSamples, TrainSettings, few_shot_model};
+use histoseg::few_shot::{HeadTrainer, PaintedImage, PixelSamples, TrainSettings, feature_segmenter, few_shot_model};
 use histoseg::imageio::{self, RgbImage};
 use histoseg::model::head::SegHead;
 use histoseg::model::{HistoSegNet, Segmenter};
@@ -48,6 +48,8 @@ struct Args {
     out: Option<PathBuf>,
     /// The model file whose manifest (resolution, tile, timestep, classes) every extractor uses.
     base: PathBuf,
+    /// Decoder levels the UNet extractors tap.
+    levels: Vec<usize>,
 }
 
 fn parse() -> Result<Args> {
@@ -63,6 +65,7 @@ fn parse() -> Result<Args> {
         settings: TrainSettings::default(),
         out: None,
         base: PathBuf::new(),
+        levels: histoseg::few_shot::FEATURE_LEVELS.to_vec(),
     };
     let mut base = None;
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -81,6 +84,7 @@ fn parse() -> Result<Args> {
             "--batch" => a.settings.batch = v.parse()?,
             "--lr" => a.settings.lr = v.parse()?,
             "--base" => base = Some(PathBuf::from(v)),
+            "--levels" => a.levels = v.split(',').map(|s| s.parse()).collect::<Result<_, _>>()?,
             "--out" => a.out = Some(PathBuf::from(v)),
             other => bail!("unknown option {other}"),
         }
@@ -91,20 +95,21 @@ fn parse() -> Result<Args> {
 
 /// What turns an image at the model's resolution into per-pixel features.
 enum Extractor {
-    Unet(Segmenter, ModelFile),
+    /// The frozen UNet (tapping `levels`), and the model file it comes from.
+    Unet(Segmenter, ModelFile, Vec<usize>),
     Filters,
 }
 
 impl Extractor {
     fn channels(&self) -> usize {
         match self {
-            Extractor::Unet(s, f) => f.manifest.unet.feature_channels(&s.spec.levels),
+            Extractor::Unet(_, f, levels) => f.manifest.unet.feature_channels(levels),
             Extractor::Filters => filter_features::channels(),
         }
     }
 }
 
-fn load_extractor(name: &str, base: &ModelFile, seed: u64, device: &Device) -> Result<Extractor> {
+fn load_extractor(name: &str, base: &ModelFile, levels: &[usize], seed: u64, device: &Device) -> Result<Extractor> {
     Ok(match name {
         "filters" => Extractor::Filters,
         "random" => {
@@ -112,7 +117,7 @@ fn load_extractor(name: &str, base: &ModelFile, seed: u64, device: &Device) -> R
             let m = &base.manifest;
             let net = HistoSegNet::new(&m.unet, &m.head, device);
             let file = ModelFile::from_net(m.clone(), &net);
-            Extractor::Unet(file.segmenter(device)?, file)
+            Extractor::Unet(feature_segmenter(&file, levels, device)?, file, levels.to_vec())
         }
         path => {
             let mut file = ModelFile::from_bytes(&std::fs::read(path).with_context(|| format!("cannot read {path}"))?)?;
@@ -120,7 +125,7 @@ fn load_extractor(name: &str, base: &ModelFile, seed: u64, device: &Device) -> R
             // convolutional; its timestep and feature levels stay its own)
             let b = &base.manifest;
             (file.manifest.um_per_px, file.manifest.tile_size, file.manifest.overlap) = (b.um_per_px, b.tile_size, b.overlap);
-            Extractor::Unet(file.segmenter(device)?, file)
+            Extractor::Unet(feature_segmenter(&file, levels, device)?, file, levels.to_vec())
         }
     })
 }
@@ -128,8 +133,8 @@ fn load_extractor(name: &str, base: &ModelFile, seed: u64, device: &Device) -> R
 /// The model's raw labels for one native-resolution sample, with a trained few-shot head.
 fn labels_for(extractor: &Extractor, head: &SegHead, strokes: &StrokeSet, manifest: &Manifest, sample: &Labeled, device: &Device) -> Result<Vec<u8>> {
     match extractor {
-        Extractor::Unet(_, file) => {
-            let model = few_shot_model(file, head.clone(), strokes, "bench", "", device)?;
+        Extractor::Unet(_, file, levels) => {
+            let model = few_shot_model(file, head.clone(), levels, strokes, "bench", "", device)?;
             let seg = model.segmenter(device)?;
             predict(&seg, &model.manifest, sample, 4, false)
         }
@@ -218,7 +223,7 @@ fn run_one(a: &Args, extractor: &Extractor, manifest: &Manifest, painted_on: &[L
         let t0 = Instant::now();
         sets[i].strokes.push(stroke);
         match extractor {
-            Extractor::Unet(seg, _) => {
+            Extractor::Unet(seg, _, _) => {
                 let image = &model_images[i];
                 painted[i].compute_features(seg, &sets[i], |p, k| Ok::<_, std::convert::Infallible>(p.input_from_image(image, k)))?;
             }
@@ -282,7 +287,7 @@ fn main() -> Result<()> {
     let data = histoseg::data_dir();
     let train = load(&data, a.dataset, Split::Train)?;
     let test = if a.score == Split::Test { Some(load(&data, a.dataset, Split::Test)?) } else { None };
-    println!("few-shot benchmark: {} strokes on {} {} training images, scored on {}, seeds {:?}, {:?}", a.strokes, a.images, a.dataset.name(), if test.is_some() { "the test split" } else { "12 unpainted training images" }, a.seeds, a.settings);
+    println!("few-shot benchmark: {} strokes on {} {} training images, scored on {}, seeds {:?}, levels {:?}, {:?}", a.strokes, a.images, a.dataset.name(), if test.is_some() { "the test split" } else { "12 unpainted training images" }, a.seeds, a.levels, a.settings);
     let mut rows = Vec::new();
     for name in &a.extractors {
         let mut dices = Vec::new();
@@ -296,7 +301,7 @@ fn main() -> Result<()> {
             let painted_on: Vec<Labeled> = idx[..a.images].iter().map(|&i| train[i].clone()).collect();
             let validation: Vec<Labeled> = idx[a.images..a.images + 12].iter().map(|&i| train[i].clone()).collect();
             let score_on = test.as_deref().unwrap_or(&validation);
-            let extractor = load_extractor(name, &base, seed, &device)?;
+            let extractor = load_extractor(name, &base, &a.levels, seed, &device)?;
             let t0 = Instant::now();
             let o = run_one(&a, &extractor, &manifest, &painted_on, score_on, seed, &device)?;
             println!(
@@ -322,7 +327,7 @@ fn main() -> Result<()> {
         let doc = serde_json::json!({
             "command": format!("cargo run --release --features cli --example few_shot_bench -- {}", std::env::args().skip(1).collect::<Vec<_>>().join(" ")),
             "dataset": a.dataset.name(), "images": a.images, "strokes": a.strokes, "scored_on": if test.is_some() { "test" } else { "validation" },
-            "settings": { "steps": a.settings.steps, "batch": a.settings.batch, "lr": a.settings.lr, "radius_um": a.radius_um, "length_um": a.length_um },
+            "settings": { "levels": a.levels, "steps": a.settings.steps, "batch": a.settings.batch, "lr": a.settings.lr, "radius_um": a.radius_um, "length_um": a.length_um },
             "runs": rows,
         });
         std::fs::write(out, serde_json::to_string_pretty(&doc)?)?;

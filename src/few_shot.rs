@@ -22,7 +22,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
 use crate::model::head::SegHead;
-use crate::model::{HeadConfig, HistoSegNet};
+use crate::model::unet::UNet;
+use crate::model::{HeadConfig, HistoSegNet, Segmenter};
 use crate::postprocess::PostprocessConfig;
 use crate::strokes::StrokeSet;
 use crate::imageio::{self, RgbImage};
@@ -32,6 +33,9 @@ use crate::weights::{ModelFile, WeightsError};
 
 /// Hidden units of the pixel MLP.
 pub const HIDDEN: usize = 32;
+
+/// The decoder levels whose features the head reads (0 = full resolution).
+pub const FEATURE_LEVELS: &[usize] = &[0];
 
 /// How the head is trained after each change of the strokes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -318,7 +322,7 @@ impl PaintedImage {
     /// Computes the features of the painted tiles still missing with the frozen UNet of
     /// `segmenter`; `input` gives a tile's pixels, planar `[3, tile, tile]` in [-1, 1].
     #[cfg(not(target_family = "wasm"))]
-    pub fn compute_features<E>(&mut self, segmenter: &crate::model::Segmenter, strokes: &StrokeSet, mut input: impl FnMut(&Self, usize) -> Result<Vec<f32>, E>) -> Result<usize, E> {
+    pub fn compute_features<E>(&mut self, segmenter: &Segmenter, strokes: &StrokeSet, mut input: impl FnMut(&Self, usize) -> Result<Vec<f32>, E>) -> Result<usize, E> {
         let todo = self.tiles_to_compute(strokes);
         for &i in &todo {
             let x = segmenter.input_tensor(input(self, i)?, 1);
@@ -440,7 +444,7 @@ impl ViewBlend {
 pub fn replay<E>(
     strokes: &StrokeSet,
     painted: &mut PaintedImage,
-    segmenter: &crate::model::Segmenter,
+    segmenter: &Segmenter,
     channels: usize,
     settings: &TrainSettings,
     seed: u64,
@@ -483,14 +487,24 @@ fn channel_stats(samples: &PixelSamples) -> (Vec<f32>, Vec<f32>) {
     (mean, std)
 }
 
-/// The base model's UNet with a head trained on `strokes`: an ordinary model file the viewer and
-/// the CLI run. Its manifest records the classes, the strokes' count and the image's name.
-pub fn few_shot_model(base: &ModelFile, head: SegHead, strokes: &StrokeSet, name: &str, provenance: &str, device: &Device) -> Result<ModelFile, WeightsError> {
-    let unet = base.build_net(device)?.unet;
+/// The frozen feature extractor of a base model, tapping decoder `levels` (which need not be
+/// the base model's own: its head is not used).
+pub fn feature_segmenter(base: &ModelFile, levels: &[usize], device: &Device) -> Result<Segmenter, WeightsError> {
+    let m = &base.manifest;
+    let unet = base.load_into(UNet::new(&m.unet, device), "unet", device)?;
+    let head = SegHead::new(m.unet.feature_channels(levels), &HeadTrainer::config(levels.to_vec(), 2), device);
+    Ok(Segmenter::new(HistoSegNet { unet, head }, levels.to_vec(), m.tile_size, m.timestep, m.noise_seed, m.unet.in_channels, device))
+}
+
+/// The base model's UNet with a head trained on `strokes` from decoder `levels`: an ordinary
+/// model file the viewer and the CLI run. Its manifest records the classes, the strokes' count
+/// and the image's name.
+pub fn few_shot_model(base: &ModelFile, head: SegHead, levels: &[usize], strokes: &StrokeSet, name: &str, provenance: &str, device: &Device) -> Result<ModelFile, WeightsError> {
+    let unet = base.load_into(UNet::new(&base.manifest.unet, device), "unet", device)?;
     let mut manifest = base.manifest.clone();
     manifest.name = name.to_string();
     manifest.description = format!("Taught from {} painted strokes on {} ({} classes), on the diffusion features of '{}'", strokes.painted(), if strokes.image.is_empty() { "an image" } else { &strokes.image }, strokes.classes.len(), base.manifest.name);
-    manifest.head = HeadTrainer::config(base.manifest.head.feature_levels.clone(), strokes.classes.len());
+    manifest.head = HeadTrainer::config(levels.to_vec(), strokes.classes.len());
     manifest.classes = strokes.classes.clone();
     manifest.trained = true;
     manifest.provenance = provenance.to_string();

@@ -53,3 +53,31 @@ fn results_tables_match_the_shipped_model_files() {
     let cells = row(&readme, int8, "| nuclei");
     assert_eq!(cells[1..4], [format!("{:.4}", num(&n, &["f32", "pixel_dice"])), format!("{:.4}", num(&n, &["int8", "pixel_dice"])), format!("{:+.4}", num(&n, &["dice_change"]))]);
 }
+
+/// Mean and sample standard deviation of the pixel Dice of `extractor`'s runs in a few-shot
+/// benchmark file, as the README writes them.
+fn few_shot_cell(results: &Value, extractor: &str) -> String {
+    let dice: Vec<f64> = results["runs"].as_array().unwrap().iter().filter(|r| r["extractor"] == extractor).map(|r| r["dice"].as_f64().unwrap()).collect();
+    assert!(!dice.is_empty(), "no runs of {extractor}");
+    let mean = dice.iter().sum::<f64>() / dice.len() as f64;
+    let sd = (dice.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (dice.len().max(2) - 1) as f64).sqrt();
+    format!("{mean:.3} ± {sd:.3} ({} seeds)", dice.len())
+}
+
+#[test]
+fn few_shot_table_matches_the_benchmark_results() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let read = |f: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(root.join("results/few-shot").join(f)).unwrap()).unwrap() };
+    let (glas, monuseg) = (read("glas-testA.json"), read("monuseg-test.json"));
+    for r in [&glas, &monuseg] {
+        assert_eq!(r["scored_on"], "test");
+        assert_eq!(r["strokes"], 50);
+        assert_eq!(r["images"], 3);
+    }
+    for extractor in ["models/glands.histoseg", "models/nuclei.histoseg", "random", "filters"] {
+        let cells = row(&readme, "### Teach it from a few strokes", &format!("| `{extractor}`"));
+        assert_eq!(cells[2], few_shot_cell(&glas, extractor), "GlaS testA, {extractor}");
+        assert_eq!(cells[3], few_shot_cell(&monuseg, extractor), "MoNuSeg test, {extractor}");
+    }
+}

@@ -14,7 +14,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::{Model, Slide, js_err, level0_um};
-use crate::few_shot::{HeadTrainer, PaintedImage, PixelSamples, TrainSettings, ViewBlend, few_shot_model};
+use crate::few_shot::{FEATURE_LEVELS, HeadTrainer, PaintedImage, PixelSamples, TrainSettings, ViewBlend, feature_segmenter, few_shot_model};
 use crate::model::Segmenter;
 use crate::slide;
 use crate::strokes::StrokeSet;
@@ -50,7 +50,8 @@ impl Model {
         let level0_um = level0_um(um_per_px, m.um_per_px)?;
         let painted = PaintedImage::for_slide(&slide.inner.borrow(), level0_um, m.um_per_px, self.segmenter.tile_size, m.overlap).map_err(js_err)?;
         let state = State { painted, strokes: StrokeSet::new(Vec::new(), ""), trainer: None, updates: Vec::new() };
-        Ok(Teacher { file: self.file.clone(), segmenter: self.segmenter.clone(), slide: slide.inner.clone(), level0_um, seed: 0, state: Rc::new(RefCell::new(state)) })
+        let segmenter = Rc::new(feature_segmenter(&self.file, FEATURE_LEVELS, self.segmenter.device()).map_err(js_err)?);
+        Ok(Teacher { file: self.file.clone(), segmenter, slide: slide.inner.clone(), level0_um, seed: 0, state: Rc::new(RefCell::new(state)) })
     }
 }
 
@@ -110,7 +111,7 @@ impl Teacher {
                 let mut st = state.borrow_mut();
                 let st = &mut *st;
                 let m = &file.manifest;
-                let channels = m.unet.feature_channels(&m.head.feature_levels);
+                let channels = m.unet.feature_channels(FEATURE_LEVELS);
                 let trainer = st.trainer.get_or_insert_with(|| HeadTrainer::new(channels, st.strokes.classes.len(), seed, &device));
                 if !trainer.has_norm() {
                     if let Some((mean, std)) = st.painted.channel_stats() {
@@ -154,7 +155,7 @@ impl Teacher {
             }
             let grid = state.borrow().painted.grid.clone();
             let mut blend = ViewBlend::new(&grid, &view, state.borrow().strokes.classes.len());
-            let channels = file.manifest.unet.feature_channels(&file.manifest.head.feature_levels);
+            let channels = file.manifest.unet.feature_channels(FEATURE_LEVELS);
             let t = grid.tile_size;
             for &i in &view {
                 if state.borrow().painted.features_of(i).is_none() {
@@ -198,7 +199,7 @@ impl Teacher {
         let trainer = st.trainer.as_ref().filter(|t| t.steps_done > 0).ok_or_else(|| JsError::new("the model is not trained yet: paint strokes of two classes"))?;
         let provenance = format!("taught in the histoseg viewer: {} strokes, {} updates of {:?}", st.strokes.strokes.len(), st.updates.len(), TrainSettings::default());
         let strokes = StrokeSet { updates: st.updates.clone(), ..st.strokes.clone() };
-        let file = few_shot_model(&self.file, trainer.head(), &strokes, name, &provenance, self.segmenter.device()).map_err(js_err)?;
+        let file = few_shot_model(&self.file, trainer.head(), FEATURE_LEVELS, &strokes, name, &provenance, self.segmenter.device()).map_err(js_err)?;
         Ok(file.to_bytes())
     }
 }

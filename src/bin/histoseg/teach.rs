@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::prelude::*;
-use histoseg::few_shot::{PaintedImage, TrainSettings, few_shot_model, replay};
+use histoseg::few_shot::{FEATURE_LEVELS, PaintedImage, TrainSettings, feature_segmenter, few_shot_model, replay};
 use histoseg::slide::Slide;
 use histoseg::strokes::StrokeSet;
 
@@ -20,11 +20,11 @@ pub fn run(strokes_path: &Path, image: &Path, pretrained: &str, image_um: Option
     let base = read_model(Path::new(pretrained))?;
     let m = &base.manifest;
     let device = Device::flex();
-    let segmenter = base.segmenter(&device).with_context(|| format!("cannot load model file {pretrained}"))?;
+    let segmenter = feature_segmenter(&base, FEATURE_LEVELS, &device).with_context(|| format!("cannot load model file {pretrained}"))?;
     let mut slide = Slide::open(image).with_context(|| format!("cannot open {}", image.display()))?;
     let level0_um = image_um.or(slide.um_per_px).unwrap_or(m.um_per_px);
     let mut painted = PaintedImage::for_slide(&slide, level0_um, m.um_per_px, m.tile_size, m.overlap)?;
-    let channels = m.unet.feature_channels(&m.head.feature_levels);
+    let channels = m.unet.feature_channels(FEATURE_LEVELS);
     let settings = TrainSettings::default();
     let started = Instant::now();
     println!(
@@ -44,7 +44,7 @@ pub fn run(strokes_path: &Path, image: &Path, pretrained: &str, image_um: Option
     let image_name = image.file_name().unwrap_or_default().to_string_lossy();
     let strokes = StrokeSet { image: if strokes.image.is_empty() { image_name.to_string() } else { strokes.image.clone() }, ..strokes };
     let provenance = format!("histoseg train --strokes {} --image {image_name} --pretrained {pretrained} --seed {seed} ({} painted pixel tiles, {:?})", strokes_path.display(), painted.bytes_held() / (channels * m.tile_size * m.tile_size * 4), settings);
-    let file = few_shot_model(&base, trainer.head(), &strokes, name, &provenance, &device)?;
+    let file = few_shot_model(&base, trainer.head(), FEATURE_LEVELS, &strokes, name, &provenance, &device)?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
