@@ -64,6 +64,14 @@ fn strokes_on_one_image_teach_a_model_the_cli_saves_and_segments_with() {
     let unet = |f: &ModelFile| f.tensor_values().filter(|(n, _)| n.starts_with("unet.")).map(|(n, v)| (n.to_string(), v.to_vec())).collect::<Vec<_>>();
     assert!(unet(&file) == unet(&base), "the frozen UNet changed");
 
+    // the CLI segments with it like with any model
+    let seg_out = dir.join("segmented");
+    let run = histoseg().args(["segment", "--model"]).arg(&out).arg("--input").arg(histoseg::data_dir().join("glas/images/train_10.png")).arg("--output").arg(&seg_out).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let labels = image::open(seg_out.join("train_10.labels.png")).unwrap().to_luma8();
+    assert!(labels.pixels().all(|p| p[0] < 2) && labels.pixels().any(|p| p[0] == 1), "labels of the two classes");
+    assert!(std::fs::read_to_string(seg_out.join("train_10.geojson")).unwrap().contains("gland"));
+
     // glands on six training images nobody painted
     let unpainted: Vec<_> = ["train_10", "train_11", "train_12", "train_13", "train_14", "train_15"].iter().map(|n| by_name(n)).collect();
     let seg = file.segmenter(&burn::prelude::Device::flex()).unwrap();
