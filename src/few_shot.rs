@@ -242,34 +242,30 @@ impl PaintedImage {
         mask
     }
 
+    /// Level-0 rectangle `[x0, y0, x1, y1]` of tile `i` (its whole side, as it is read).
+    fn tile_rect(&self, i: usize) -> [f64; 4] {
+        let (tile, t) = (self.grid.tiles[i], self.grid.tile_size as f64 * self.scale);
+        let (x0, y0) = (self.origin[0] + tile.x as f64 * self.scale, self.origin[1] + tile.y as f64 * self.scale);
+        [x0, y0, x0 + t, y0 + t]
+    }
+
+    fn tile_meets(&self, i: usize, rect: [f64; 4]) -> bool {
+        let r = self.tile_rect(i);
+        rect[0] < r[2] && rect[2] > r[0] && rect[1] < r[3] && rect[3] > r[1]
+    }
+
     /// Tiles with painted pixels whose features are not computed yet (only tiles that meet a
     /// stroke's bounds are rasterised, so a whole slide's grid costs nothing).
     pub fn tiles_to_compute(&self, strokes: &StrokeSet) -> Vec<usize> {
-        let boxes: Vec<[f64; 4]> = strokes.strokes.iter().filter(|s| s.class.is_some()).filter_map(|s| {
-                let mut one = StrokeSet::new(Vec::new(), "");
-                one.strokes.push(s.clone());
-                one.bounds()
-            }).collect();
-        let t = self.grid.tile_size as f64 * self.scale;
+        let boxes: Vec<[f64; 4]> = strokes.strokes.iter().filter(|s| s.class.is_some()).map(|s| s.bounds()).collect();
         (0..self.grid.tiles.len())
-            .filter(|&i| {
-                let tile = self.grid.tiles[i];
-                let (x0, y0) = (self.origin[0] + tile.x as f64 * self.scale, self.origin[1] + tile.y as f64 * self.scale);
-                self.features[i].is_none() && boxes.iter().any(|b| b[0] < x0 + t && b[2] > x0 && b[1] < y0 + t && b[3] > y0) && self.painted(strokes, i).iter().any(|&m| m > 0)
-            })
+            .filter(|&i| self.features[i].is_none() && boxes.iter().any(|&b| self.tile_meets(i, b)) && self.painted(strokes, i).iter().any(|&m| m > 0))
             .collect()
     }
 
     /// Tiles meeting the level-0 rectangle `[x0, y0, x1, y1]` (the view).
     pub fn tiles_meeting(&self, rect: [f64; 4]) -> Vec<usize> {
-        let t = self.grid.tile_size as f64 * self.scale;
-        (0..self.grid.tiles.len())
-            .filter(|&i| {
-                let tile = self.grid.tiles[i];
-                let (x0, y0) = (self.origin[0] + tile.x as f64 * self.scale, self.origin[1] + tile.y as f64 * self.scale);
-                rect[0] < x0 + t && rect[2] > x0 && rect[1] < y0 + t && rect[3] > y0
-            })
-            .collect()
+        (0..self.grid.tiles.len()).filter(|&i| self.tile_meets(i, rect)).collect()
     }
 
     pub fn features_of(&self, i: usize) -> Option<&[f32]> {
@@ -297,9 +293,9 @@ impl PaintedImage {
         let first = tiles.first()?;
         let n = self.grid.tile_size * self.grid.tile_size;
         let mut samples = PixelSamples::new(first.len() / n);
+        // every 4th pixel is plenty for a mean and a spread
+        let every: Vec<u8> = (0..n).map(|p| (p % 4 == 0) as u8).collect();
         for f in tiles {
-            // every 4th pixel is plenty for a mean and a spread
-            let every: Vec<u8> = (0..n).map(|p| (p % 4 == 0) as u8).collect();
             samples.add_tile(f, &every);
         }
         Some(channel_stats(&samples))

@@ -22,6 +22,14 @@ pub struct Stroke {
     pub points: Vec<[f64; 2]>,
 }
 
+impl Stroke {
+    /// Level-0 bounding box `(x0, y0, x1, y1)` of the stroke, brush included.
+    pub fn bounds(&self) -> [f64; 4] {
+        let r = self.radius;
+        self.points.iter().fold([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |e, p| [e[0].min(p[0] - r), e[1].min(p[1] - r), e[2].max(p[0] + r), e[3].max(p[1] + r)])
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StrokeSet {
     /// The classes a model trained on these strokes has, background (class 0) first.
@@ -171,15 +179,7 @@ impl StrokeSet {
 
     /// Level-0 bounding box `(x0, y0, x1, y1)` of everything painted, brush included.
     pub fn bounds(&self) -> Option<[f64; 4]> {
-        let mut b: Option<[f64; 4]> = None;
-        for s in self.strokes.iter().filter(|s| s.class.is_some()) {
-            for p in &s.points {
-                let r = s.radius;
-                let e = b.get_or_insert([f64::MAX, f64::MAX, f64::MIN, f64::MIN]);
-                *e = [e[0].min(p[0] - r), e[1].min(p[1] - r), e[2].max(p[0] + r), e[3].max(p[1] + r)];
-            }
-        }
-        b
+        self.strokes.iter().filter(|s| s.class.is_some()).map(Stroke::bounds).reduce(|a, b| [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])])
     }
 
     /// Paints the strokes onto a `width` x `height` grid whose pixel `(i, j)` is centred on level-0
