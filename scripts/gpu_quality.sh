@@ -13,8 +13,14 @@
 #       name to target/gpu-run/winner. Back: the logs and the winner's EMA UNet.
 #
 #   bash scripts/gpu_quality.sh pretrain SECONDS [WEIGHTING]
-#       Continues the winner's pretraining run (or WEIGHTING's) for SECONDS. Back: its log and
-#       EMA UNet (pre-WEIGHTING.histoseg).
+#       Continues the winner's pretraining run (or WEIGHTING's; a new one when neither this
+#       machine nor .gpu/ has it) for SECONDS. Back: its log and EMA UNet (pre-WEIGHTING.histoseg).
+#
+#   bash scripts/gpu_quality.sh continue SECONDS STEPS_GLANDS STEPS_NUCLEI
+#       The training speed, the shipped models' inference speed (`bench`), then more steps for
+#       the shipped models: each goes on from its own file (or from .gpu/NAME-more.histoseg, what
+#       an earlier call sent back), UNet and head, at learning rate $LR_MORE (default 2e-4), on
+#       the validation split it was chosen on, as run NAME-more$RUN_TAG. Back: as finetune.
 #
 #   bash scripts/gpu_quality.sh finetune SECONDS STEPS_GLANDS STEPS_NUCLEI
 #       Fine-tunes the instance-aware models from the pretrained UNet, side by side: glands
@@ -36,6 +42,7 @@ DEVICE=${DEVICE:-gpu}
 BENCH_ITERS=${BENCH_ITERS:-20}
 DOWN_STEPS=${DOWN_STEPS:-600}
 DOWN_CACHE=${DOWN_CACHE:-256}
+LR_MORE=${LR_MORE:-2e-4}
 RUNS=$ROOT/target/gpu-run
 mkdir -p "$RUNS"
 cd target/gpu-data
@@ -62,6 +69,45 @@ bench() {
     "$BIN" bench --train --device "$DEVICE" --image "$image" --tile 64 --batch 8 --iters "$BENCH_ITERS" --channel-mults 1,2,4 --attention false
     "$BIN" bench --train --device "$DEVICE" --image "$image" --tile 128 --batch 32 --iters "$BENCH_ITERS"
   } 2>&1 | grep '^{' | tee -a "$OUT/bench.jsonl"
+}
+
+# inference speed of the shipped models (tiles of their own size), batch 1 and 8
+infer_bench() {
+  local image m b
+  image=glas/images/$(ls glas/images | head -1)
+  for m in glands nuclei; do
+    for b in 1 8; do
+      "$BIN" bench --device "$DEVICE" --model "$ROOT/models/$m.histoseg" --image "$image" --batch "$b" --iters "$BENCH_ITERS"
+    done
+  done 2>&1 | grep '^{' | tee -a "$OUT/infer.jsonl"
+}
+
+# the instance-aware models: NAME FROM STEPS LR SECONDS. FROM is a pretrained UNet, or a model
+# with this very head and these classes, which then goes on training (UNet and head).
+train_glands() {
+  "$BIN" train --images glas/images --masks glas-b5/masks --image-um-per-px 0.62 \
+    --classes "background:000000,gland:00c853,gland boundary:ffd600" \
+    --pretrained "$2" --mode finetune --feature-levels 0 --um-per-px 1.0 --tile 256 --overlap 64 --val-fraction 0.15 \
+    --steps "$3" --batch 4 --lr "$4" --validate-every 50 --seed 0 --device "$DEVICE" --run "$RUNS/$1" --resume \
+    --stop-after "$5" --log-every 30 --name glands --out "$RUNS/$1.histoseg" > "$RUNS/$1.log" 2>&1
+}
+train_nuclei() {
+  "$BIN" train --images monuseg-0.5/images --masks monuseg-0.5-b2/masks --instances monuseg-0.5/instances --image-um-per-px 0.5 \
+    --classes "background:000000,nucleus:2962ff,nucleus boundary:ffd600" \
+    --pretrained "$2" --mode finetune --feature-levels 0 --um-per-px 0.5 --tile 128 --overlap 32 --val-fraction 0.15 \
+    --steps "$3" --batch 8 --lr "$4" --validate-every 100 --seed 0 --device "$DEVICE" --run "$RUNS/$1" --resume \
+    --stop-after "$5" --log-every 30 --name nuclei --out "$RUNS/$1.histoseg" > "$RUNS/$1.log" 2>&1
+}
+
+# each run's best weights (or its published file), its validation curve, and all logs
+send_back() {
+  local m
+  for m in "$@"; do
+    tail -3 "$RUNS/$m.log"
+    cat "$RUNS/$m/validation.csv" 2>/dev/null
+    if [ -f "$RUNS/$m.histoseg" ]; then cp "$RUNS/$m.histoseg" "$OUT/"; else cp "$RUNS/$m/best.histoseg" "$OUT/$m.histoseg"; fi
+  done
+  tar -cJf "$OUT/logs-$stage.tar.xz" -C "$RUNS" --exclude '*.histoseg' --exclude checkpoint --exclude '*.bpk' .
 }
 
 stage=${1:-}
@@ -99,13 +145,13 @@ case $stage in
   pretrain)
     seconds=${1:?seconds}
     w=${2:-$(cat "$RUNS/winner")}
-    if [ ! -d "$RUNS/pre-$w/checkpoint" ]; then
+    if [ ! -d "$RUNS/pre-$w/checkpoint" ] && [ -f "$ROOT/.gpu/pre-$w.run.tar" ]; then
       echo "cold machine: starting pre-$w from the carried weights"
       mkdir -p "$RUNS/pre-$w" && tar -xf "$ROOT/.gpu/pre-$w.run.tar" -C "$RUNS"
     fi
     pretrain_run "$w" "$seconds" 2>&1 | tee "$OUT/pretrain-$w.log"
     cp "$(pretrained_of "$w")" "$OUT/pre-$w.histoseg"
-    tar -cJf "$OUT/logs.tar.xz" -C "$RUNS" --exclude '*.histoseg' --exclude checkpoint --exclude '*.bpk' .
+    tar -cJf "$OUT/logs-$stage.tar.xz" -C "$RUNS" --exclude '*.histoseg' --exclude checkpoint --exclude '*.bpk' .
     ;;
   finetune)
     seconds=${1:?seconds}; steps_glands=${2:?steps}; steps_nuclei=${3:?steps}
@@ -113,23 +159,30 @@ case $stage in
     pre=$(pretrained_of "$w")
     [ -f "$pre" ] || pre=$ROOT/.gpu/pre-$w.histoseg
     [ -n "${SKIP_BENCH:-}" ] || bench
-    "$BIN" train --images glas/images --masks glas-b5/masks --image-um-per-px 0.62 \
-      --classes "background:000000,gland:00c853,gland boundary:ffd600" \
-      --pretrained "$pre" --mode finetune --feature-levels 0 --um-per-px 1.0 --tile 256 --overlap 64 --val-fraction 0.15 \
-      --steps "$steps_glands" --batch 4 --lr 5e-4 --validate-every 50 --seed 0 --device "$DEVICE" --run "$RUNS/glands" --resume \
-      --stop-after "$seconds" --log-every 30 --name glands --out "$RUNS/glands.histoseg" > "$RUNS/glands.log" 2>&1 &
-    "$BIN" train --images monuseg-0.5/images --masks monuseg-0.5-b2/masks --instances monuseg-0.5/instances --image-um-per-px 0.5 \
-      --classes "background:000000,nucleus:2962ff,nucleus boundary:ffd600" \
-      --pretrained "$pre" --mode finetune --feature-levels 0 --um-per-px 0.5 --tile 128 --overlap 32 --val-fraction 0.15 \
-      --steps "$steps_nuclei" --batch 8 --lr 5e-4 --validate-every 100 --seed 0 --device "$DEVICE" --run "$RUNS/nuclei" --resume \
-      --stop-after "$seconds" --log-every 30 --name nuclei --out "$RUNS/nuclei.histoseg" > "$RUNS/nuclei.log" 2>&1 &
+    train_glands glands "$pre" "$steps_glands" 5e-4 "$seconds" &
+    train_nuclei nuclei "$pre" "$steps_nuclei" 5e-4 "$seconds" &
     wait
-    for m in glands nuclei; do
-      tail -3 "$RUNS/$m.log"
-      if [ -f "$RUNS/$m.histoseg" ]; then cp "$RUNS/$m.histoseg" "$OUT/"; else cp "$RUNS/$m/best.histoseg" "$OUT/$m.histoseg"; fi
-    done
-    tar -cJf "$OUT/logs.tar.xz" -C "$RUNS" --exclude '*.histoseg' --exclude checkpoint --exclude '*.bpk' .
+    send_back glands nuclei
     ;;
-  *) sed -n '2,27p' "$0"; exit 2 ;;
+  continue)
+    seconds=${1:?seconds}; steps_glands=${2:?steps}; steps_nuclei=${3:?steps}
+    if [ -z "${SKIP_BENCH:-}" ]; then bench; infer_bench; fi
+    # from the shipped models, or from what an earlier call sent back (put in .gpu/ here); on
+    # the same validation split (seed 0) as the shipped models were chosen on; each call is a
+    # run of its own (RUN_TAG), with its own warmup and cosine decay
+    tag=${RUN_TAG:-1}
+    from() {
+      local prev="$RUNS/$1-more$((tag - 1)).histoseg" # the last call's, on a machine still warm
+      if [ -f "$prev" ]; then echo "$prev"
+      elif [ -f "$ROOT/.gpu/$1-more.histoseg" ]; then echo "$ROOT/.gpu/$1-more.histoseg"
+      else echo "$ROOT/models/$1.histoseg"; fi
+    }
+    echo "glands from $(from glands), nuclei from $(from nuclei)" | tee -a "$OUT/summary.txt"
+    train_glands "glands-more$tag" "$(from glands)" "$steps_glands" "$LR_MORE" "$seconds" &
+    [ "$steps_nuclei" = 0 ] || train_nuclei "nuclei-more$tag" "$(from nuclei)" "$steps_nuclei" "$LR_MORE" "$seconds" &
+    wait
+    if [ "$steps_nuclei" = 0 ]; then send_back "glands-more$tag"; else send_back "glands-more$tag" "nuclei-more$tag"; fi
+    ;;
+  *) sed -n '2,32p' "$0"; exit 2 ;;
 esac
 ls -l "$OUT"

@@ -59,9 +59,9 @@ prepare() {
     apt-get $o update -qq
     (cd "$GPU" && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
   fi
-  # the CLI build without the gpu feature is enough to pack the data
+  # any CLI build packs the data: the one without the gpu feature, or the one just built
   local bin=target/release/histoseg
-  [ -x "$bin" ] || cargo build --release --features cli --bin histoseg
+  [ -x "$bin" ] || bin=target/gpu/release/histoseg
   local pack=target/gpu-pack
   rm -rf "$pack" && mkdir -p "$pack"
   "$bin" --data "$DATA" dataset --dataset glas --split train --jpeg-quality 90 --out "$pack/glas"

@@ -268,6 +268,21 @@ impl PaintedImage {
         (0..self.grid.tiles.len()).filter(|&i| self.tile_meets(i, rect)).collect()
     }
 
+    /// The tiles meeting `rect` whose centres are nearest its centre, at most `max`, in grid
+    /// order: the part of a large view that a preview covers.
+    pub fn tiles_nearest(&self, rect: [f64; 4], max: usize) -> Vec<usize> {
+        let centre = [(rect[0] + rect[2]) / 2.0, (rect[1] + rect[3]) / 2.0];
+        let distance = |i: usize| {
+            let r = self.tile_rect(i);
+            ((r[0] + r[2]) / 2.0 - centre[0]).hypot((r[1] + r[3]) / 2.0 - centre[1])
+        };
+        let mut tiles = self.tiles_meeting(rect);
+        tiles.sort_by(|&a, &b| distance(a).total_cmp(&distance(b)));
+        tiles.truncate(max);
+        tiles.sort_unstable();
+        tiles
+    }
+
     pub fn features_of(&self, i: usize) -> Option<&[f32]> {
         self.features[i].as_deref()
     }
@@ -580,6 +595,22 @@ mod tests {
         let (labels, unsure) = blend.labels_and_uncertainty();
         assert_eq!(labels.len(), blend.width * blend.height);
         assert!(unsure.iter().any(|&u| u > 200) && unsure.iter().any(|&u| u < 200));
+    }
+
+    #[test]
+    fn a_large_view_previews_the_tiles_nearest_its_centre() {
+        // level-0 pixels are twice the model's; tiles of 32 with overlap 8 start every 24 model px
+        let img = PaintedImage::new(200, 200, 32, 8, [10.0, 20.0], 2.0).unwrap();
+        let whole = [10.0, 20.0, 410.0, 420.0];
+        assert_eq!(img.tiles_nearest(whole, 1000), img.tiles_meeting(whole));
+        let near = img.tiles_nearest(whole, 4);
+        assert_eq!(near.len(), 4);
+        // the view's centre is model pixel (100, 100); the tiles starting at 72 and 96 have their
+        // centres 12 px from it on each axis, every other tile's is farther
+        let mut starts: Vec<(usize, usize)> = near.iter().map(|&i| (img.grid.tiles[i].x, img.grid.tiles[i].y)).collect();
+        starts.sort_unstable();
+        assert_eq!(starts, vec![(72, 72), (72, 96), (96, 72), (96, 96)]);
+        assert!(near.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 import { SlideViewer } from "./viewer.js";
 import { WorkerClient } from "./worker_client.js";
 import { $, state, report, setStatus, showError, clearError, notice, message, setBusy, fmt } from "./page.js";
-import { MODELS, userModels, loadModel, describeModel, buildLegend } from "./models.js";
+import { MODELS, addUserModel, loadModel, describeModel, buildLegend } from "./models.js";
+import { bindTeach, teachViewChanged, teachImageOpened, restoreTaughtModels } from "./teach.js";
 import { renderOverlay, drawRows, scheduleDetail } from "./overlay_layer.js";
 import { segment, showProgress, restoreKept, exportResult } from "./run.js";
 
@@ -83,6 +84,7 @@ async function openFileNow(file, name, hint) {
   state.result = null;
   state.shown = [];
   state.file = file;
+  teachImageOpened();
   let um = opened.umPerPx, umSource = "from the file";
   if (um == null && hint.umPerPx) { um = hint.umPerPx; umSource = "assumed for this sample"; }
   if (um == null) umSource = "unknown";
@@ -148,21 +150,10 @@ function bindControls() {
     const id = `file:${f.name}`;
     const previous = select.value;
     try {
-      userModels.set(id, { bytes: new Uint8Array(await f.arrayBuffer()) });
-      state.models.delete(id);
-      state.styles.delete(id);
-      const m = await loadModel(id);
-      let option = [...select.options].find((o) => o.value === id);
-      if (!option) {
-        option = document.createElement("option");
-        option.value = id;
-        select.append(option);
-      }
-      option.textContent = `${m.manifest.name} (${f.name})`;
+      const m = await addUserModel(id, new Uint8Array(await f.arrayBuffer()), f.name);
       select.value = id;
       describeModel(id, m);
     } catch (e) {
-      userModels.delete(id);
       select.value = previous;
       showError(`The model could not be loaded: ${message(e)}`);
     }
@@ -211,6 +202,7 @@ function bindControls() {
   $("zoom-in").addEventListener("click", () => state.viewer.zoomBy(1.5));
   $("zoom-out").addEventListener("click", () => state.viewer.zoomBy(1 / 1.5));
   $("zoom-fit").addEventListener("click", () => state.viewer.fit());
+  bindTeach();
 }
 
 // Anything not caught where it happened still reaches the user, never a silent, stuck page.
@@ -241,7 +233,7 @@ async function main() {
     navigator.serviceWorker.register("sw.js").then(offerUpdates, (e) => console.warn(`offline cache unavailable: ${message(e)}`));
   }
   state.viewer = new SlideViewer($("viewer"), $("view"), {
-    onChange: (v) => { $("zoom-level").textContent = `${(v.scale * 100).toFixed(v.scale < 0.1 ? 1 : 0)} %`; scheduleDetail(); },
+    onChange: (v) => { $("zoom-level").textContent = `${(v.scale * 100).toFixed(v.scale < 0.1 ? 1 : 0)} %`; scheduleDetail(); teachViewChanged(); },
   });
   const backend = new URLSearchParams(location.search).get("backend");
   try {
@@ -258,6 +250,7 @@ async function main() {
   try {
     const id = $("model").value;
     describeModel(id, await loadModel(id));
+    await restoreTaughtModels();
     setStatus("ready");
   } catch (e) {
     showError(`The model could not be loaded: ${message(e)}`);

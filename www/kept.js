@@ -4,7 +4,7 @@
 // time) is opened with the same model: every region segmented is shown again. What is kept is
 // the labels of the region (one byte a pixel) and where they lie, or a streamed slide's label
 // pyramid and objects, never the image. The newest KEEP results are kept; "Forget kept results"
-// clears them all.
+// clears them all, and the taught models kept below.
 const DB = "histoseg";
 const STORE = "results";
 const KEEP = 8;
@@ -14,23 +14,28 @@ const request = (req) => new Promise((resolve, reject) => {
   req.onerror = () => reject(req.error);
 });
 
-function openDb() {
-  const req = indexedDB.open(DB, 1);
+// Models taught in the page ("Train your own"), kept the same way in a database of their own:
+// the model file's bytes (a frozen UNet, a head, the class names), never the image or strokes.
+const MODEL_DB = "histoseg-models";
+const MODEL_STORE = "models";
+
+function openDb(db = DB, store = STORE) {
+  const req = indexedDB.open(db, 1);
   // indexed by when each was kept, so the oldest are found without reading their labels
-  req.onupgradeneeded = () => req.result.createObjectStore(STORE).createIndex("savedAt", "savedAt");
+  req.onupgradeneeded = () => req.result.createObjectStore(store).createIndex("savedAt", "savedAt");
   return request(req);
 }
 
-async function withStore(mode, fn) {
-  const db = await openDb();
+async function withStore(mode, fn, dbName = DB, storeName = STORE) {
+  const db = await openDb(dbName, storeName);
   try {
-    const tx = db.transaction(STORE, mode);
+    const tx = db.transaction(storeName, mode);
     const completed = new Promise((resolve, reject) => {
       tx.oncomplete = resolve;
       tx.onerror = () => reject(tx.error);
       tx.onabort = () => reject(tx.error || new Error("the browser's storage refused the result"));
     });
-    const out = await fn(tx.objectStore(STORE));
+    const out = await fn(tx.objectStore(storeName));
     await completed;
     return out;
   } finally {
@@ -61,5 +66,14 @@ export const findAll = (fileKey) => withStore("readonly", async (store) =>
 /** Every kept result, without its labels (what the page lists, and the privacy test checks). */
 export const list = () => withStore("readonly", async (store) => (await request(store.getAll())).map(({ raw, ...rest }) => ({ ...rest, rawBytes: raw.byteLength })));
 
-/** Forgets every kept result. */
-export const forget = () => withStore("readwrite", (store) => request(store.clear()));
+/** Forgets every kept result and every kept model. */
+export const forget = async () => {
+  await withStore("readwrite", (store) => request(store.clear()));
+  await withStore("readwrite", (store) => request(store.clear()), MODEL_DB, MODEL_STORE);
+};
+
+/** Keeps a taught model `{ id, name, bytes: Uint8Array }` in place of one with the same id. */
+export const keepModel = (m) => withStore("readwrite", (store) => request(store.put({ ...m, savedAt: Date.now() }, m.id)), MODEL_DB, MODEL_STORE);
+
+/** The kept models, oldest first. */
+export const keptModels = () => withStore("readonly", async (store) => (await request(store.getAll())).sort((a, b) => a.savedAt - b.savedAt), MODEL_DB, MODEL_STORE);

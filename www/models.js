@@ -9,7 +9,7 @@ export const MODELS = [
   { id: "nuclei", label: "Nuclei (MoNuSeg)", file: "models/nuclei.histoseg" },
 ];
 
-// A model the user opened from disk: id "file:NAME" -> { bytes }.
+// A model the user opened from disk or taught here: id "file:NAME" -> { bytes }.
 export const userModels = new Map();
 
 export async function loadModel(id) {
@@ -22,6 +22,30 @@ export async function loadModel(id) {
     state.styles.set(id, { colors: loaded.manifest.classes.map((c) => [...c.color]), visible: loaded.manifest.classes.map(() => true) });
   }
   return loaded;
+}
+
+// A model opened from disk or taught in this page joins the list for this visit (as "NAME
+// (FILE)"); the caller selects it. A model that does not load is not added.
+export async function addUserModel(id, bytes, fileName) {
+  userModels.set(id, { bytes });
+  state.models.delete(id);
+  state.styles.delete(id);
+  let m;
+  try {
+    m = await loadModel(id);
+  } catch (e) {
+    userModels.delete(id);
+    throw e;
+  }
+  const select = $("model");
+  let option = [...select.options].find((o) => o.value === id);
+  if (!option) {
+    option = document.createElement("option");
+    option.value = id;
+    select.append(option);
+  }
+  option.textContent = `${m.manifest.name} (${fileName})`;
+  return m;
 }
 
 export function describeModel(id, m) {

@@ -9,7 +9,7 @@
 const VERSION = "dev"; // a hash of the APP files, stamped at build time (scripts/stamp_version.mjs)
 const CACHE = `histoseg-${VERSION}`;
 const APP = [
-  "./", "index.html", "app.js", "page.js", "models.js", "overlay_layer.js", "run.js", "viewer.js", "worker.js", "worker_client.js", "exports.js", "kept.js", "style.css", "histoseg.js", "histoseg_bg.wasm",
+  "./", "index.html", "app.js", "page.js", "models.js", "overlay_layer.js", "run.js", "viewer.js", "worker.js", "worker_client.js", "exports.js", "kept.js", "teach.js", "style.css", "histoseg.js", "histoseg_bg.wasm",
   "models/glands.histoseg", "models/nuclei.histoseg",
 ];
 const SAMPLES = /\/samples\/[^/]+$/;

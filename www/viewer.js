@@ -3,7 +3,8 @@
 // backdrop while finer tiles load. Tiles are asked for asynchronously (the slide lives in a worker,
 // where Rust decodes only what is asked for); the canvas never waits for them.
 // A segmentation overlay (a canvas covering a level-0 region) is drawn on top, and over it, when
-// zoomed in on a large result, a finer overlay of the part in view (`setOverlayDetail`).
+// zoomed in on a large result, a finer overlay of the part in view (`setOverlayDetail`). In the
+// "Train your own" mode a painter (`setPainter`) turns one pointer into a brush.
 //
 // Coordinates: `cx`, `cy` are the level-0 pixel at the canvas centre; `scale` is CSS pixels per
 // level-0 pixel.
@@ -32,6 +33,10 @@ export class SlideViewer {
     this.overlayOpacity = 0.45;
     this.view = { cx: 0, cy: 0, scale: 1 };
     this.pointers = new Map();
+    // "Train your own" (teach.js): while set, one pointer paints instead of panning; it gets
+    // level-0 points, and draws its strokes over everything
+    this.painter = null; // { down(p), move(p), up(p), draw(ctx, scale) }
+    this.painting = null; // the pointer id that paints
     this.pending = false;
     this.bindEvents();
     new ResizeObserver(() => this.resize()).observe(container);
@@ -150,6 +155,15 @@ export class SlideViewer {
 
   changed() { this.redraw(); this.onChange(this.view); }
 
+  setPainter(painter) { this.painter = painter; this.painting = null; this.container.classList.toggle("painting", Boolean(painter)); this.redraw(); }
+
+  /// The level-0 point under a pointer event.
+  toImage(ev) {
+    const rect = this.container.getBoundingClientRect();
+    const w = this.container.clientWidth, h = this.container.clientHeight;
+    return { x: this.view.cx + (ev.clientX - rect.left - w / 2) / this.view.scale, y: this.view.cy + (ev.clientY - rect.top - h / 2) / this.view.scale };
+  }
+
   redraw() {
     if (this.pending) return;
     this.pending = true;
@@ -244,6 +258,7 @@ export class SlideViewer {
       }
       ctx.globalAlpha = 1;
     }
+    if (this.painter) this.painter.draw(ctx, s);
   }
 
   /// Asks the slide for queued tiles, a few at a time; each redraws when it arrives.
@@ -282,10 +297,17 @@ export class SlideViewer {
     }, { passive: false });
     el.addEventListener("pointerdown", (ev) => {
       el.setPointerCapture(ev.pointerId);
-      this.pointers.set(ev.pointerId, { x: ev.clientX, y: ev.clientY });
       el.focus();
+      // the painter takes one pointer's left button; a second pointer (pinch) or another button pans
+      if (this.painter && this.slide && ev.button === 0 && this.pointers.size === 0 && this.painting === null) {
+        this.painting = ev.pointerId;
+        this.painter.down(this.toImage(ev));
+        return;
+      }
+      this.pointers.set(ev.pointerId, { x: ev.clientX, y: ev.clientY });
     });
     el.addEventListener("pointermove", (ev) => {
+      if (ev.pointerId === this.painting) { this.painter.move(this.toImage(ev)); this.redraw(); return; }
       const prev = this.pointers.get(ev.pointerId);
       if (!prev) return;
       if (this.pointers.size === 2) {
@@ -301,7 +323,16 @@ export class SlideViewer {
       this.pointers.set(ev.pointerId, { x: ev.clientX, y: ev.clientY });
       this.panBy(ev.clientX - prev.x, ev.clientY - prev.y);
     });
-    const up = (ev) => this.pointers.delete(ev.pointerId);
+    el.addEventListener("contextmenu", (ev) => { if (this.painter) ev.preventDefault(); });
+    const up = (ev) => {
+      if (ev.pointerId === this.painting) {
+        this.painting = null;
+        this.painter?.up(this.toImage(ev));
+        this.redraw();
+        return;
+      }
+      this.pointers.delete(ev.pointerId);
+    };
     el.addEventListener("pointerup", up);
     el.addEventListener("pointercancel", up);
     el.addEventListener("keydown", (ev) => {

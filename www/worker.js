@@ -301,6 +301,22 @@ async function segment({ modelId, region, umPerPx, tta, style }) {
   }
 }
 
+// The "Train your own" session on the open image: { teacher: wasm Teacher, modelId, backend }.
+let teaching = null;
+function stopTeaching() {
+  if (teaching) teaching.teacher.free();
+  teaching = null;
+}
+function teachingNow() {
+  if (!teaching) throw new Error("the \"Train your own\" mode is not open");
+  return teaching;
+}
+async function teachPreview(t, view) {
+  const t0 = performance.now();
+  const preview = await t.teacher.preview(view.x, view.y, view.x + view.width, view.y + view.height);
+  return { preview, previewMs: performance.now() - t0 };
+}
+
 // What the page shows of a result (a wasm SegResult), whether it was just run or restored.
 // `levels`: what the overlay can be drawn at (a streamed slide's label pyramid; a region's one
 // level); `exportDownsample`: the label and overlay PNGs' scale.
@@ -346,6 +362,7 @@ const OPS = {
     const openMs = performance.now() - t0;
     if (running) { running.cancelled = true; running.why = "a new image was opened"; }
     freeResults();
+    stopTeaching();
     if (slide) slide.free();
     slide = opened;
     // a sample comes as a Blob, with its name beside it
@@ -355,6 +372,7 @@ const OPS = {
 
   async close() {
     freeResults();
+    stopTeaching();
     if (slide) { slide.free(); slide = null; }
     openedFile = null;
     return {};
@@ -440,6 +458,61 @@ const OPS = {
       default: throw new Error(`unknown export '${kind}'`);
     }
   },
+
+  // "Train your own" (teach.js): a head taught from strokes on the open image, on the frozen
+  // UNet of model `modelId`, on this worker's device (WebGPU, or the CPU)
+  async teachStart({ modelId, umPerPx }) {
+    if (!slide) throw new Error("open an image first");
+    stopTeaching();
+    const m = await loadModel(modelId);
+    teaching = { teacher: m.model.teach(slide, umPerPx ?? undefined), modelId, backend: m.model.backend };
+    return { backend: m.model.backend };
+  },
+
+  // the strokes so far (GeoJSON); their tiles' features, then, with `train`, one update of the
+  // head, and the preview of the level-0 `view`, with the time each part took
+  async teachUpdate({ geojson, view, train }) {
+    const t = teachingNow();
+    const t0 = performance.now();
+    const tiles = t.teacher.setStrokes(geojson);
+    for (let left = tiles; left > 0;) left = await t.teacher.computeTiles(2);
+    const t1 = performance.now();
+    const loss = train ? await t.teacher.train() : null;
+    const t2 = performance.now();
+    const out = { tiles, loss, featuresMs: t1 - t0, trainMs: t2 - t1, backend: t.backend };
+    if (train && view) Object.assign(out, await teachPreview(t, view));
+    return out.preview ? { value: out, transfer: [out.preview.labels.buffer, out.preview.uncertainty.buffer] } : out;
+  },
+
+  // the preview of another view (after panning or zooming), with the head as it is
+  async teachPreview({ view }) {
+    const out = await teachPreview(teachingNow(), view);
+    return { value: out, transfer: [out.preview.labels.buffer, out.preview.uncertainty.buffer] };
+  },
+
+  // the taught model: its bytes (a normal .histoseg file), kept in this browser's storage too
+  async teachSave({ name, id }) {
+    const bytes = teachingNow().teacher.modelBytes(name);
+    let keptIt = true;
+    try {
+      await kept.keepModel({ id, name, bytes });
+    } catch (e) {
+      keptIt = false;
+      notice(`The model could not be kept in this browser's storage (${message(e)}); save the downloaded file.`);
+    }
+    return { value: { bytes, kept: keptIt } };
+  },
+
+  // the strokes with the updates made (GeoJSON: QuPath opens it, `histoseg train --strokes` replays it)
+  async teachStrokes() { return teachingNow().teacher.strokesGeojson(); },
+
+  // strokes from a file, in our GeoJSON form with the class list (any error says what is wrong)
+  async strokesFromGeojson({ text }) { await started; return wasm.strokesFromGeojson(text); },
+
+  async teachStop() { stopTeaching(); return {}; },
+
+  // the models kept by teachSave: [{ id, name, bytes }]
+  async keptModels() { return kept.keptModels(); },
 
   // a CPU helper of the pool: its own copy of the model, and one batch at a time
   async helperModel({ bytes }) {

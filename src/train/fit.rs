@@ -20,7 +20,7 @@ use rand_chacha::rand_core::SeedableRng;
 
 use super::data::{Augment, Labeled, below, sample_patch};
 use super::evaluate::{EvalOptions, evaluate};
-use super::pretrain::load_unet;
+use super::pretrain::read_model_file;
 use super::run::{Objective, Progress, RunConfig, RunOutcome, run};
 use crate::model::head::SegHead;
 use crate::model::unet::UNet;
@@ -190,18 +190,29 @@ pub fn train_segmentation(
     manifest.validate()?;
     let ad = device.clone().autodiff();
     ad.seed(cfg.seed);
-    let unet = match pretrained {
-        Some(path) => {
-            let (unet, loaded) = load_unet(path, &ad)?;
-            if loaded != manifest.unet {
-                bail!("the pretrained UNet in {} has another architecture ({loaded:?}) than the one requested ({:?})", path.display(), manifest.unet);
-            }
-            unet
-        }
-        None => UNet::new(&manifest.unet, &ad),
-    };
     let fch = manifest.unet.feature_channels(&manifest.head.feature_levels);
-    let net = HistoSegNet { head: SegHead::new(fch, &manifest.head, &ad), unet };
+    let net = match pretrained {
+        Some(path) => {
+            let file = read_model_file(path)?;
+            if file.manifest.unet != manifest.unet {
+                bail!("the pretrained UNet in {} has another architecture ({:?}) than the one requested ({:?})", path.display(), file.manifest.unet, manifest.unet);
+            }
+            let unet = file.load_into(UNet::new(&manifest.unet, &ad), "unet", &ad)?;
+            // a segmentation model with this very head and these classes goes on training as it
+            // is (more steps for a shipped model); any other file gives its UNet and a new head
+            let head = SegHead::new(fch, &manifest.head, &ad);
+            let names = |m: &Manifest| m.classes.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+            let same_task = file.manifest.head == manifest.head && names(&file.manifest) == names(manifest);
+            let head = if same_task {
+                eprintln!("{} has this head and these classes: training goes on from its UNet and head", path.display());
+                file.load_into(head, "head", &ad)?
+            } else {
+                head
+            };
+            HistoSegNet { head, unet }
+        }
+        None => HistoSegNet { head: SegHead::new(fch, &manifest.head, &ad), unet: UNet::new(&manifest.unet, &ad) },
+    };
     let mut objective = SegObjective::new(train, validation, manifest, settings, &net.unet, cfg.seed)?;
     run(net, &mut objective, manifest, cfg, on_progress)
 }

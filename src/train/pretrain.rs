@@ -77,10 +77,15 @@ pub fn pretrain_manifest(unet: &UNetConfig, provenance: &str) -> Manifest {
     manifest
 }
 
+/// Reads and checks a model file from disk.
+pub fn read_model_file(path: &Path) -> Result<ModelFile> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    ModelFile::from_bytes(&bytes).with_context(|| format!("cannot load {}", path.display()))
+}
+
 /// Loads the UNet of any model file (a pretraining checkpoint or a full model).
 pub fn load_unet(path: &Path, device: &Device) -> Result<(UNet, UNetConfig)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let file = ModelFile::from_bytes(&bytes).with_context(|| format!("cannot load {}", path.display()))?;
+    let file = read_model_file(path)?;
     let cfg = file.manifest.unet.clone();
     let unet = file.load_into(UNet::new(&cfg, device), "unet", device)?;
     Ok((unet, cfg))

@@ -20,7 +20,8 @@ use crate::slide;
 use crate::strokes::StrokeSet;
 use crate::weights::ModelFile;
 
-/// The most tiles a preview covers (the view's features are kept while it is shown).
+/// The most tiles a preview covers, those nearest the view's centre (their features are kept
+/// while the view stays).
 const MAX_VIEW_TILES: usize = 16;
 
 struct State {
@@ -29,6 +30,13 @@ struct State {
     trainer: Option<HeadTrainer>,
     /// Stroke counts at each training update, for the saved strokes (the CLI replays them).
     updates: Vec<usize>,
+}
+
+/// Strokes from a GeoJSON file (ours, or QuPath's line annotations) in the form
+/// `Teacher::strokesGeojson` writes, with the class list: what the page reads back on import.
+#[wasm_bindgen(js_name = strokesFromGeojson)]
+pub fn strokes_from_geojson(text: &str) -> Result<String, JsError> {
+    Ok(StrokeSet::from_geojson(text).map_err(js_err)?.to_geojson())
 }
 
 #[wasm_bindgen]
@@ -143,10 +151,10 @@ impl Teacher {
             let (view, head) = {
                 let st = state.borrow();
                 let head = st.trainer.as_ref().filter(|t| t.steps_done > 0).map(|t| t.head()).ok_or_else(|| JsError::new("the model is not trained yet: paint strokes of two classes"))?;
-                (st.painted.tiles_meeting([x0, y0, x1, y1]), head)
+                (st.painted.tiles_nearest([x0, y0, x1, y1], MAX_VIEW_TILES), head)
             };
-            if view.is_empty() || view.len() > MAX_VIEW_TILES {
-                return Err(JsError::new(&format!("the view covers {} tiles of the model; zoom in to at most {MAX_VIEW_TILES} for a preview", view.len())).into());
+            if view.is_empty() {
+                return Err(JsError::new("the view holds none of the image").into());
             }
             {
                 let mut st = state.borrow_mut();

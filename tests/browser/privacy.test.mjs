@@ -16,7 +16,7 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 const DIST = path.join(ROOT, "dist");
 const IMAGE = path.join(DATA, "glas/images/testA_2.png");
 // the app's own files, as the service worker lists them, plus the samples
-const APP_FILES = /^\/(\?.*)?$|^\/(index\.html|app\.js|page\.js|models\.js|overlay_layer\.js|run\.js|viewer\.js|worker\.js|worker_client\.js|exports\.js|kept\.js|style\.css|sw\.js|histoseg\.js|histoseg_bg\.wasm|models\/(glands|nuclei)\.histoseg|samples\/[\w.-]+)$/;
+const APP_FILES = /^\/(\?.*)?$|^\/(index\.html|app\.js|page\.js|models\.js|overlay_layer\.js|run\.js|viewer\.js|worker\.js|worker_client\.js|exports\.js|kept\.js|teach\.js|style\.css|sw\.js|histoseg\.js|histoseg_bg\.wasm|models\/(glands|nuclei)\.histoseg|samples\/[\w.-]+)$/;
 let site;
 const serverLog = [];
 

@@ -154,6 +154,7 @@ fn test() -> Result {
         "tests/browser/update.test.mjs",
         "tests/browser/kept.test.mjs",
         "tests/browser/whole_slide.test.mjs",
+        "tests/browser/teach.test.mjs",
     ]))
 }
 

@@ -6,6 +6,8 @@ window.histosegTestHooks = function install({ state, observe }) {
   const h = {
     status: "starting", lastResult: null, errors: [], notices: [], image: null, opened: 0, cancelled: [], drawn: [], overlays: 0,
     updateReady: false, restored: [], restoreChecks: 0, rowsDrawn: 0, details: [],
+    // "Train your own" (www/teach.js): opened, strokes painted, each preview, the model saved
+    teach: { open: null, strokes: 0, previews: [], saved: null, imported: 0 },
     kept: () => state.compute.call("kept"),
     labels: async () => (state.result ? state.compute.call("labels") : null),
     geojson: async () => (state.result ? state.compute.call("export", { kind: "geojson" }) : null),
@@ -27,6 +29,13 @@ window.histosegTestHooks = function install({ state, observe }) {
     cancelled: (text) => h.cancelled.push(text),
     drawn: (name) => h.drawn.push(name),
     updateReady: () => { h.updateReady = true; },
+    teach: (e) => {
+      if (e.kind === "open") h.teach.open = e;
+      else if (e.kind === "stroke") h.teach.strokes = e.strokes;
+      else if (e.kind === "preview") h.teach.previews.push(e);
+      else if (e.kind === "saved") h.teach.saved = e;
+      else if (e.kind === "imported") h.teach.imported = e.strokes;
+    },
   };
   observe((kind, value) => on[kind]?.(value));
   window.histoseg = h;
