@@ -80,9 +80,9 @@ fn strokes_on_one_image_teach_a_model_the_cli_saves_and_segments_with() {
     assert!(report.pixel_dice >= THRESHOLD, "pixel Dice {:.4} < {THRESHOLD}", report.pixel_dice);
 }
 
-/// Measured 0.745 (30 strokes on train_3, the shipped glands UNet; the test prints it); a few
-/// points below.
-const THRESHOLD: f64 = 0.72;
+/// Measured 0.856 (30 strokes on train_3, the shipped glands UNet of 2026-11-24; 0.745 with the
+/// one before it; the test prints it); a few points below.
+const THRESHOLD: f64 = 0.83;
 
 #[test]
 fn bad_strokes_files_are_refused_with_a_clear_message() {

@@ -85,10 +85,10 @@ fn nuclei_model_segments_a_monuseg_test_tile() {
     assert!(aji > NUCLEI_MIN_AJI, "AJI {aji:.3}");
 }
 
-// measured 0.779 (mean Dice over testA_1..6) and 0.550 (mean object F1) for the shipped int8
-// glands model (issue 13)
-const GLANDS_MIN_DICE: f64 = 0.74;
-const GLANDS_MIN_OBJECT_F1: f64 = 0.50;
-// measured Dice 0.798 and AJI 0.589 (109 nuclei) for the shipped int8 nuclei model on this tile
+// measured 0.758 (mean Dice over testA_1..6; testA_1 alone 0.050) and 0.706 (mean object F1)
+// for the shipped int8 glands model (issue 13, 2026-11-24)
+const GLANDS_MIN_DICE: f64 = 0.73;
+const GLANDS_MIN_OBJECT_F1: f64 = 0.67;
+// measured Dice 0.794 and AJI 0.599 (119 nuclei) for the shipped int8 nuclei model on this tile
 const NUCLEI_MIN_DICE: f64 = 0.76;
-const NUCLEI_MIN_AJI: f64 = 0.55;
+const NUCLEI_MIN_AJI: f64 = 0.57;

@@ -500,7 +500,7 @@ const OPS = {
       keptIt = false;
       notice(`The model could not be kept in this browser's storage (${message(e)}); save the downloaded file.`);
     }
-    return { value: { bytes, kept: keptIt } };
+    return { value: { bytes, kept: keptIt }, transfer: [bytes.buffer] };
   },
 
   // the strokes with the updates made (GeoJSON: QuPath opens it, `histoseg train --strokes` replays it)

@@ -22,8 +22,8 @@ const CLI = path.join(ROOT, "target/release/histoseg");
 const SAMPLE = path.join(ROOT, "www/samples/he-1000x1000.png");
 // what the agreement of the page's preview with the shipped model, and of the page's model with
 // the CLI's replay of its strokes, must reach (measured: see the README's "Teach it" section)
-const PREVIEW_DICE = 0.5;
-const CLI_AGREEMENT = 0.97;
+const PREVIEW_DICE = 0.70; // measured 0.733
+const CLI_AGREEMENT = 0.99; // measured 1.0000: the same labels
 let site;
 let dir;
 
@@ -144,6 +144,7 @@ test("strokes painted in the page teach a model: live preview, save, segment, re
     await paint(page, [more[0] - 2, more[1]], [more[0] + 2, more[1]]);
     await waitPreviewOf(page, strokes + 1);
     const second = await lastPreview(page);
+    console.log(`teach: one more stroke, preview ${(second.afterStrokeMs / 1000).toFixed(1)} s after it (features ${(second.featuresMs / 1000).toFixed(1)} s, training ${(second.trainMs / 1000).toFixed(1)} s, preview ${(second.previewMs / 1000).toFixed(1)} s: the view's features are kept)`);
     assert.notDeepEqual(second.preview.labels, first.preview.labels, "the preview changed after another stroke");
 
     // the strokes export as GeoJSON with the updates made
@@ -162,7 +163,8 @@ test("strokes painted in the page teach a model: live preview, save, segment, re
     await page.click("#teach-save");
     const modelFile = path.join(dir, "taught.histoseg");
     await (await modelDownload).saveAs(modelFile);
-    await page.waitForFunction(() => document.getElementById("model").value === "file:taught nuclei.histoseg", null, { timeout: 120_000 });
+    await page.waitForFunction(() => document.getElementById("model").value === "file:taught nuclei.histoseg" || window.histoseg.errors.length, null, { timeout: 120_000 });
+    assert.deepEqual(await page.evaluate(() => window.histoseg.errors), []);
     const saved = await page.evaluate(() => window.histoseg.teach.saved);
     assert.equal(saved.kept, true);
     const info = execFileSync(CLI, ["info", modelFile], { encoding: "utf8" });
