@@ -127,10 +127,6 @@ impl HeadTrainer {
         Self { head, optim: AdamConfig::new().init(), rng: ChaCha8Rng::seed_from_u64(seed), classes, channels, device, norm: None, data: None, steps_done: 0 }
     }
 
-    pub fn classes(&self) -> usize {
-        self.classes
-    }
-
     /// Fixes the per-channel standardisation (before the first [`Self::set_samples`]; otherwise
     /// the first samples' statistics are used). It never changes afterwards.
     pub fn set_norm(&mut self, mean: Vec<f32>, std: Vec<f32>) {
@@ -345,7 +341,7 @@ impl PaintedImage {
     /// Tile `i`'s pixels from an image at the model's resolution (this one's whole extent).
     pub fn input_from_image(&self, image: &RgbImage, i: usize) -> Vec<f32> {
         let planar = self.grid.extract_planar(&image.pixels, 3, &self.grid.tiles[i]);
-        planar.into_iter().map(|v| v as f32 / 127.5 - 1.0).collect()
+        planar.into_iter().map(crate::imageio::to_network).collect()
     }
 
     /// Tile `i`'s pixels read from a slide whose level 0 has `level0_um` µm/px, this image being
@@ -363,7 +359,7 @@ impl PaintedImage {
         let img = if (img.width, img.height) == (tile.width, tile.height) { img } else { imageio::resize(&img, tile.width, tile.height) };
         // an image smaller than a tile: edge replication, as the inference grid does
         let part = TileGrid::new(tile.width, tile.height, t, 0).expect("a non-empty tile");
-        Ok(part.extract_planar(&img.pixels, 3, &part.tiles[0]).into_iter().map(|v| v as f32 / 127.5 - 1.0).collect())
+        Ok(part.extract_planar(&img.pixels, 3, &part.tiles[0]).into_iter().map(crate::imageio::to_network).collect())
     }
 
     /// The whole of a slide at the model's resolution, as [`Self::input_from_slide`] reads it.

@@ -12,6 +12,11 @@ use std::io::Cursor;
 /// Largest image accepted as one in-memory RGB buffer (about 1.2 GB decoded as RGBA16).
 pub const MAX_PIXELS: u64 = 100_000_000;
 
+/// A channel value 0..=255 as the network sees it, in [-1, 1].
+pub fn to_network(v: u8) -> f32 {
+    v as f32 / 127.5 - 1.0
+}
+
 /// An 8-bit RGB image, row-major, interleaved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RgbImage {

@@ -98,7 +98,7 @@ pub struct Segmentation {
 impl SegmentJob {
     pub fn new(image: &RgbImage, tile_size: usize, overlap: usize, classes: usize) -> Result<Self, TilingError> {
         let grid = TileGrid::new(image.width, image.height, tile_size, overlap)?;
-        let pixels = image.pixels.iter().map(|&v| v as f32 / 127.5 - 1.0).collect();
+        let pixels = image.pixels.iter().map(|&v| crate::imageio::to_network(v)).collect();
         let runs = (0..grid.tiles.len()).collect();
         Ok(Self { blender: Blender::new(grid, classes), pixels, runs, next: 0, issued: 0, glass: None, orientations: 1 })
     }

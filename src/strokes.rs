@@ -121,9 +121,10 @@ impl StrokeSet {
         for (i, f) in v["features"].as_array().expect("checked").iter().enumerate() {
             let bad = |m: &str| StrokeError::BadStroke(i + 1, m.to_string());
             let geometry = &f["geometry"];
+            let point = |p: &Value| p.as_array().and_then(|p| Some([p.first()?.as_f64()?, p.get(1)?.as_f64()?]));
             let points: Vec<[f64; 2]> = match geometry["type"].as_str() {
-                Some("LineString") => geometry["coordinates"].as_array().ok_or_else(|| bad("a LineString without coordinates"))?.iter().map(|p| p.as_array().and_then(|p| Some([p.first()?.as_f64()?, p.get(1)?.as_f64()?]))).collect::<Option<_>>().ok_or_else(|| bad("a coordinate is not [x, y]"))?,
-                Some("Point") => vec![geometry["coordinates"].as_array().and_then(|p| Some([p.first()?.as_f64()?, p.get(1)?.as_f64()?])).ok_or_else(|| bad("a Point without [x, y]"))?],
+                Some("LineString") => geometry["coordinates"].as_array().ok_or_else(|| bad("a LineString without coordinates"))?.iter().map(point).collect::<Option<_>>().ok_or_else(|| bad("a coordinate is not [x, y]"))?,
+                Some("Point") => vec![point(&geometry["coordinates"]).ok_or_else(|| bad("a Point without [x, y]"))?],
                 other => return Err(bad(&format!("a {} is not a stroke (LineString or Point)", other.unwrap_or("feature without geometry")))),
             };
             if points.is_empty() || points.iter().flatten().any(|c| !c.is_finite()) {

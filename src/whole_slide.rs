@@ -277,7 +277,7 @@ impl WholeSlideJob {
             if !self.bands.contains_key(&row) {
                 let top = self.row_tops[row];
                 let img = source.rows(top, self.grid.tile_size.min(self.grid.image_height - top))?;
-                let values = img.pixels.iter().map(|&v| v as f32 / 127.5 - 1.0).collect();
+                let values = img.pixels.iter().map(|&v| crate::imageio::to_network(v)).collect();
                 self.bands.insert(row, (img, values));
             }
             let tile = self.extract(&self.bands[&row].1, self.row_tops[row], &self.grid.tiles[i]);

@@ -312,7 +312,7 @@ pub fn sample_patch(image: &RgbImage, mask: Option<&[u8]>, size: usize, aug: Aug
         let u = [(); 6].map(|_| uniform(rng));
         StainJitter::from_uniform(u, aug.stain_scale, aug.stain_shift).apply(&mut rgb);
     }
-    let planar = (0..3).flat_map(|c| rgb.iter().skip(c).step_by(3).map(|&v| v as f32 / 127.5 - 1.0).collect::<Vec<_>>()).collect();
+    let planar = (0..3).flat_map(|c| rgb.iter().skip(c).step_by(3).map(|&v| crate::imageio::to_network(v)).collect::<Vec<_>>()).collect();
     (planar, m)
 }
 
