@@ -176,7 +176,13 @@ impl HeadTrainer {
                 labels.push(c as i64);
             }
             let idx = Tensor::<1, Int>::from_data(TensorData::new(index.clone(), [b]), &self.device);
-            let y = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [b]), &self.device).one_hot::<2>(self.classes).float();
+            // the one-hot targets are made here: burn's `one_hot` checks its input by reading it
+            // back, which WebGPU in a browser cannot do synchronously
+            let mut one_hot = vec![0f32; b * self.classes];
+            for (k, &c) in labels.iter().enumerate() {
+                one_hot[k * self.classes + c as usize] = 1.0;
+            }
+            let y = Tensor::<2>::from_data(TensorData::new(one_hot, [b, self.classes]), &self.device);
             let xb = x.clone().select(0, idx).reshape([b, self.channels, 1, 1]);
             let logits = self.head.forward(xb).reshape([b, self.classes]);
             let loss = -(log_softmax(logits, 1) * y).sum_dim(1).mean();

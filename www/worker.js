@@ -492,7 +492,7 @@ const OPS = {
 
   // the taught model: its bytes (a normal .histoseg file), kept in this browser's storage too
   async teachSave({ name, id }) {
-    const bytes = teachingNow().teacher.modelBytes(name);
+    const bytes = await teachingNow().teacher.modelBytes(name);
     let keptIt = true;
     try {
       await kept.keepModel({ id, name, bytes });

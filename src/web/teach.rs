@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use js_sys::Promise;
@@ -16,6 +17,7 @@ use wasm_bindgen_futures::future_to_promise;
 use super::{Model, Slide, js_err, level0_um};
 use crate::few_shot::{FEATURE_LEVELS, HeadTrainer, PaintedImage, PixelSamples, TrainSettings, ViewBlend, feature_segmenter, few_shot_model};
 use crate::model::Segmenter;
+use crate::model::head::SegHead;
 use crate::slide;
 use crate::strokes::StrokeSet;
 use crate::weights::ModelFile;
@@ -199,15 +201,40 @@ impl Teacher {
         StrokeSet { updates: st.updates.clone(), ..st.strokes.clone() }.to_geojson()
     }
 
-    /// The taught model as `.histoseg` bytes: this model's UNet, the trained head, the classes,
-    /// the strokes' count and the image's name.
+    /// The taught model as `.histoseg` bytes (resolves to a `Uint8Array`): this model's UNet,
+    /// the trained head, the classes, the strokes' count and the image's name.
     #[wasm_bindgen(js_name = modelBytes)]
-    pub fn model_bytes(&self, name: &str) -> Result<Vec<u8>, JsError> {
-        let st = self.state.borrow();
-        let trainer = st.trainer.as_ref().filter(|t| t.steps_done > 0).ok_or_else(|| JsError::new("the model is not trained yet: paint strokes of two classes"))?;
-        let provenance = format!("taught in the histoseg viewer: {} strokes, {} updates of {:?}", st.strokes.strokes.len(), st.updates.len(), TrainSettings::default());
-        let strokes = StrokeSet { updates: st.updates.clone(), ..st.strokes.clone() };
-        let file = few_shot_model(&self.file, trainer.head(), FEATURE_LEVELS, &strokes, name, &provenance, self.segmenter.device()).map_err(js_err)?;
-        Ok(file.to_bytes())
+    pub fn model_bytes(&self, name: String) -> Promise {
+        let (state, file) = (self.state.clone(), self.file.clone());
+        future_to_promise(async move {
+            let (head, strokes, provenance) = {
+                let st = state.borrow();
+                let trainer = st.trainer.as_ref().filter(|t| t.steps_done > 0).ok_or_else(|| JsError::new("the model is not trained yet: paint strokes of two classes"))?;
+                let provenance = format!("taught in the histoseg viewer: {} strokes, {} updates of {:?}", st.strokes.strokes.len(), st.updates.len(), TrainSettings::default());
+                (trainer.head(), StrokeSet { updates: st.updates.clone(), ..st.strokes.clone() }, provenance)
+            };
+            // the file is written on the CPU: a WebGPU tensor can only be read back asynchronously
+            let cpu = Device::flex();
+            let head = head_onto(&head, &cpu).await?;
+            let file = few_shot_model(&file, head, FEATURE_LEVELS, &strokes, &name, &provenance, &cpu).map_err(js_err)?;
+            Ok(js_sys::Uint8Array::from(file.to_bytes().as_slice()).into())
+        })
     }
+}
+
+/// A tensor's values, read back asynchronously (WebGPU cannot block).
+async fn read_back<const D: usize>(t: Tensor<D>) -> Result<TensorData, JsError> {
+    t.into_data_async().await.map_err(|e| JsError::new(&format!("the GPU failed while reading the model back: {e:?}")))
+}
+
+/// The head with its weights copied onto `device`.
+async fn head_onto(head: &SegHead, device: &Device) -> Result<SegHead, JsError> {
+    let mut out = head.clone();
+    for (to, from) in [(&mut out.hidden, &head.hidden), (&mut out.classify, &head.classify)] {
+        to.weight = Param::from_tensor(Tensor::<4>::from_data(read_back(from.weight.val()).await?, device));
+        if let Some(b) = &from.bias {
+            to.bias = Some(Param::from_tensor(Tensor::<1>::from_data(read_back(b.val()).await?, device)));
+        }
+    }
+    Ok(out)
 }

@@ -75,7 +75,11 @@ async function paint(page, from, to) {
 
 const setBrush = (page, px) => page.$eval("#teach-size", (el, v) => { el.value = String(v); }, px);
 const lastPreview = (page) => page.evaluate(() => window.histoseg.teach.previews.at(-1));
-const waitPreviewOf = (page, strokes) => page.waitForFunction((n) => window.histoseg.teach.previews.at(-1)?.strokes === n, strokes, { timeout: 300_000 });
+// the preview after `strokes` strokes; an error on the page ends the wait and the test
+async function waitPreviewOf(page, strokes) {
+  await page.waitForFunction((n) => window.histoseg.teach.previews.at(-1)?.strokes === n || window.histoseg.errors.length, strokes, { timeout: 300_000 });
+  assert.deepEqual(await page.evaluate(() => window.histoseg.errors), [], await page.evaluate(() => document.getElementById("teach-status").textContent));
+}
 
 // Dice of "not background" between a preview (model pixels, `scale` level-0 px each) and level-0
 // labels of region `r`, over the preview's pixels inside the region.
