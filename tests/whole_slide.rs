@@ -41,7 +41,7 @@ fn a_region_streamed_in_bands_is_the_in_memory_run_exactly() {
     let segmenter = file.segmenter(&Device::flex()).unwrap();
     let mut slide = Slide::open(&svs()).unwrap();
     let um = slide.um_per_px.unwrap();
-    // three rows of tiles, with glands across the borders between their bands
+    // three rows of tiles, with a gland across a border between their bands
     let (region, work) = read_for_model(&mut slide, Region { x: 700, y: 150, width: 640, height: 1200 }, um, m.um_per_px).unwrap();
     let seg = segment_image(&segmenter, &work, &m, 4, false, |_, _| {}).unwrap();
     let instances = m.objects_of(&labels_for_region(&seg, region), region.width, region.height, um);
@@ -67,7 +67,9 @@ fn a_region_streamed_in_bands_is_the_in_memory_run_exactly() {
     assert_eq!(labels.len(), region.width * region.height);
     assert_eq!(differ, 0);
     assert_eq!(export::geojson(&objects, &m.classes, [region.x as f64, region.y as f64]), want);
-    assert!(across >= 2, "glands cross the borders between bands");
+    // the shipped glands model of 2026-11-24 finds 3 glands here, one across a border (the one
+    // before it found more): the joining of an object cut by bands is exercised either way
+    assert!(across >= 1, "a gland crosses a border between bands");
 }
 
 /// Peak resident memory of a child process (the kernel's high-water mark), read while it runs.

@@ -1,11 +1,12 @@
-// "Train your own" (www/teach.js, issue 15) in the page, on the CPU: strokes painted with real
-// mouse events on the nuclei sample, where the shipped nuclei model finds nuclei and where it
-// finds none, train a head on the frozen UNet in the compute worker. The preview agrees with the
+// "Train your own" (www/teach.js, issue 15) in the page, on the CPU and on WebGPU (SwiftShader):
+// strokes painted with real mouse events on the nuclei sample, where the shipped nuclei model
+// finds nuclei and where it finds none, train a head on the frozen UNet in the compute worker. The preview agrees with the
 // shipped model and changes after one more stroke; the saved model downloads, is selected,
 // segments the view, loads in the CLI, and is still offered after a reload (kept in the
 // browser). The strokes export as GeoJSON; `histoseg train --strokes` replays them into a model
 // whose labels agree with the page's model on the whole image (both segmented by the CLI).
-// The time from the end of a stroke to its preview is printed, not asserted.
+// The time from the end of a stroke to its preview is printed, not asserted. The WebGPU run found
+// a real bug: burn's `one_hot` reads its input back synchronously, which panicked the worker.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -22,8 +23,10 @@ const CLI = path.join(ROOT, "target/release/histoseg");
 const SAMPLE = path.join(ROOT, "www/samples/he-1000x1000.png");
 // what the agreement of the page's preview with the shipped model, and of the page's model with
 // the CLI's replay of its strokes, must reach (measured: see the README's "Teach it" section)
-const PREVIEW_DICE = 0.70; // measured 0.733
-const CLI_AGREEMENT = 0.99; // measured 1.0000: the same labels
+const PREVIEW_DICE = 0.70; // measured 0.737 on the CPU, 0.769 on WebGPU (SwiftShader)
+// measured 100.00% on the CPU (burn flex, in wasm and natively: the same head), 95.85% on
+// WebGPU (SwiftShader's float arithmetic trains a slightly different head)
+const CLI_AGREEMENT = { cpu: 0.99, webgpu: 0.93 };
 let site;
 let dir;
 
@@ -77,7 +80,7 @@ const setBrush = (page, px) => page.$eval("#teach-size", (el, v) => { el.value =
 const lastPreview = (page) => page.evaluate(() => window.histoseg.teach.previews.at(-1));
 // the preview after `strokes` strokes; an error on the page ends the wait and the test
 async function waitPreviewOf(page, strokes) {
-  await page.waitForFunction((n) => window.histoseg.teach.previews.at(-1)?.strokes === n || window.histoseg.errors.length, strokes, { timeout: 300_000 });
+  await page.waitForFunction((n) => window.histoseg.teach.previews.at(-1)?.strokes === n || window.histoseg.errors.length, strokes, { timeout: 600_000 });
   assert.deepEqual(await page.evaluate(() => window.histoseg.errors), [], await page.evaluate(() => document.getElementById("teach-status").textContent));
 }
 
@@ -101,10 +104,14 @@ const segmentWithCli = (model, out) => {
   return readGrayPng(fs.readFileSync(path.join(out, "he-1000x1000.labels.png")));
 };
 
-test("strokes painted in the page teach a model: live preview, save, segment, reload, CLI replay", { timeout: 1_500_000 }, async () => {
-  const b = await launch({ webgpu: false });
+for (const backend of ["cpu", "webgpu"]) {
+  test(`strokes painted in the page teach a model on ${backend === "cpu" ? "the CPU" : "WebGPU"}: live preview, save, segment, reload, CLI replay`, { timeout: 1_500_000 }, () => teach(backend));
+}
+
+async function teach(backend) {
+  const b = await launch({ webgpu: backend === "webgpu" });
   try {
-    const { page, problems } = await readyPage(b.context, site.url, "?backend=cpu&model=nuclei");
+    const { page, problems } = await readyPage(b.context, site.url, backend === "cpu" ? "?backend=cpu&model=nuclei" : "?model=nuclei");
     await page.click("#sample-nuclei");
     await page.waitForFunction(() => window.histoseg.status === "opened", null, { timeout: 120_000 });
     await viewAt(page, 500, 500, 1.5);
@@ -136,7 +143,7 @@ test("strokes painted in the page teach a model: live preview, save, segment, re
     const first = await lastPreview(page);
     const dice = previewDice(first.preview, shipped, r);
     console.log(`teach: ${strokes} strokes, preview of ${first.preview.width}x${first.preview.height} model px (${r.width}x${r.height} level-0 px in view) ${(first.afterStrokeMs / 1000).toFixed(1)} s after the last stroke (features ${(first.featuresMs / 1000).toFixed(1)} s, training ${(first.trainMs / 1000).toFixed(1)} s, preview ${(first.previewMs / 1000).toFixed(1)} s, ${first.backend}); Dice against the shipped nuclei model ${dice.toFixed(3)}`);
-    assert.equal(first.backend, "cpu");
+    assert.equal(first.backend, backend);
     assert.ok(first.loss > 0 && first.loss < 1.5, `loss ${first.loss}`);
     assert.ok(dice >= PREVIEW_DICE, `the taught head's preview agrees with the shipped model: Dice ${dice.toFixed(3)}`);
     assert.ok(first.preview.counts[1] > 0 && first.preview.counts[0] > 0, "both classes in the preview");
@@ -196,7 +203,7 @@ test("strokes painted in the page teach a model: live preview, save, segment, re
     for (let i = 0; i < pageLabels.data.length; i++) same += pageLabels.data[i] === cliLabels.data[i];
     const agreement = same / pageLabels.data.length;
     console.log(`teach: the page's model and the CLI's replay of its strokes label ${(agreement * 100).toFixed(2)}% of the sample's pixels alike`);
-    assert.ok(agreement >= CLI_AGREEMENT, `page and CLI agree on ${(agreement * 100).toFixed(2)}% of pixels`);
+    assert.ok(agreement >= CLI_AGREEMENT[backend], `page and CLI agree on ${(agreement * 100).toFixed(2)}% of pixels`);
 
     // after a reload the taught model is still offered (kept in this browser)
     await page.reload();
@@ -207,4 +214,4 @@ test("strokes painted in the page teach a model: live preview, save, segment, re
   } finally {
     await b.close();
   }
-});
+}
