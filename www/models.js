@@ -37,6 +37,12 @@ export async function addUserModel(id, bytes, fileName) {
     userModels.delete(id);
     throw e;
   }
+  offerModel(id, `${m.manifest.name} (${fileName})`);
+  return m;
+}
+
+// A model in the list under `label`; a user's model (in `userModels`) loads when chosen.
+export function offerModel(id, label) {
   const select = $("model");
   let option = [...select.options].find((o) => o.value === id);
   if (!option) {
@@ -44,8 +50,7 @@ export async function addUserModel(id, bytes, fileName) {
     option.value = id;
     select.append(option);
   }
-  option.textContent = `${m.manifest.name} (${fileName})`;
-  return m;
+  option.textContent = label;
 }
 
 export function describeModel(id, m) {

@@ -7,7 +7,7 @@
 // opens and `histoseg train --strokes` replays, and import again to go on.
 import { $, state, report, showError, clearError, notice, message, fmt } from "./page.js";
 import { download } from "./exports.js";
-import { addUserModel, describeModel } from "./models.js";
+import { addUserModel, describeModel, offerModel, userModels } from "./models.js";
 import { renderOverlay } from "./overlay_layer.js";
 
 const t = {
@@ -311,10 +311,13 @@ function addClass() {
   if (t.strokes.length) changed();
 }
 
-// Models taught on an earlier visit come back into the model list.
+// Models taught on an earlier visit come back into the model list (each loads when chosen).
 export async function restoreTaughtModels() {
   try {
-    for (const m of await state.compute.call("keptModels")) await addUserModel(m.id, m.bytes, `${m.name}.histoseg, kept in this browser`);
+    for (const m of await state.compute.call("keptModels")) {
+      userModels.set(m.id, { bytes: m.bytes });
+      offerModel(m.id, `${m.name} (${m.name}.histoseg, kept in this browser)`);
+    }
   } catch (e) {
     console.warn(`kept models could not be read: ${message(e)}`);
   }

@@ -23,10 +23,10 @@ const CLI = path.join(ROOT, "target/release/histoseg");
 const SAMPLE = path.join(ROOT, "www/samples/he-1000x1000.png");
 // what the agreement of the page's preview with the shipped model, and of the page's model with
 // the CLI's replay of its strokes, must reach (measured: see the README's "Teach it" section)
-const PREVIEW_DICE = 0.70; // measured 0.737 on the CPU, 0.769 on WebGPU (SwiftShader)
-// measured 100.00% on the CPU (burn flex, in wasm and natively: the same head), 95.85% on
+const PREVIEW_DICE = { cpu: 0.75, webgpu: 0.75 }; // measured 0.780 on both
+// measured 100.00% on the CPU (burn flex, in wasm and natively: the same head), 98.28% on
 // WebGPU (SwiftShader's float arithmetic trains a slightly different head)
-const CLI_AGREEMENT = { cpu: 0.99, webgpu: 0.93 };
+const CLI_AGREEMENT = { cpu: 0.99, webgpu: 0.95 };
 let site;
 let dir;
 
@@ -74,6 +74,9 @@ async function paint(page, from, to) {
   await page.mouse.move(...client(to), { steps: 6 });
   await page.mouse.up();
   await page.waitForFunction((n) => window.histoseg.teach.strokes > n, before);
+  // as a user who watches the preview: the next stroke after this one's update (so the head is
+  // trained after every stroke, as the CLI's replay of the same strokes does, whatever the speed)
+  await page.waitForFunction(() => !/…$/.test(document.getElementById("teach-status").textContent), null, { timeout: 600_000 });
 }
 
 const setBrush = (page, px) => page.$eval("#teach-size", (el, v) => { el.value = String(v); }, px);
@@ -142,10 +145,13 @@ async function teach(backend) {
     await waitPreviewOf(page, strokes);
     const first = await lastPreview(page);
     const dice = previewDice(first.preview, shipped, r);
-    console.log(`teach: ${strokes} strokes, preview of ${first.preview.width}x${first.preview.height} model px (${r.width}x${r.height} level-0 px in view) ${(first.afterStrokeMs / 1000).toFixed(1)} s after the last stroke (features ${(first.featuresMs / 1000).toFixed(1)} s, training ${(first.trainMs / 1000).toFixed(1)} s, preview ${(first.previewMs / 1000).toFixed(1)} s, ${first.backend}); Dice against the shipped nuclei model ${dice.toFixed(3)}`);
+    const secs = (ms) => `${(ms / 1000).toFixed(1)} s`;
+    const opening = await page.evaluate(() => window.histoseg.teach.previews[0]);
+    console.log(`teach: the first preview in the view (stroke ${opening.strokes}, the first of a second class), ${opening.preview.width}x${opening.preview.height} model px for ${r.width}x${r.height} level-0 px in view: ${secs(opening.afterStrokeMs)} after the stroke (features of its tiles ${secs(opening.featuresMs)}, training ${secs(opening.trainMs)}, preview with the view's features ${secs(opening.previewMs)}, ${opening.backend})`);
+    console.log(`teach: ${strokes} strokes, preview ${secs(first.afterStrokeMs)} after the last (features ${secs(first.featuresMs)}, training ${secs(first.trainMs)}, preview ${secs(first.previewMs)}); Dice against the shipped nuclei model ${dice.toFixed(3)}`);
     assert.equal(first.backend, backend);
     assert.ok(first.loss > 0 && first.loss < 1.5, `loss ${first.loss}`);
-    assert.ok(dice >= PREVIEW_DICE, `the taught head's preview agrees with the shipped model: Dice ${dice.toFixed(3)}`);
+    assert.ok(dice >= PREVIEW_DICE[backend], `the taught head's preview agrees with the shipped model: Dice ${dice.toFixed(3)}`);
     assert.ok(first.preview.counts[1] > 0 && first.preview.counts[0] > 0, "both classes in the preview");
 
     // one more nucleus stroke changes the preview
@@ -210,6 +216,10 @@ async function teach(backend) {
     await page.waitForFunction(() => window.histoseg?.status === "ready", null, { timeout: 180_000 });
     const options = await page.evaluate(() => [...document.getElementById("model").options].map((o) => o.value));
     assert.ok(options.includes("file:taught nuclei.histoseg"), `the kept model is offered: ${options}`);
+    // chosen, it loads from the browser's storage
+    await page.selectOption("#model", "file:taught nuclei.histoseg");
+    await page.waitForFunction(() => /Classes: background, nucleus\./.test(document.getElementById("model-info").textContent) || window.histoseg.errors.length, null, { timeout: 120_000 });
+    assert.deepEqual(await page.evaluate(() => window.histoseg.errors), []);
     assert.deepEqual(problems, []);
   } finally {
     await b.close();
