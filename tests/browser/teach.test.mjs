@@ -23,8 +23,8 @@ const CLI = path.join(ROOT, "target/release/histoseg");
 const SAMPLE = path.join(ROOT, "www/samples/he-1000x1000.png");
 // what the agreement of the page's preview with the shipped model, and of the page's model with
 // the CLI's replay of its strokes, must reach (measured: see the README's "Teach it" section)
-const PREVIEW_DICE = { cpu: 0.75, webgpu: 0.75 }; // measured 0.780 on both
-// measured 100.00% on the CPU (burn flex, in wasm and natively: the same head), 98.28% on
+const PREVIEW_DICE = { cpu: 0.75, webgpu: 0.74 }; // measured 0.780 on the CPU, 0.767 on WebGPU (a closer view)
+// measured 100.00% on the CPU (burn flex, in wasm and natively: the same head), 98.32% on
 // WebGPU (SwiftShader's float arithmetic trains a slightly different head)
 const CLI_AGREEMENT = { cpu: 0.99, webgpu: 0.95 };
 let site;
@@ -117,7 +117,11 @@ async function teach(backend) {
     const { page, problems } = await readyPage(b.context, site.url, backend === "cpu" ? "?backend=cpu&model=nuclei" : "?model=nuclei");
     await page.click("#sample-nuclei");
     await page.waitForFunction(() => window.histoseg.status === "opened", null, { timeout: 120_000 });
-    await viewAt(page, 500, 500, 1.5);
+    // on SwiftShader (a CPU pretending to be a GPU) a closer view, 4 tiles of the model rather
+    // than 16, keeps the test's time down; lengths below are in level-0 px at zoom 1.5
+    const zoom = backend === "cpu" ? 1.5 : 3;
+    const k = 1.5 / zoom;
+    await viewAt(page, 500, 500, zoom);
 
     // the shipped nuclei model on the view: where to paint, and what the preview is compared with
     await page.click("#segment-view");
@@ -125,8 +129,8 @@ async function teach(backend) {
     assert.equal(seg.status, "done", seg.errors.join("; "));
     const r = seg.result;
     const shipped = await page.evaluate(async () => Array.from(await window.histoseg.labels()));
-    const nuclei = pickPoints(shipped, r.width, r.height, r.x, r.y, { nucleus: true, r: 5, apart: 60, count: 6 });
-    const background = pickPoints(shipped, r.width, r.height, r.x, r.y, { nucleus: false, r: 22, apart: 100, count: 4 });
+    const nuclei = pickPoints(shipped, r.width, r.height, r.x, r.y, { nucleus: true, r: 5, apart: 60 * k, count: 6 });
+    const background = pickPoints(shipped, r.width, r.height, r.x, r.y, { nucleus: false, r: 22, apart: 100 * k, count: 4 });
     assert.equal(nuclei.length, 6, "nuclei to paint in the view");
     assert.equal(background.length, 4, "background to paint in the view");
 
@@ -135,11 +139,11 @@ async function teach(backend) {
     await page.fill("#teach-class-name-1", "nucleus");
     await page.dispatchEvent("#teach-class-name-1", "change");
     // nuclei: short strokes of a 6 px brush (2 level-0 px of radius at this zoom) inside them
-    await setBrush(page, 6);
+    await setBrush(page, 6 / k);
     for (const [x, y] of nuclei) await paint(page, [x - 2, y], [x + 2, y]);
     // background: longer strokes of a 24 px brush
     await page.check("#teach-class-0");
-    await setBrush(page, 24);
+    await setBrush(page, 24 / k);
     for (const [x, y] of background) await paint(page, [x - 12, y - 6], [x + 12, y + 6]);
     const strokes = nuclei.length + background.length;
     await waitPreviewOf(page, strokes);
@@ -156,8 +160,8 @@ async function teach(backend) {
 
     // one more nucleus stroke changes the preview
     await page.check("#teach-class-1");
-    await setBrush(page, 6);
-    const more = pickPoints(shipped, r.width, r.height, r.x, r.y, { nucleus: true, r: 5, apart: 60, count: 7 }).at(-1);
+    await setBrush(page, 6 / k);
+    const more = pickPoints(shipped, r.width, r.height, r.x, r.y, { nucleus: true, r: 5, apart: 60 * k, count: 7 }).at(-1);
     await paint(page, [more[0] - 2, more[1]], [more[0] + 2, more[1]]);
     await waitPreviewOf(page, strokes + 1);
     const second = await lastPreview(page);
