@@ -66,14 +66,21 @@ export const findAll = (fileKey) => withStore("readonly", async (store) =>
 /** Every kept result, without its labels (what the page lists, and the privacy test checks). */
 export const list = () => withStore("readonly", async (store) => (await request(store.getAll())).map(({ raw, ...rest }) => ({ ...rest, rawBytes: raw.byteLength })));
 
+// Whether the models' database exists: reading or clearing it must not create it (a visit that
+// taught nothing leaves no database behind).
+const modelDbExists = async () => (await indexedDB.databases()).some((d) => d.name === MODEL_DB);
+
 /** Forgets every kept result and every kept model. */
 export const forget = async () => {
   await withStore("readwrite", (store) => request(store.clear()));
-  await withStore("readwrite", (store) => request(store.clear()), MODEL_DB, MODEL_STORE);
+  if (await modelDbExists()) await withStore("readwrite", (store) => request(store.clear()), MODEL_DB, MODEL_STORE);
 };
 
 /** Keeps a taught model `{ id, name, bytes: Uint8Array }` in place of one with the same id. */
 export const keepModel = (m) => withStore("readwrite", (store) => request(store.put({ ...m, savedAt: Date.now() }, m.id)), MODEL_DB, MODEL_STORE);
 
 /** The kept models, oldest first. */
-export const keptModels = () => withStore("readonly", async (store) => (await request(store.getAll())).sort((a, b) => a.savedAt - b.savedAt), MODEL_DB, MODEL_STORE);
+export const keptModels = async () => {
+  if (!(await modelDbExists())) return [];
+  return withStore("readonly", async (store) => (await request(store.getAll())).sort((a, b) => a.savedAt - b.savedAt), MODEL_DB, MODEL_STORE);
+};
