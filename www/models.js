@@ -97,8 +97,9 @@ export function describeModel(id, m) {
   if (!state.result) buildLegend(id, mf);
 }
 
-const hex = (c) => `#${c.map((v) => v.toString(16).padStart(2, "0")).join("")}`;
-const unhex = (h) => [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16));
+// An [r, g, b] colour as a colour input's "#rrggbb", and back.
+export const hex = (c) => `#${c.map((v) => v.toString(16).padStart(2, "0")).join("")}`;
+export const unhex = (h) => [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16));
 
 // Per-class colour pickers and visibility toggles for the classes of `manifest`.
 export function buildLegend(modelId, manifest) {

@@ -7,7 +7,7 @@
 // opens and `histoseg train --strokes` replays, and import again to go on.
 import { $, state, report, showError, clearError, notice, message, fmt } from "./page.js";
 import { download } from "./exports.js";
-import { addUserModel, describeModel, offerModel, userModels } from "./models.js";
+import { addUserModel, describeModel, offerModel, userModels, hex, unhex } from "./models.js";
 import { renderOverlay } from "./overlay_layer.js";
 
 const t = {
@@ -26,8 +26,6 @@ const t = {
   layer: null,       // the canvas the strokes are drawn on before they go over the view
 };
 
-const hex = (c) => `#${c.map((v) => v.toString(16).padStart(2, "0")).join("")}`;
-const unhex = (h) => [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16));
 const status = (text) => { $("teach-status").textContent = text; };
 // a head needs strokes of two classes
 const paintedClasses = () => new Set(t.strokes.filter((s) => s.class !== null).map((s) => s.class)).size;
@@ -127,7 +125,7 @@ async function changed() {
       const afterStrokeMs = performance.now() - endedAt;
       showPreview(r.preview);
       status(`${t.strokes.length} stroke${t.strokes.length > 1 ? "s" : ""}; updated ${fmt(afterStrokeMs / 1000, 1)} s after the last (features ${fmt(r.featuresMs / 1000, 1)} s, training ${fmt(r.trainMs / 1000, 1)} s, preview ${fmt(r.previewMs / 1000, 1)} s, ${r.backend === "webgpu" ? "GPU" : "CPU"}); loss ${fmt(r.loss, 3)}.`);
-      report("teach", { kind: "preview", strokes: t.strokes.length, afterStrokeMs, featuresMs: r.featuresMs, trainMs: r.trainMs, previewMs: r.previewMs, loss: r.loss, backend: r.backend, preview: summarise(r.preview) });
+      report("teach", { kind: "preview", strokes: t.strokes.length, afterStrokeMs, featuresMs: r.featuresMs, trainMs: r.trainMs, previewMs: r.previewMs, loss: r.loss, backend: r.backend, preview: r.preview, classes: t.classes.length });
     } while (t.again);
   } catch (e) {
     showError(`Training failed: ${message(e)}. Your strokes are kept.`);
@@ -136,13 +134,6 @@ async function changed() {
     $("teach-save").disabled = $("teach-export").disabled = !t.trained;
   }
 }
-
-// What the tests compare between previews: the box, and the count of each label.
-const summarise = (p) => {
-  const counts = new Array(t.classes.length).fill(0);
-  for (const l of p.labels) counts[l] += 1;
-  return { x: p.x, y: p.y, width: p.width, height: p.height, scale: p.scale, counts, labels: Array.from(p.labels) };
-};
 
 // The preview on the view: classes in their colours (background clear), or the uncertainty.
 function showPreview(p) {
@@ -327,7 +318,8 @@ export function bindTeach() {
   $("teach-start").addEventListener("click", start);
   $("teach-stop").addEventListener("click", stop);
   $("teach-add").addEventListener("click", addClass);
-  $("teach-undo").addEventListener("click", () => { t.strokes.pop(); changed(); });
+  const undo = () => { t.strokes.pop(); changed(); };
+  $("teach-undo").addEventListener("click", undo);
   $("teach-unsure").addEventListener("change", () => { if (t.preview) showPreview(t.preview); });
   $("teach-save").addEventListener("click", save);
   $("teach-export").addEventListener("click", exportStrokes);
@@ -338,7 +330,7 @@ export function bindTeach() {
   });
   addEventListener("keydown", (ev) => {
     if (!t.open || (ev.target.closest && ev.target.closest("input, select, textarea"))) return;
-    if ((ev.ctrlKey || ev.metaKey) && ev.key === "z") { ev.preventDefault(); t.strokes.pop(); changed(); }
+    if ((ev.ctrlKey || ev.metaKey) && ev.key === "z") { ev.preventDefault(); undo(); }
     if (ev.key === "e" || ev.key === "E") $("teach-eraser").checked = !$("teach-eraser").checked;
   });
 }

@@ -127,9 +127,8 @@ export class SlideViewer {
     const min = Math.min(w / l0.width, h / l0.height) * 0.25;
     const scale = Math.min(Math.max(this.view.scale * factor, min), 16);
     // keep the image point under (atX, atY) fixed
-    const px = this.view.cx + (atX - w / 2) / this.view.scale;
-    const py = this.view.cy + (atY - h / 2) / this.view.scale;
-    this.view = { scale, cx: px - (atX - w / 2) / scale, cy: py - (atY - h / 2) / scale };
+    const p = this.imagePoint(atX, atY);
+    this.view = { scale, cx: p.x - (atX - w / 2) / scale, cy: p.y - (atY - h / 2) / scale };
     this.changed();
   }
 
@@ -157,11 +156,16 @@ export class SlideViewer {
 
   setPainter(painter) { this.painter = painter; this.painting = null; this.container.classList.toggle("painting", Boolean(painter)); this.redraw(); }
 
+  /// The level-0 point at (x, y) CSS pixels from the viewer's top-left corner.
+  imagePoint(x, y) {
+    const w = this.container.clientWidth, h = this.container.clientHeight;
+    return { x: this.view.cx + (x - w / 2) / this.view.scale, y: this.view.cy + (y - h / 2) / this.view.scale };
+  }
+
   /// The level-0 point under a pointer event.
   toImage(ev) {
     const rect = this.container.getBoundingClientRect();
-    const w = this.container.clientWidth, h = this.container.clientHeight;
-    return { x: this.view.cx + (ev.clientX - rect.left - w / 2) / this.view.scale, y: this.view.cy + (ev.clientY - rect.top - h / 2) / this.view.scale };
+    return this.imagePoint(ev.clientX - rect.left, ev.clientY - rect.top);
   }
 
   redraw() {

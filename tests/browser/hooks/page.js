@@ -32,7 +32,13 @@ window.histosegTestHooks = function install({ state, observe }) {
     teach: (e) => {
       if (e.kind === "open") h.teach.open = e;
       else if (e.kind === "stroke") h.teach.strokes = e.strokes;
-      else if (e.kind === "preview") h.teach.previews.push(e);
+      else if (e.kind === "preview") {
+        // what the tests compare between previews: the box, the labels and each label's count
+        const p = e.preview;
+        const counts = new Array(e.classes).fill(0);
+        for (const l of p.labels) counts[l] += 1;
+        h.teach.previews.push({ ...e, preview: { x: p.x, y: p.y, width: p.width, height: p.height, scale: p.scale, counts, labels: Array.from(p.labels) } });
+      }
       else if (e.kind === "saved") h.teach.saved = e;
       else if (e.kind === "imported") h.teach.imported = e.strokes;
     },
