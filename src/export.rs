@@ -220,14 +220,6 @@ impl Measurements {
     }
 }
 
-/// A label mask as an 8-bit greyscale PNG whose pixel values are class indices.
-pub fn label_png(labels: &[u8], width: usize, height: usize) -> Vec<u8> {
-    let img = GrayImage::from_raw(width as u32, height as u32, labels.to_vec()).expect("label buffer size");
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).expect("PNG encoding to memory");
-    out.into_inner()
-}
-
 /// An RGB image with the overlay `rgba` blended on at `opacity`, as a PNG.
 pub fn overlay_png(image: &crate::imageio::RgbImage, rgba: &[u8], opacity: f32) -> Vec<u8> {
     let a = opacity.clamp(0.0, 1.0);

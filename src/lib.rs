@@ -16,6 +16,7 @@ pub mod label_stream;
 pub mod metrics;
 pub mod model;
 pub mod overlay;
+pub mod png_stream;
 pub mod postprocess;
 pub mod segment;
 pub mod slide;

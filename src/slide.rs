@@ -419,6 +419,41 @@ impl Slide {
         Ok(out)
     }
 
+    /// A level-0 `region` sampled every `step` pixels across and down (a picture of it at 1/`step`,
+    /// `ceil(width / step)` x `ceil(height / step)`): output pixel (x, y) is the pixel over level-0
+    /// (x·step, y·step) of the coarsest level whose downsample divides `step`. Read in strips, so
+    /// a picture of a whole slide is not refused by the per-read limit.
+    pub fn read_sampled(&mut self, region: Region, step: usize) -> Result<RgbImage, SlideError> {
+        self.read_sampled_in_strips(region, step, 16_000_000)
+    }
+
+    fn read_sampled_in_strips(&mut self, region: Region, step: usize, strip_pixels: usize) -> Result<RgbImage, SlideError> {
+        let step = step.max(1);
+        let (level, d) = (self.levels.iter().enumerate().rev())
+            .find_map(|(i, l)| {
+                let d = l.downsample.round() as usize;
+                (d >= 1 && (l.downsample - d as f64).abs() < 1e-3 && step % d == 0).then_some((i, d))
+            })
+            .unwrap_or((0, 1));
+        let k = step / d; // level pixels between two samples
+        let (width, height) = (region.width.div_ceil(step), region.height.div_ceil(step));
+        let (lx, ly, lw) = (region.x / d, region.y / d, (width - 1) * k + 1);
+        let mut out = RgbImage::new(width, height, vec![0; width * height * 3]);
+        let rows_per_strip = (strip_pixels / lw.max(1) / k).max(1);
+        for oy0 in (0..height).step_by(rows_per_strip) {
+            let oy1 = (oy0 + rows_per_strip).min(height);
+            let strip = self.read_wide(level, lx, ly + oy0 * k, lw, (oy1 - oy0 - 1) * k + 1)?;
+            for oy in oy0..oy1 {
+                let src = &strip.pixels[(oy - oy0) * k * lw * 3..][..lw * 3];
+                let dst = &mut out.pixels[oy * width * 3..][..width * 3];
+                for (x, px) in dst.chunks_exact_mut(3).enumerate() {
+                    px.copy_from_slice(&src[x * k * 3..x * k * 3 + 3]);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// A thumbnail of a level-0 `region` at about `um_per_px` (no finer), for finding tissue:
     /// from the coarsest pyramid level fine enough, each thumbnail pixel the mean of a k x k
     /// block of that level, read in strips so a slide without a pyramid is read in bounded
@@ -630,5 +665,32 @@ mod tests {
         assert_eq!(&r.pixels[(9 * 20 + 19) * 3..][..3], &[255, 255, 255], "outside is white");
         assert!(matches!(s.read_region(5, 0, 0, 1, 1), Err(SlideError::NoLevel(5, 3))));
         assert!(matches!(s.read_region(0, 0, 0, 10_000, 10_000), Err(SlideError::RegionTooLarge(..))));
+    }
+
+    #[test]
+    fn sampled_pictures_take_every_step_th_pixel_from_a_level_that_divides_the_step() {
+        let img = RgbImage::new(3000, 1000, (0..3000 * 1000 * 3).map(|i| (i * 7 % 251) as u8).collect());
+        let mut s = Slide::from_image(img.clone(), "PNG".into());
+        let region = Region { x: 101, y: 37, width: 2000, height: 901 };
+        // step 3: no level but 0 divides it, so every 3rd level-0 pixel; in strips of a few rows
+        let pic = s.read_sampled_in_strips(region, 3, 5000).unwrap();
+        assert_eq!((pic.width, pic.height), (667, 301));
+        for (x, y) in [(0, 0), (666, 300), (123, 45), (666, 0), (0, 300)] {
+            let at = ((region.y + 3 * y) * 3000 + region.x + 3 * x) * 3;
+            assert_eq!(&pic.pixels[(y * 667 + x) * 3..][..3], &img.pixels[at..at + 3], "({x}, {y})");
+        }
+        // step 4: level 2 (downsample 4) is read, one of its pixels per sample
+        let pic = s.read_sampled_in_strips(region, 4, 5000).unwrap();
+        let level2 = s.read_region(2, 0, 0, 750, 250).unwrap();
+        assert_eq!((pic.width, pic.height), (500, 226));
+        for (x, y) in [(0, 0), (499, 225), (77, 100)] {
+            let at = ((region.y / 4 + y) * 750 + region.x / 4 + x) * 3;
+            assert_eq!(&pic.pixels[(y * 500 + x) * 3..][..3], &level2.pixels[at..at + 3], "({x}, {y})");
+        }
+        // a picture of more than one read's worth of pixels is read in strips
+        let mut big = Slide::from_image(RgbImage::new(9000, 9000, vec![200; 9000 * 9000 * 3]), "PNG".into());
+        assert!(matches!(big.read_region(0, 0, 0, 9000, 9000), Err(SlideError::RegionTooLarge(..))));
+        let pic = big.read_sampled(Region { x: 0, y: 0, width: 9000, height: 9000 }, 1).unwrap();
+        assert_eq!((pic.width, pic.height, pic.pixels[pic.pixels.len() - 1]), (9000, 9000, 200));
     }
 }

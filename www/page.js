@@ -11,7 +11,7 @@ export const state = {
   styles: new Map(),  // model id -> { colors: [[r,g,b]], visible: [bool] }
   running: null,      // { cancelled, finished: Promise }
   opening: null,      // a Promise while a new image opens: true if it opened
-  result: null,       // the current result: { modelId, manifest, name, id, x, y, width, height, levels, exportDownsample }
+  result: null,       // the current result: { modelId, manifest, name, id, x, y, width, height, levels, overlayDownsample }
   shown: [],          // earlier results still shown (regions segmented before), the same
   viewer: null,
 };

@@ -64,9 +64,9 @@ async function restoreKeptNow() {
 // one before stays shown unless the worker let it go (`out.dropped`: covered by the new one, or
 // the oldest beyond what it holds).
 function showResult(out) {
-  const { modelId, manifest, name, id, x, y, width, height, levels, exportDownsample } = out;
+  const { modelId, manifest, name, id, x, y, width, height, levels, overlayDownsample } = out;
   state.shown = [...state.shown, state.result].filter((r) => r && !out.dropped.includes(r.id));
-  state.result = { modelId, manifest, name, id, x, y, width, height, levels, exportDownsample };
+  state.result = { modelId, manifest, name, id, x, y, width, height, levels, overlayDownsample };
 }
 
 // Per-class area rows of the statistics: the share of the region, and mm² when µm/px is known.
@@ -212,9 +212,9 @@ export async function exportResult(kind) {
   try {
     const bytes = await state.compute.call("export", args);
     download(bytes, exportName(r, state.image, ext), type);
-    const ds = r.exportDownsample;
-    if (ds > 1 && (kind === "labels" || kind === "overlay")) {
-      notice(`The ${kind === "labels" ? "label mask" : "overlay"} PNG is at 1/${ds} of full resolution (${Math.ceil(r.width / ds)}×${Math.ceil(r.height / ds)} px): the slide is larger than the page writes whole. The command line (histoseg segment) writes it at full resolution; the GeoJSON and measurements are at full resolution here too.`);
+    const ds = r.overlayDownsample;
+    if (ds > 1 && kind === "overlay") {
+      notice(`The overlay PNG is at 1/${ds} of full resolution (${Math.ceil(r.width / ds)}×${Math.ceil(r.height / ds)} px): a picture of the slide larger than that is more than the page draws. The label mask, the GeoJSON and the measurements are at full resolution.`);
     }
   } catch (e) {
     showError(`The export failed: ${message(e)}`);

@@ -195,6 +195,27 @@ async function runPooled(job, m, run, onTile) {
   return job.done === job.total;
 }
 
+// The label mask PNG at full resolution, made a band of rows at a time into a Blob: a slide's
+// mask of any size, with this worker holding one band and the browser the Blob (which it may keep
+// on disk). Between bands other messages are answered; a result dropped meanwhile ends the export.
+async function labelPngBlob(result) {
+  const png = result.labelPng();
+  try {
+    let blob = new Blob([]), parts = [], held = 0;
+    while (!png.done) {
+      if (!results.some((r) => r.res === result)) throw new Error("the result was replaced while its label mask was being written");
+      const piece = png.next(result);
+      parts.push(piece);
+      held += piece.length;
+      if (held > 16e6) { blob = new Blob([blob, ...parts]); parts = []; held = 0; }
+      await yieldToMessages();
+    }
+    return new Blob([blob, ...parts], { type: "image/png" });
+  } finally {
+    png.free();
+  }
+}
+
 // Lets messages (cancel, exports, a new image) in between tiles.
 const yieldToMessages = () => new Promise((r) => setTimeout(r, 0));
 
@@ -319,10 +340,10 @@ async function teachPreview(t, view) {
 
 // What the page shows of a result (a wasm SegResult), whether it was just run or restored.
 // `levels`: what the overlay can be drawn at (a streamed slide's label pyramid; a region's one
-// level); `exportDownsample`: the label and overlay PNGs' scale.
+// level); `overlayDownsample`: the overlay PNG's scale (the label mask is at full resolution).
 const summary = (res) => ({
   x: res.x, y: res.y, width: res.width, height: res.height, classAreas: Array.from(res.classAreas()), objects: res.objectCount(),
-  levels: res.levels(), exportDownsample: res.exportDownsample,
+  levels: res.levels(), overlayDownsample: res.overlayDownsample,
 });
 
 // A finished result is kept in this browser's storage (kept.js) and found again after a reload.
@@ -450,7 +471,7 @@ const OPS = {
     const result = current();
     if (!result) throw new Error("nothing has been segmented");
     switch (kind) {
-      case "labels": return result.labelPng();
+      case "labels": return labelPngBlob(result);
       case "overlay": return result.overlayPng(slide, opacity, ...styleArgs(style), style.contour);
       case "geojson": return result.geojson();
       case "csv": return result.measurementsCsv();

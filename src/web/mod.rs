@@ -21,6 +21,7 @@ mod teach;
 
 use crate::label_pyramid::LabelPyramid;
 use crate::model::Segmenter;
+use crate::png_stream::LabelPngStream;
 use crate::segment::{Batch, SegmentJob, labels_for_region, read_for_model};
 use crate::whole_slide::{SlideRows, StreamRow, WholeSlideJob, tissue_of};
 use crate::weights::ModelFile;
@@ -591,7 +592,7 @@ impl SegResult {
         }
     }
 
-    /// The finest level the exports (label mask and overlay PNG) are written at: level 0 unless
+    /// The finest level the overlay PNG is written at: level 0 unless
     /// it holds more than [`crate::segment::MAX_LABEL_PIXELS`].
     fn export_level(&self) -> usize {
         match &self.labels {
@@ -636,10 +637,10 @@ impl SegResult {
     pub fn levels(&self) -> Result<JsValue, JsError> {
         serde_wasm_bindgen::to_value(&self.level_sizes()).map_err(js_err)
     }
-    /// The downsample from level 0 the label mask and overlay PNGs are written at (1 unless level
-    /// 0 is larger than the page writes whole).
-    #[wasm_bindgen(getter, js_name = exportDownsample)]
-    pub fn export_downsample(&self) -> usize {
+    /// The downsample from level 0 the overlay PNG is written at (1 unless level 0 is larger than
+    /// the page writes whole; the label mask is always at level 0).
+    #[wasm_bindgen(getter, js_name = overlayDownsample)]
+    pub fn overlay_downsample(&self) -> usize {
         self.level_sizes()[self.export_level()].downsample
     }
     /// Per-pixel class indices of the whole region at level 0, row-major (refused for a slide
@@ -701,24 +702,20 @@ impl SegResult {
     pub fn object_count(&self) -> usize {
         self.objects().len()
     }
-    /// The label mask as a PNG (class index per pixel) of the region, at level 0 or, for a slide
-    /// too large to write whole, at `exportDownsample`.
+    /// The label mask (class index per pixel) of the region at full resolution, as a PNG made a
+    /// band of rows at a time by [`LabelPng::next`], so a slide's mask of any size is written.
     #[wasm_bindgen(js_name = labelPng)]
-    pub fn label_png(&self) -> Result<Vec<u8>, JsError> {
-        let level = self.level_sizes()[self.export_level()];
-        Ok(export::label_png(&self.labels_at(self.export_level(), 0, 0, level.width, level.height)?, level.width, level.height))
+    pub fn label_png(&self) -> Result<LabelPng, JsError> {
+        let r = self.region;
+        Ok(LabelPng { png: LabelPngStream::new(r.width, r.height).map_err(js_err)?, width: r.width, height: r.height, finished: false })
     }
-    /// The region of `slide` with the overlay blended on, as a PNG (at `exportDownsample`).
+    /// The region of `slide` with the overlay blended on, as a PNG (at `overlayDownsample`).
     #[wasm_bindgen(js_name = overlayPng)]
     pub fn overlay_png(&self, slide: &Slide, opacity: f32, colors: &[u8], visible: &[u8], contour: bool) -> Result<Vec<u8>, JsError> {
         let r = self.region;
-        let (level, downsample) = (self.export_level(), self.export_downsample());
-        let image = if downsample == 1 {
-            slide.inner.borrow_mut().read_region(0, r.x, r.y, r.width, r.height)
-        } else {
-            slide.inner.borrow_mut().read_at_resolution(r, 1.0, downsample as f64)
-        }
-        .map_err(js_err)?;
+        let (level, downsample) = (self.export_level(), self.overlay_downsample());
+        // every `downsample`-th pixel, as the label pyramid's level holds every such label
+        let image = slide.inner.borrow_mut().read_sampled(r, downsample).map_err(js_err)?;
         let rgba = self.overlay_region(level, 0, 0, image.width, image.height, colors, visible, contour)?;
         Ok(export::overlay_png(&image, &rgba, opacity))
     }
@@ -743,5 +740,47 @@ impl SegResult {
     #[wasm_bindgen(js_name = measurementsJson)]
     pub fn measurements_json(&self) -> Result<String, JsError> {
         serde_json::to_string_pretty(&self.measurements()).map_err(js_err)
+    }
+}
+
+/// A result's label mask PNG being written (`SegResult.labelPng`): each [`next`](Self::next)
+/// encodes a band of rows and hands over the bytes made, which the worker collects into a Blob.
+#[wasm_bindgen]
+pub struct LabelPng {
+    png: LabelPngStream,
+    width: usize,
+    height: usize,
+    finished: bool,
+}
+
+#[wasm_bindgen]
+impl LabelPng {
+    /// The next piece of the PNG (about 4 MP of labels encoded; the last piece ends the file).
+    pub fn next(&mut self, result: &SegResult) -> Result<Vec<u8>, JsError> {
+        if self.finished {
+            return Ok(Vec::new());
+        }
+        if (result.region.width, result.region.height) != (self.width, self.height) {
+            return Err(JsError::new("the label PNG was started for another result"));
+        }
+        let row = self.height - self.png.rows_left();
+        let rows = (4_000_000 / self.width).clamp(1, self.png.rows_left());
+        self.png.write_rows(&result.labels_at(0, 0, row, self.width, rows)?).map_err(js_err)?;
+        let mut bytes = self.png.take();
+        if self.png.rows_left() == 0 {
+            bytes.extend(self.png.finish().map_err(js_err)?);
+            self.finished = true;
+        }
+        Ok(bytes)
+    }
+    /// Whether the last piece has been handed over.
+    #[wasm_bindgen(getter)]
+    pub fn done(&self) -> bool {
+        self.finished
+    }
+    /// The rows encoded so far, of `height`.
+    #[wasm_bindgen(getter, js_name = rowsDone)]
+    pub fn rows_done(&self) -> usize {
+        self.height - self.png.rows_left()
     }
 }

@@ -65,6 +65,26 @@ export async function segmentationEnd(page, timeout = 300_000) {
   return page.evaluate(() => ({ status: window.histoseg.status, errors: window.histoseg.errors, result: window.histoseg.lastResult }));
 }
 
+/**
+ * Clicks an export `button` and returns the file the page downloads: `{ name, bytes }`. An export
+ * the page reports as failed (an error in the tests' hooks) fails at once with the page's words.
+ */
+export async function download(page, button, timeout = 300_000) {
+  const before = await page.evaluate(() => window.histoseg.errors.length);
+  // each promise settles without an unhandled rejection, whichever comes first
+  const saved = page.waitForEvent("download", { timeout }).then((d) => ({ d }), (e) => ({ why: e.message }));
+  const failed = page.waitForFunction((n) => window.histoseg.errors.length > n, before, { timeout })
+    .then(() => page.evaluate((n) => ({ why: window.histoseg.errors.slice(n).join("; ") }), before), () => new Promise(() => {}));
+  const [got] = await Promise.all([Promise.race([saved, failed]), page.click(button)]);
+  if (!got.d) throw new Error(`${button}: ${got.why}`);
+  const d = got.d;
+  const file = path.join(os.tmpdir(), `histoseg-${process.pid}-${d.suggestedFilename()}`);
+  await d.saveAs(file);
+  const bytes = fs.readFileSync(file);
+  fs.rmSync(file, { force: true });
+  return { name: d.suggestedFilename(), bytes };
+}
+
 /** Centres the view on a level-0 point at `scale` CSS px per image px, as panning and zooming would. */
 export async function viewAt(page, cx, cy, scale) {
   await page.evaluate(({ cx, cy, scale }) => { const v = window.histoseg.viewer(); v.view = { cx, cy, scale }; v.changed(); }, { cx, cy, scale });

@@ -9,7 +9,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { serveDir } from "./server.mjs";
-import { launch, readyPage, segmentationEnd, viewAt, DATA } from "./browser.mjs";
+import { launch, readyPage, segmentationEnd, viewAt, download, DATA } from "./browser.mjs";
 import { readGrayPng, components8 } from "./png.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -49,13 +49,6 @@ async function waitDone(page, timeout = 300_000) {
   const st = await segmentationEnd(page, timeout);
   assert.equal(st.status, "done", st.errors.join("; "));
   return st.result;
-}
-
-async function download(page, button) {
-  const [d] = await Promise.all([page.waitForEvent("download"), page.click(button)]);
-  const file = path.join(os.tmpdir(), `histoseg-${process.pid}-${d.suggestedFilename()}`);
-  await d.saveAs(file);
-  return { name: d.suggestedFilename(), bytes: fs.readFileSync(file) };
 }
 
 test("SVS: open, segment a region, export GeoJSON and label PNG that match the mask and the CLI", { timeout: 600_000 }, async () => {

@@ -4,7 +4,8 @@
 // CLI's, and the GeoJSON has one polygon per object, glands cut by the borders between bands of
 // tiles included. A slide larger than the page holds at level 0 (12000x12000, glass around the
 // sample) streams whole too: its labels are kept as a pyramid of tiles, drawn finer when zoomed
-// in, exported (the masks at the finest level the page writes whole), and kept across a reload.
+// in, exported (the label mask at full resolution, the overlay picture at the finest level the
+// page draws whole), and kept across a reload.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -12,7 +13,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { serveDir } from "./server.mjs";
-import { launch, readyPage, segmentationEnd, viewAt, DATA } from "./browser.mjs";
+import { launch, readyPage, segmentationEnd, viewAt, download, DATA } from "./browser.mjs";
 import { readGrayPng } from "./png.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -27,13 +28,6 @@ before(async () => {
   site = await serveDir(DIST);
 });
 after(async () => { site?.server.close(); });
-
-async function download(page, button) {
-  const [d] = await Promise.all([page.waitForEvent("download"), page.click(button)]);
-  const file = path.join(os.tmpdir(), `histoseg-${process.pid}-${d.suggestedFilename()}`);
-  await d.saveAs(file);
-  return fs.readFileSync(file);
-}
 
 // Top and bottom of a polygon's outer ring.
 const yExtent = (f) => {
@@ -83,11 +77,11 @@ test("the whole SVS streamed in the page has the CLI's labels and one polygon pe
     assert.deepEqual([r.x, r.y, r.width, r.height], [0, 0, 2220, 2967]);
     assert.deepEqual([r.tiles, r.glassTiles], [Number(cliTiles), Number(cliGlass)], "the same tiles run and skipped as the CLI's");
 
-    const mine = readGrayPng(await download(page, "#export-labels"));
+    const mine = readGrayPng((await download(page, "#export-labels")).bytes);
     assert.deepEqual([mine.width, mine.height], [native.width, native.height]);
     let differ = 0;
     for (let i = 0; i < mine.data.length; i++) if (mine.data[i] !== native.data[i]) differ++;
-    const gj = JSON.parse((await download(page, "#export-geojson")).toString("utf8"));
+    const gj = JSON.parse((await download(page, "#export-geojson")).bytes.toString("utf8"));
     // the model's grid (1 µm/px) has a row of tiles every 192 px, about 384 rows of the slide
     const borders = [1, 2, 3, 4, 5, 6, 7].map((k) => (k * 192 * 2967) / 1481);
     const across = gj.features.filter((f) => { const [y0, y1] = yExtent(f); return borders.some((y) => y0 < y && y < y1); }).length;
@@ -134,22 +128,26 @@ test("a 12000x12000 slide streams whole in the page: labels as a pyramid, zoomed
     assert.deepEqual([r.width, r.height, r.tiles, r.glassTiles], [12000, 12000, Number(cliTiles), Number(cliGlass)]);
     const memory = await page.evaluate(() => window.histoseg.wasmMemory());
 
-    // the label mask comes at 1/2 (6000x6000 = 36 MP, the most the page writes whole): every
-    // 2nd row and column of the CLI's full-resolution mask
-    const mine = readGrayPng(await download(page, "#export-labels"));
-    assert.deepEqual([mine.width, mine.height], [6000, 6000]);
+    // the label mask at full resolution (144 MP, written a band at a time in the worker): the
+    // CLI's mask, and the same file byte for byte (one PNG stream writer, src/png_stream.rs)
+    const minePng = (await download(page, "#export-labels")).bytes;
+    const mine = readGrayPng(minePng);
+    assert.deepEqual([mine.width, mine.height], [12000, 12000]);
     let differ = 0, foreground = 0;
-    for (let y = 0; y < 6000; y++) {
-      for (let x = 0; x < 6000; x++) {
-        const v = mine.data[y * 6000 + x];
-        if (v !== native.data[y * 2 * 12000 + x * 2]) differ++;
-        if (v > 0) foreground++;
-      }
+    for (let i = 0; i < mine.data.length; i++) {
+      if (mine.data[i] !== native.data[i]) differ++;
+      if (mine.data[i] > 0) foreground++;
     }
+    const samePng = minePng.equals(fs.readFileSync(path.join(dir, "glass-12000.labels.png")));
     const notices = await page.evaluate(() => window.histoseg.notices);
-    assert.ok(notices.some((n) => n.startsWith("The label mask PNG is at 1/2 of full resolution (6000×6000 px)")), notices.join("\n"));
+    assert.ok(!notices.some((n) => n.startsWith("The label mask PNG")), notices.join("\n"));
+    // the overlay is a picture of the slide: at 1/2 (6000x6000 = 36 MP), and the page says so
+    const overlay = (await download(page, "#export-overlay")).bytes;
+    assert.deepEqual([overlay.readUInt32BE(16), overlay.readUInt32BE(20)], [6000, 6000]);
+    const said = await page.evaluate(() => window.histoseg.notices);
+    assert.ok(said.some((n) => n.startsWith("The overlay PNG is at 1/2 of full resolution (6000×6000 px)")), said.join("\n"));
     // the objects and their measurements are at full resolution: the CLI's exactly
-    const gj = JSON.parse((await download(page, "#export-geojson")).toString("utf8"));
+    const gj = JSON.parse((await download(page, "#export-geojson")).bytes.toString("utf8"));
     assert.deepEqual(gj, nativeGj, "the page's GeoJSON is the CLI's");
 
     // zoomed in on a gland: the part in view is drawn again from level 0 of the pyramid
@@ -178,12 +176,13 @@ test("a 12000x12000 slide streams whole in the page: labels as a pyramid, zoomed
     const restored = await page.evaluate(() => ({ restored: window.histoseg.restored.length, result: window.histoseg.lastResult }));
     assert.equal(restored.restored, 1, "the result is shown again");
     assert.deepEqual(restored.result.classAreas, r.classAreas);
-    const again = JSON.parse((await download(page, "#export-geojson")).toString("utf8"));
+    const again = JSON.parse((await download(page, "#export-geojson")).bytes.toString("utf8"));
     assert.deepEqual(again, nativeGj, "the restored GeoJSON is the same");
     console.log(`12000x12000 slide in the page: ${r.tiles} tiles (${r.glassTiles} of glass skipped) in ${((Date.now() - t0) / 1000).toFixed(0)} s; ` +
-      `label mask at 1/2: ${differ} of ${mine.data.length} pixels differ from the CLI's (${foreground} labelled); ${gj.features.length} objects as the CLI's; ` +
+      `full-resolution label mask (${minePng.length} bytes, ${samePng ? "the CLI's file byte for byte" : "not the CLI's bytes"}): ${differ} of ${mine.data.length} pixels differ from the CLI's (${foreground} labelled); ${gj.features.length} objects as the CLI's; ` +
       `kept ${kept.rawBytes} bytes (level 0 alone would be 144000000); wasm memory: compute ${(memory.compute / 1e6).toFixed(0)} MB, display ${(memory.display / 1e6).toFixed(0)} MB`);
     assert.equal(differ, 0, "the page's labels are the CLI's");
+    assert.ok(samePng, "the page's label PNG is the CLI's file");
     assert.ok(foreground > 0);
     assert.ok(kept.rawBytes < 2e6, `${kept.rawBytes} bytes kept`);
     assert.deepEqual(problems, []);

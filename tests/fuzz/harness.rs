@@ -92,7 +92,7 @@ pub fn export(data: &[u8]) {
     let table = export::measurements(&labels, width, height, &objects, &infos, [10, 20], Some(0.5));
     assert_eq!(table.to_csv().lines().count(), classes + objects.len() + 3, "two headers, a blank line, a row per class and per object");
 
-    let png = export::label_png(&labels, width, height);
+    let png = histoseg::png_stream::label_png(&labels, width, height).expect("a mask in memory encodes");
     let back = image::load_from_memory(&png).expect("the label PNG decodes").to_luma8();
     assert_eq!((back.width() as usize, back.height() as usize), (width, height));
     assert_eq!(back.into_raw(), labels, "the label PNG holds the labels exactly");

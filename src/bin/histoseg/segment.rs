@@ -11,6 +11,7 @@ use clap::Args;
 use histoseg::export;
 use histoseg::imageio;
 use histoseg::model::Segmenter;
+use histoseg::png_stream::LabelPngStream;
 use histoseg::segment::{MAX_LABEL_PIXELS, MAX_WORK_PIXELS, labels_for_region, read_for_model, segment_image};
 use histoseg::slide::{Region, Slide, SlideError};
 use histoseg::weights::{ClassInfo, Manifest};
@@ -147,7 +148,7 @@ fn segment_file(a: &SegmentArgs, segmenter: &Segmenter, m: &Manifest, path: &Pat
     let instances = m.objects_of(&raw, lw, lh, known_um.unwrap_or(m.um_per_px));
     let objects = export::objects(&instances);
     let png = out.path("labels.png");
-    write_file(&png, &export::label_png(&instances.labels, lw, lh))?;
+    write_file(&png, &histoseg::png_stream::label_png(&instances.labels, lw, lh)?)?;
     out.write_tables(&objects, &histoseg::overlay::class_areas(&instances.labels, m.classes.len()))?;
     Ok(Done { png, streamed: false, objects: objects.len(), tiles, note })
 }
@@ -180,11 +181,8 @@ impl Output<'_> {
 /// tables. Memory stays that of a band of tiles and the objects still open.
 fn streamed(mut job: WholeSlideJob, source: &mut dyn RowSource, segmenter: &Segmenter, batch: usize, name: &str, out: &Output) -> Result<(PathBuf, usize, String)> {
     let path = out.path("labels.png");
-    let file = std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
-    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), out.region.width as u32, out.region.height as u32);
-    encoder.set_color(png::ColorType::Grayscale);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut png = encoder.write_header()?.into_stream_writer()?;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?);
+    let mut png = LabelPngStream::new(out.region.width, out.region.height)?;
     let total = job.total_tiles();
     println!("{name}: streaming {}x{} pixels in {total} tiles ({} of glass skipped)", out.region.width, out.region.height, job.glass_tiles());
     // a bar on a terminal, else a line every ten seconds (for runs with their output in a log)
@@ -196,10 +194,10 @@ fn streamed(mut job: WholeSlideJob, source: &mut dyn RowSource, segmenter: &Segm
         let mut written = Ok(());
         job.accept_with(&b, &probabilities, &mut |row| {
             if let (StreamRow::Final(row), Ok(())) = (row, &written) {
-                written = png.write_all(&row);
+                written = png.write_rows(&row).and_then(|()| file.write_all(&png.take()));
             }
         });
-        written?;
+        written.with_context(|| format!("cannot write {}", path.display()))?;
         let done = job.tiles_done();
         match &pb {
             Some(pb) => pb.set_position(done as u64),
@@ -214,10 +212,15 @@ fn streamed(mut job: WholeSlideJob, source: &mut dyn RowSource, segmenter: &Segm
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    for row in job.take_label_rows() {
-        png.write_all(&row)?;
-    }
-    png.finish().with_context(|| format!("cannot write {}", path.display()))?;
+    let mut rest = || -> std::io::Result<()> {
+        for row in job.take_label_rows() {
+            png.write_rows(&row)?;
+        }
+        file.write_all(&png.take())?;
+        file.write_all(&png.finish()?)?;
+        file.flush()
+    };
+    rest().with_context(|| format!("cannot write {}", path.display()))?;
     let objects = job.objects();
     out.write_tables(&objects, job.class_areas())?;
     Ok((path, objects.len(), tiles_note(job.total_tiles(), job.glass_tiles())))
