@@ -18,6 +18,7 @@ const t = {
   strokes: [],       // { class: index or null (eraser), radius (level-0 px), points: [[x, y]] }
   drawing: null,     // the stroke under the pointer
   busy: false,       // an update is running in the worker
+  viewMoved: false,  // the view moved while busy: preview it when free
   again: false,      // strokes changed while it ran
   trained: false,    // the head has been trained at least once
   preview: null,     // the last preview from the worker
@@ -119,6 +120,7 @@ async function changed() {
       const train = paintedClasses() >= 2;
       const endedAt = t.strokeEndedAt;
       status(train ? "Training…" : "Computing features…");
+      t.viewMoved = false; // this update previews the view as it is now
       const r = await state.compute.call("teachUpdate", { geojson: strokesGeojson(), view: state.viewer.visibleRegion(), train });
       if (!train) { status(`Now paint the other class${t.classes.length > 2 ? "es" : ""}: the model learns from two or more.`); continue; }
       t.trained = true;
@@ -132,7 +134,13 @@ async function changed() {
   } finally {
     t.busy = false;
     $("teach-save").disabled = $("teach-export").disabled = !t.trained;
+    previewIfMoved();
   }
+}
+
+// A view that moved while the worker was busy gets its preview once it is free.
+function previewIfMoved() {
+  if (t.viewMoved) { t.viewMoved = false; teachViewChanged(); }
 }
 
 // The preview on the view: classes in their colours (background clear), or the uncertainty.
@@ -159,15 +167,17 @@ export function teachViewChanged() {
   if (!t.open || !t.trained) return;
   clearTimeout(t.previewTimer);
   t.previewTimer = setTimeout(async () => {
-    if (t.busy) return;
+    if (t.busy) { t.viewMoved = true; return; }
     t.busy = true;
     try {
       const r = await state.compute.call("teachPreview", { view: state.viewer.visibleRegion() });
       showPreview(r.preview);
+      report("teach", { kind: "view-preview", preview: r.preview });
     } catch (e) {
       showError(`The preview failed: ${message(e)}`);
     } finally {
       t.busy = false;
+      previewIfMoved();
     }
   }, 400);
 }

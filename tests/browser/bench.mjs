@@ -73,7 +73,7 @@ async function runEngine(engine) {
           window.__m[key] ??= await w.Model.load(await get("/bench/model.histoseg"), engine.endsWith("webgpu") ? "webgpu" : "cpu", tile);
           const m = window.__m[key];
           label = `histoseg ${m.backend}`;
-          run = async () => (await m.run(input, batch)).length;
+          run = async () => m.run(input, batch);
         } else {
           const ort = window.__ort ??= await import(engine === "ort-webgpu" ? "/ort/ort.webgpu.min.mjs" : "/ort/ort.wasm.min.mjs");
           ort.env.wasm.wasmPaths = "/ort/";
@@ -85,16 +85,17 @@ async function runEngine(engine) {
           label = `onnxruntime-web ${ort.env.versions?.web ?? ""} ${ep}`;
           run = async () => {
             const out = await s.run({ image: new ort.Tensor("float32", input, [batch, 3, tile, tile]) });
-            return out.probabilities.data.length; // data is on the CPU: the readback is included
+            return out.probabilities.data; // data is on the CPU: the readback is included
           };
         }
         const t0 = performance.now();
-        const n = await run();
+        const out = await run();
         const warmup = performance.now() - t0;
         const t1 = performance.now();
         for (let i = 0; i < iters; i++) await run();
         const ms = (performance.now() - t1) / (iters * batch);
-        return { label, warmup, ms, outputs: n };
+        // every 101st probability, to compare the engines' answers on the same tiles
+        return { label, warmup, ms, outputs: out.length, sample: Array.from(out.filter((_, i) => i % 101 === 0)) };
       }, { engine, tile, batch, iters });
       rows.push({ engine, tile, batch, ...r });
       console.error(`  ${r.label} tile ${tile} batch ${batch}: ${r.ms.toFixed(1)} ms/tile (first run ${r.warmup.toFixed(0)} ms)`);
@@ -112,9 +113,14 @@ fs.rmSync(work, { recursive: true, force: true });
 const find = (engine, tile, batch) => all.find((r) => r.engine === engine && r.tile === tile && r.batch === batch);
 console.log(`Headless Chromium (${os.cpus().length} cores), model ${path.basename(modelPath)}, real GlaS tiles, ` +
   `${iters} timed runs after one warm-up run per configuration\n`);
-console.log("| engine | tile | batch | ms/tile | tiles/s | first run ms |");
-console.log("|---|---|---|---|---|---|");
-for (const r of all) console.log(`| ${r.label} | ${r.tile} | ${r.batch} | ${r.ms.toFixed(1)} | ${(1000 / r.ms).toFixed(2)} | ${r.warmup.toFixed(0)} |`);
+// the largest difference of an engine's probabilities from the first engine's on the same tiles
+const maxDiff = (r) => {
+  const base = all.find((o) => o.tile === r.tile && o.batch === r.batch);
+  return Math.max(...r.sample.map((v, i) => Math.abs(v - base.sample[i])));
+};
+console.log(`| engine | tile | batch | ms/tile | tiles/s | first run ms | max |Δp| from ${all[0]?.label} |`);
+console.log("|---|---|---|---|---|---|---|");
+for (const r of all) console.log(`| ${r.label} | ${r.tile} | ${r.batch} | ${r.ms.toFixed(1)} | ${(1000 / r.ms).toFixed(2)} | ${r.warmup.toFixed(0)} | ${maxDiff(r).toExponential(1)} |`);
 console.log("\nRatios (tiles/s of histoseg over onnxruntime-web; above 1 means histoseg is faster)\n");
 console.log("| tile | batch | histoseg WebGPU / ort WebGPU (target >= 1.5) | histoseg CPU / ort wasm (target >= 1) |");
 console.log("|---|---|---|---|");

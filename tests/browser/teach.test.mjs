@@ -168,6 +168,22 @@ async function teach(backend) {
     console.log(`teach: one more stroke, preview ${(second.afterStrokeMs / 1000).toFixed(1)} s after it (features ${(second.featuresMs / 1000).toFixed(1)} s, training ${(second.trainMs / 1000).toFixed(1)} s, preview ${(second.previewMs / 1000).toFixed(1)} s: the view's features are kept)`);
     assert.notDeepEqual(second.preview.labels, first.preview.labels, "the preview changed after another stroke");
 
+    // a pan while the worker is still busy with the previous pan's preview (new tiles: seconds of
+    // features) is not lost: the view the user ends at gets its preview once the worker is free
+    if (backend === "cpu") {
+      const shown = await page.evaluate(() => window.histoseg.teach.viewPreviews.length);
+      await viewAt(page, 250, 250, zoom);
+      await page.waitForTimeout(1000); // past the 400 ms settle: that preview is running
+      await viewAt(page, 750, 750, zoom);
+      await page.waitForFunction(({ n }) => {
+        const v = window.histoseg.teach.viewPreviews;
+        return v.length > n && v.some((p, i) => i >= n && p.x <= 750 && 750 < p.x + p.width && p.y <= 750 && 750 < p.y + p.height);
+      }, { n: shown }, { timeout: 120_000 });
+      const views = await page.evaluate((n) => window.histoseg.teach.viewPreviews.slice(n), shown);
+      console.log(`teach: two pans, the second while the first one's preview ran: ${views.length} previews, the last of ${JSON.stringify(views.at(-1))}`);
+      await viewAt(page, 500, 500, zoom);
+    }
+
     // the strokes export as GeoJSON with the updates made
     const strokesDownload = page.waitForEvent("download");
     await page.click("#teach-export");

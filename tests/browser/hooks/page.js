@@ -7,7 +7,7 @@ window.histosegTestHooks = function install({ state, observe }) {
     status: "starting", lastResult: null, errors: [], notices: [], image: null, opened: 0, cancelled: [], drawn: [], overlays: 0,
     updateReady: false, restored: [], restoreChecks: 0, rowsDrawn: 0, details: [],
     // "Train your own" (www/teach.js): opened, strokes painted, each preview, the model saved
-    teach: { open: null, strokes: 0, previews: [], saved: null, imported: 0 },
+    teach: { open: null, strokes: 0, previews: [], viewPreviews: [], saved: null, imported: 0 },
     kept: () => state.compute.call("kept"),
     labels: async () => (state.result ? state.compute.call("labels") : null),
     geojson: async () => (state.result ? state.compute.call("export", { kind: "geojson" }) : null),
@@ -38,6 +38,10 @@ window.histosegTestHooks = function install({ state, observe }) {
         const counts = new Array(e.classes).fill(0);
         for (const l of p.labels) counts[l] += 1;
         h.teach.previews.push({ ...e, preview: { x: p.x, y: p.y, width: p.width, height: p.height, scale: p.scale, counts, labels: Array.from(p.labels) } });
+      }
+      else if (e.kind === "view-preview") {
+        const p = e.preview;
+        h.teach.viewPreviews.push({ x: p.x * p.scale, y: p.y * p.scale, width: p.width * p.scale, height: p.height * p.scale });
       }
       else if (e.kind === "saved") h.teach.saved = e;
       else if (e.kind === "imported") h.teach.imported = e.strokes;
