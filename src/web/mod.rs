@@ -21,7 +21,7 @@ mod teach;
 
 use crate::label_pyramid::LabelPyramid;
 use crate::model::Segmenter;
-use crate::png_stream::LabelPngStream;
+use crate::png_stream::{Bytes, LabelPngStream};
 use crate::segment::{Batch, SegmentJob, labels_for_region, read_for_model};
 use crate::whole_slide::{SlideRows, StreamRow, WholeSlideJob, tissue_of};
 use crate::weights::ModelFile;
@@ -706,8 +706,8 @@ impl SegResult {
     /// band of rows at a time by [`LabelPng::next`], so a slide's mask of any size is written.
     #[wasm_bindgen(js_name = labelPng)]
     pub fn label_png(&self) -> Result<LabelPng, JsError> {
-        let r = self.region;
-        Ok(LabelPng { png: LabelPngStream::new(r.width, r.height).map_err(js_err)?, width: r.width, height: r.height, finished: false })
+        let (r, bytes) = (self.region, Bytes::default());
+        Ok(LabelPng { png: Some(LabelPngStream::new(bytes.clone(), r.width, r.height).map_err(js_err)?), bytes, width: r.width, height: r.height })
     }
     /// The region of `slide` with the overlay blended on, as a PNG (at `overlayDownsample`).
     #[wasm_bindgen(js_name = overlayPng)]
@@ -747,40 +747,32 @@ impl SegResult {
 /// encodes a band of rows and hands over the bytes made, which the worker collects into a Blob.
 #[wasm_bindgen]
 pub struct LabelPng {
-    png: LabelPngStream,
+    /// None once the last piece is handed over.
+    png: Option<LabelPngStream<Bytes>>,
+    bytes: Bytes,
     width: usize,
     height: usize,
-    finished: bool,
 }
 
 #[wasm_bindgen]
 impl LabelPng {
     /// The next piece of the PNG (about 4 MP of labels encoded; the last piece ends the file).
     pub fn next(&mut self, result: &SegResult) -> Result<Vec<u8>, JsError> {
-        if self.finished {
-            return Ok(Vec::new());
-        }
+        let Some(png) = self.png.as_mut() else { return Ok(Vec::new()) };
         if (result.region.width, result.region.height) != (self.width, self.height) {
             return Err(JsError::new("the label PNG was started for another result"));
         }
-        let row = self.height - self.png.rows_left();
-        let rows = (4_000_000 / self.width).clamp(1, self.png.rows_left());
-        self.png.write_rows(&result.labels_at(0, 0, row, self.width, rows)?).map_err(js_err)?;
-        let mut bytes = self.png.take();
-        if self.png.rows_left() == 0 {
-            bytes.extend(self.png.finish().map_err(js_err)?);
-            self.finished = true;
+        let row = self.height - png.rows_left();
+        let rows = (4_000_000 / self.width).clamp(1, png.rows_left());
+        png.write_rows(&result.labels_at(0, 0, row, self.width, rows)?).map_err(js_err)?;
+        if png.rows_left() == 0 {
+            self.png.take().map(LabelPngStream::finish).transpose().map_err(js_err)?;
         }
-        Ok(bytes)
+        Ok(self.bytes.take())
     }
     /// Whether the last piece has been handed over.
     #[wasm_bindgen(getter)]
     pub fn done(&self) -> bool {
-        self.finished
-    }
-    /// The rows encoded so far, of `height`.
-    #[wasm_bindgen(getter, js_name = rowsDone)]
-    pub fn rows_done(&self) -> usize {
-        self.height - self.png.rows_left()
+        self.png.is_none()
     }
 }

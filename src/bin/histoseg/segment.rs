@@ -16,7 +16,7 @@ use histoseg::segment::{MAX_LABEL_PIXELS, MAX_WORK_PIXELS, labels_for_region, re
 use histoseg::slide::{Region, Slide, SlideError};
 use histoseg::weights::{ClassInfo, Manifest};
 use histoseg::whole_slide::{RowSource, SlideRows, StreamRow, WholeSlideJob, tissue_of};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use crate::args::{bar, read_model, write_file, write_json};
 
@@ -181,8 +181,9 @@ impl Output<'_> {
 /// tables. Memory stays that of a band of tiles and the objects still open.
 fn streamed(mut job: WholeSlideJob, source: &mut dyn RowSource, segmenter: &Segmenter, batch: usize, name: &str, out: &Output) -> Result<(PathBuf, usize, String)> {
     let path = out.path("labels.png");
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?);
-    let mut png = LabelPngStream::new(out.region.width, out.region.height)?;
+    // the encoder writes whole compressed chunks, so the file needs no buffer of its own
+    let file = std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut png = LabelPngStream::new(file, out.region.width, out.region.height)?;
     let total = job.total_tiles();
     println!("{name}: streaming {}x{} pixels in {total} tiles ({} of glass skipped)", out.region.width, out.region.height, job.glass_tiles());
     // a bar on a terminal, else a line every ten seconds (for runs with their output in a log)
@@ -194,7 +195,7 @@ fn streamed(mut job: WholeSlideJob, source: &mut dyn RowSource, segmenter: &Segm
         let mut written = Ok(());
         job.accept_with(&b, &probabilities, &mut |row| {
             if let (StreamRow::Final(row), Ok(())) = (row, &written) {
-                written = png.write_rows(&row).and_then(|()| file.write_all(&png.take()));
+                written = png.write_rows(&row);
             }
         });
         written.with_context(|| format!("cannot write {}", path.display()))?;
@@ -212,13 +213,11 @@ fn streamed(mut job: WholeSlideJob, source: &mut dyn RowSource, segmenter: &Segm
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    let mut rest = || -> std::io::Result<()> {
+    let rest = || -> std::io::Result<()> {
         for row in job.take_label_rows() {
             png.write_rows(&row)?;
         }
-        file.write_all(&png.take())?;
-        file.write_all(&png.finish()?)?;
-        file.flush()
+        png.finish()
     };
     rest().with_context(|| format!("cannot write {}", path.display()))?;
     let objects = job.objects();
