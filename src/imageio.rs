@@ -247,14 +247,13 @@ mod tests {
     }
 }
 
-/// Resamples an image to `width` x `height` with a triangle (bilinear) filter.
+/// Resamples an image to `width` x `height` with a triangle (bilinear) filter
+/// ([`crate::resample`], the `image` crate's arithmetic).
 pub fn resize(img: &RgbImage, width: usize, height: usize) -> RgbImage {
     if (width, height) == (img.width, img.height) {
         return img.clone();
     }
-    let buf = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.pixels.clone()).expect("RGB buffer size");
-    let out = image::imageops::resize(&buf, width as u32, height as u32, image::imageops::FilterType::Triangle);
-    RgbImage::new(width, height, out.into_raw())
+    crate::resample::resize(img, width, height)
 }
 
 /// Resamples a label (or instance id) map with nearest-neighbour sampling.

@@ -18,6 +18,7 @@ pub mod model;
 pub mod overlay;
 pub mod png_stream;
 pub mod postprocess;
+pub mod resample;
 pub mod segment;
 pub mod slide;
 pub mod stain;

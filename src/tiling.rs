@@ -132,27 +132,48 @@ impl TileGrid {
 /// Accumulates weighted planar per-tile maps (`[channels, tile, tile]`) into an interleaved map,
 /// then normalises by the total weight. It holds either the whole image ([`Blender::new`]) or a
 /// band of rows that moves down the image ([`Blender::band`]): the rows above the next row of
-/// tiles are final, are taken out with [`Blender::take_rows`] and their memory reused, so a
-/// slide of any height is blended in the memory of one band. Both give the same values.
+/// tiles are final, are taken out with [`Blender::take_rows`] (or [`Blender::take_labels`]) and
+/// their memory reused, so a slide of any height is blended in the memory of one band. Both give
+/// the same values.
+///
+/// A band is kept in chunks of a tile's width, made when a tile first lands in them and dropped
+/// once the band has moved below every tile added to them: a band across a slide that is mostly
+/// glass holds only the columns where tiles ran, so its memory follows the tissue, not the slide.
 pub struct Blender {
     grid: TileGrid,
     channels: usize,
     /// The image row held first.
     top: usize,
+    /// Rows held at most (the band's height).
+    band_rows: usize,
+    /// Columns of each chunk (the last one may be narrower).
+    chunk_width: usize,
+    chunks: Vec<Option<Chunk>>,
+}
+
+/// One chunk of a blender's columns: `held` rows of its columns, interleaved sums and weights.
+struct Chunk {
     sum: Vec<f32>,
     weight: Vec<f32>,
+    /// The first image row below every tile added.
+    bottom: usize,
 }
 
 impl Blender {
     pub fn new(grid: TileGrid, channels: usize) -> Self {
-        let rows = grid.image_height;
-        Self::band(grid, channels, rows)
+        let (rows, width) = (grid.image_height, grid.image_width);
+        Self::with_chunks(grid, channels, rows, width)
     }
 
     /// A blender holding `rows` rows at a time (at least a tile's height, to take a row of tiles).
     pub fn band(grid: TileGrid, channels: usize, rows: usize) -> Self {
-        let n = grid.image_width * rows.min(grid.image_height);
-        Self { grid, channels, top: 0, sum: vec![0.0; n * channels], weight: vec![0.0; n] }
+        let chunk_width = grid.tile_size;
+        Self::with_chunks(grid, channels, rows, chunk_width)
+    }
+
+    fn with_chunks(grid: TileGrid, channels: usize, rows: usize, chunk_width: usize) -> Self {
+        let chunks = (0..grid.image_width.div_ceil(chunk_width)).map(|_| None).collect();
+        Self { band_rows: rows.min(grid.image_height), grid, channels, top: 0, chunk_width, chunks }
     }
 
     pub fn grid(&self) -> &TileGrid {
@@ -168,52 +189,119 @@ impl Blender {
         self.top
     }
 
+    /// Columns `x0..x0 + width` of chunk `i`.
+    fn chunk_columns(&self, i: usize) -> (usize, usize) {
+        let x0 = i * self.chunk_width;
+        (x0, self.chunk_width.min(self.grid.image_width - x0))
+    }
+
+    /// Rows a chunk holds now: the band, or what is left of the image below its top.
+    fn held_rows(&self) -> usize {
+        self.band_rows.min(self.grid.image_height - self.top)
+    }
+
+    /// Chunks holding some data now.
+    pub fn chunks_held(&self) -> usize {
+        self.chunks.iter().filter(|c| c.is_some()).count()
+    }
+
     /// Add one tile's planar values. Values of the padded part outside the image are ignored.
     pub fn add(&mut self, tile: &Tile, planar: &[f32]) {
         let t = self.grid.tile_size;
         let c = self.channels;
         assert_eq!(planar.len(), c * t * t, "tile data has the wrong length");
-        let w_img = self.grid.image_width;
-        assert!(tile.y >= self.top && (tile.y + tile.height - self.top) * w_img <= self.weight.len(), "tile outside the band held");
-        for ty in 0..tile.height {
-            for tx in 0..tile.width {
-                let w = self.grid.weight(tile, tx, ty);
-                if w <= 0.0 {
-                    continue;
-                }
-                let p = (tile.y + ty - self.top) * w_img + tile.x + tx;
-                self.weight[p] += w;
-                for ch in 0..c {
-                    self.sum[p * c + ch] += w * planar[(ch * t + ty) * t + tx];
+        let held = self.held_rows();
+        assert!(tile.y >= self.top && tile.y + tile.height - self.top <= held, "tile outside the band held");
+        for i in tile.x / self.chunk_width..=(tile.x + tile.width - 1) / self.chunk_width {
+            let (x0, width) = self.chunk_columns(i);
+            let chunk = self.chunks[i].get_or_insert_with(|| Chunk { sum: vec![0.0; held * width * c], weight: vec![0.0; held * width], bottom: 0 });
+            chunk.bottom = chunk.bottom.max(tile.y + tile.height);
+            for ty in 0..tile.height {
+                for x in tile.x.max(x0)..(tile.x + tile.width).min(x0 + width) {
+                    let tx = x - tile.x;
+                    let w = self.grid.weight(tile, tx, ty);
+                    if w <= 0.0 {
+                        continue;
+                    }
+                    let p = (tile.y + ty - self.top) * width + x - x0;
+                    chunk.weight[p] += w;
+                    for ch in 0..c {
+                        chunk.sum[p * c + ch] += w * planar[(ch * t + ty) * t + tx];
+                    }
                 }
             }
         }
     }
 
+    /// Takes the next `rows` rows of every chunk held, normalised (interleaved, `rows * width *
+    /// channels` of the chunk's columns), handing each to `put` with its first column; the band
+    /// moves down by as much, and chunks no tile added reaches any more are dropped.
+    fn take_chunks(&mut self, rows: usize, mut put: impl FnMut(usize, usize, Vec<f32>)) -> usize {
+        let c = self.channels;
+        let rows = rows.min(self.grid.image_height - self.top);
+        let held = self.held_rows();
+        self.top += rows;
+        let keep = self.held_rows();
+        for i in 0..self.chunks.len() {
+            let (x0, width) = self.chunk_columns(i);
+            let Some(chunk) = self.chunks[i].as_mut() else { continue };
+            let n = rows * width;
+            // all the rows held (a whole image's blend): normalised in place, as no copy is needed
+            let mut out: Vec<f32> = if n == held * width { std::mem::take(&mut chunk.sum) } else { chunk.sum.drain(..n * c).collect() };
+            let weights = if n == held * width { std::mem::take(&mut chunk.weight) } else { chunk.weight.drain(..n).collect() };
+            for (p, w) in weights.into_iter().enumerate() {
+                // Every pixel of a tile that ran has positive weight (its own tile's centre
+                // region, or a border edge); pixels no tile ran over stay zero.
+                let inv = if w > 0.0 { 1.0 / w } else { 0.0 };
+                for v in &mut out[p * c..(p + 1) * c] {
+                    *v *= inv;
+                }
+            }
+            if chunk.bottom <= self.top {
+                self.chunks[i] = None;
+            } else {
+                // keep the band's size: the rows below start empty
+                chunk.weight.resize(keep * width, 0.0);
+                chunk.sum.resize(keep * width * c, 0.0);
+            }
+            put(x0, width, out);
+        }
+        rows
+    }
+
     /// The blended values of the next `rows` rows (interleaved, `rows * width * channels`), which
-    /// no tile still to come may touch; the band moves down by as much.
+    /// no tile still to come may touch; the band moves down by as much. Pixels no tile ran over
+    /// are zero.
     pub fn take_rows(&mut self, rows: usize) -> Vec<f32> {
         let (c, w) = (self.channels, self.grid.image_width);
-        let rows = rows.min(self.grid.image_height - self.top);
-        let n = rows * w;
-        // all the rows held (a whole image's blend): normalised in place, as no copy is needed
-        let mut out: Vec<f32> = if n * c == self.sum.len() { std::mem::take(&mut self.sum) } else { self.sum.drain(..n * c).collect() };
-        let weights = if n == self.weight.len() { std::mem::take(&mut self.weight) } else { self.weight.drain(..n).collect() };
-        for (p, w) in weights.into_iter().enumerate() {
-            // Every pixel of a tile that ran has positive weight (its own tile's centre region,
-            // or a border edge); pixels no tile ran over stay zero.
-            let inv = if w > 0.0 { 1.0 / w } else { 0.0 };
-            for v in &mut out[p * c..(p + 1) * c] {
-                *v *= inv;
-            }
+        if self.chunks.len() == 1 && rows >= self.grid.image_height - self.top && self.chunks[0].is_some() {
+            // one chunk of every column taken whole: its buffer is the answer
+            let mut whole = Vec::new();
+            self.take_chunks(rows, |_, _, out| whole = out);
+            return whole;
         }
-        self.top += rows;
-        // keep the band's size: the rows below start empty
-        let held = self.weight.len() + n;
-        let keep = held.min((self.grid.image_height - self.top) * w);
-        self.weight.resize(keep, 0.0);
-        self.sum.resize(keep * c, 0.0);
-        out
+        let rows = rows.min(self.grid.image_height - self.top);
+        let mut whole = vec![0.0; rows * w * c];
+        self.take_chunks(rows, |x0, width, out| {
+            for (r, values) in out.chunks_exact(width * c).enumerate() {
+                whole[(r * w + x0) * c..(r * w + x0 + width) * c].copy_from_slice(values);
+            }
+        });
+        whole
+    }
+
+    /// [`Blender::take_rows`] as labels (the argmax of [`argmax_labels`]), without the rows'
+    /// values of every column at once: pixels no tile ran over are class 0.
+    pub fn take_labels(&mut self, rows: usize) -> Vec<u8> {
+        let (c, w) = (self.channels, self.grid.image_width);
+        let rows = rows.min(self.grid.image_height - self.top);
+        let mut labels = vec![0; rows * w];
+        self.take_chunks(rows, |x0, width, out| {
+            for (r, row) in argmax_labels(&out, c).chunks_exact(width).enumerate() {
+                labels[r * w + x0..r * w + x0 + width].copy_from_slice(row);
+            }
+        });
+        labels
     }
 
     /// The blended interleaved map of the rows not yet taken (`height * width * channels` for a
@@ -330,6 +418,54 @@ mod tests {
     fn bad_grids_are_refused() {
         assert_eq!(TileGrid::new(0, 10, 64, 8), Err(TilingError::EmptyImage(0, 10)));
         assert_eq!(TileGrid::new(10, 10, 64, 64), Err(TilingError::OverlapTooLarge { overlap: 64, tile: 64 }));
+    }
+
+    #[test]
+    fn a_band_holds_only_the_columns_where_tiles_ran_and_blends_as_the_whole_image() {
+        let (w, h, tile, overlap, c) = (700, 300, 64, 16, 3);
+        let image: Vec<f32> = (0..w * h * c).map(|i| ((i * 37) % 101) as f32 * 0.25).collect();
+        let grid = TileGrid::new(w, h, tile, overlap).unwrap();
+        // tissue in two patches far apart: a column of tiles on the left, a block on the right
+        let runs = |t: &Tile| t.x < 60 || (t.x > 450 && t.x < 560 && t.y > 40);
+        let mut whole = Blender::new(grid.clone(), c);
+        let mut band = Blender::band(grid.clone(), c, tile);
+        let (mut rows, mut most) = (Vec::new(), 0);
+        let mut row_tops: Vec<usize> = grid.tiles.iter().map(|t| t.y).collect();
+        row_tops.dedup();
+        for (r, &top) in row_tops.iter().enumerate() {
+            for t in grid.tiles.iter().filter(|t| t.y == top && runs(t)) {
+                let planar = grid.extract_planar(&image, c, t);
+                whole.add(t, &planar);
+                band.add(t, &planar);
+            }
+            most = most.max(band.chunks_held());
+            let next = row_tops.get(r + 1).copied().unwrap_or(h);
+            rows.extend(band.take_rows(next - band.top()));
+        }
+        assert_eq!(rows, whole.finish());
+        // 11 chunks of 64 columns across; the tiles that ran (columns 0..112 and 480..592)
+        // reach 2 + 3 of them
+        assert_eq!(most, 5, "chunks held");
+        assert_eq!(band.chunks_held(), 0);
+        // pixels no tile ran over are zero
+        assert!(rows[(100 * w + 300) * c..(100 * w + 301) * c].iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn labels_taken_from_a_band_are_the_argmax_of_its_values() {
+        let (w, h, tile, c) = (300, 200, 64, 3);
+        let image: Vec<f32> = (0..w * h * c).map(|i| ((i * 53) % 97) as f32).collect();
+        let grid = TileGrid::new(w, h, tile, 16).unwrap();
+        let (mut a, mut b) = (Blender::band(grid.clone(), c, tile), Blender::band(grid.clone(), c, tile));
+        for t in grid.tiles.iter().filter(|t| t.y == 0 && t.x < 150) {
+            let planar = grid.extract_planar(&image, c, t);
+            a.add(t, &planar);
+            b.add(t, &planar);
+        }
+        let rows = grid.tiles.iter().map(|t| t.y).find(|&y| y > 0).unwrap();
+        let labels = a.take_labels(rows);
+        assert_eq!(labels, argmax_labels(&b.take_rows(rows), c));
+        assert!(labels.iter().any(|&l| l > 0));
     }
 
     #[test]

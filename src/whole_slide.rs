@@ -9,8 +9,11 @@
 //!    the tiles of glass are never read from the file. At full resolution a pixel is glass where
 //!    its cell is deep in the glass, or is glass at the edge and the pixel itself is white.
 //! 2. **Bands.** The grid's rows of tiles run in order. Only the band of pixels under one row of
-//!    tiles is read ([`RowSource`]), and probabilities are blended in a band that moves down
-//!    ([`crate::tiling::Blender::band`]): the rows above the next row of tiles are final.
+//!    tiles is read ([`RowSource`]), and only its columns under tiles that run (a window for each
+//!    run of neighbouring tissue tiles), and probabilities are blended in a band that moves down
+//!    ([`crate::tiling::Blender::band`]) and holds only the columns tiles ran in: the rows above
+//!    the next row of tiles are final. So the memory of a band follows the tissue across it, not
+//!    the slide's width.
 //! 3. **Labels at the region's level-0 size**, each final row resampled as
 //!    [`crate::segment::labels_for_region`] does, go row by row through the streamed
 //!    post-processing ([`crate::label_stream`]), which joins objects across every border. Final
@@ -23,25 +26,26 @@ use std::collections::VecDeque;
 
 use crate::export::Object;
 use crate::imageio::{self, RgbImage};
+use crate::resample;
 use crate::label_stream::ObjectStream;
 use crate::segment::{Batch, JobError, in_orientations, per_tile};
 use crate::slide::{Region, Slide, SlideError};
-use crate::tiling::{Blender, Tile, TileGrid, argmax_labels};
+use crate::tiling::{Blender, Tile, TileGrid};
 use crate::tissue::{GlassConfig, glass_mask, white_pixels};
 use crate::tta;
 use crate::weights::Manifest;
 
-/// Rows of an image at the model's resolution, read a band at a time.
+/// Pixels of an image at the model's resolution, read a window of a band at a time.
 pub trait RowSource {
-    /// Rows `y..y + rows`, full width.
-    fn rows(&mut self, y: usize, rows: usize) -> Result<RgbImage, SlideError>;
+    /// Columns `x..x + width` of rows `y..y + rows`.
+    fn window(&mut self, x: usize, y: usize, width: usize, rows: usize) -> Result<RgbImage, SlideError>;
 }
 
 /// An image already in memory (tests, and images decoded whole).
 impl RowSource for RgbImage {
-    fn rows(&mut self, y: usize, rows: usize) -> Result<RgbImage, SlideError> {
-        let w = self.width * 3;
-        Ok(RgbImage::new(self.width, rows, self.pixels[y * w..(y + rows) * w].to_vec()))
+    fn window(&mut self, x: usize, y: usize, width: usize, rows: usize) -> Result<RgbImage, SlideError> {
+        let pixels = (y..y + rows).flat_map(|r| &self.pixels[(r * self.width + x) * 3..(r * self.width + x + width) * 3]).copied().collect();
+        Ok(RgbImage::new(width, rows, pixels))
     }
 }
 
@@ -72,24 +76,20 @@ pub struct OnSlide<'a> {
 }
 
 impl RowSource for OnSlide<'_> {
-    fn rows(&mut self, y: usize, rows: usize) -> Result<RgbImage, SlideError> {
+    /// The pixels [`Slide::read_at_resolution`] gives the whole region, a window at a time: the
+    /// level's pixels under the window, resampled with the whole region's mapping
+    /// ([`crate::resample`]), so they are the same bytes.
+    fn window(&mut self, x: usize, y: usize, width: usize, rows: usize) -> Result<RgbImage, SlideError> {
         let g = self.rows;
-        let (width, height) = g.size();
-        // two rows more on each side, so the resampling filter sees the band's neighbours
-        let (a, b) = (y.saturating_sub(2), (y + rows + 2).min(height));
-        let f = g.region.height as f64 / height as f64;
-        let ly0 = ((a as f64 * f).floor() as usize).min(g.region.height - 1);
-        let ly1 = ((b as f64 * f).ceil() as usize).clamp(ly0 + 1, g.region.height);
-        // from the coarsest level fine enough, as [`Slide::read_at_resolution`] reads
+        let to = g.size();
         let level = self.slide.level_for(g.level0_um, g.model_um);
         let ds = self.slide.levels[level].downsample;
-        let (x0, y0) = ((g.region.x as f64 / ds).floor() as usize, ((g.region.y + ly0) as f64 / ds).floor() as usize);
-        let lw = ((g.region.width as f64 / ds).round() as usize).max(1);
-        let lh = (((ly1 - ly0) as f64 / ds).round() as usize).max(1);
-        let img = self.slide.read_wide(level, x0, y0, lw, lh)?;
-        let img = imageio::resize(&img, width, b - a);
-        let w = width * 3;
-        Ok(RgbImage::new(width, rows, img.pixels[(y - a) * w..(y - a + rows) * w].to_vec()))
+        let (lx, ly) = ((g.region.x as f64 / ds).floor() as usize, (g.region.y as f64 / ds).floor() as usize);
+        let from = (((g.region.width as f64 / ds).round() as usize).max(1), ((g.region.height as f64 / ds).round() as usize).max(1));
+        let (sx0, sx1) = resample::source_span(from.0, to.0, x, x + width);
+        let (sy0, sy1) = resample::source_span(from.1, to.1, y, y + rows);
+        let src = self.slide.read_wide(level, lx + sx0, ly + sy0, sx1 - sx0, sy1 - sy0)?;
+        Ok(resample::resize_window(&src, (sx0, sy0), from, to, (x, y, width, rows)))
     }
 }
 
@@ -141,15 +141,14 @@ impl TissueMap {
         (y0..=y1).any(|cy| (x0..=x1).any(|cx| !self.deep[cy * self.width + cx]))
     }
 
-    /// Glass pixels of `rows` full-width rows from `y`, whose pixels (interleaved RGB) are
-    /// `rgb` when some tile ran over them; rows no tile ran over lie deep in the glass.
-    fn glass_rows(&self, y: usize, rows: usize, width: usize, rgb: Option<&[u8]>) -> Vec<bool> {
-        let white = rgb.map(|p| white_pixels(p, &self.config));
+    /// Glass pixels of `rows` full-width rows from `y`, given which of them are white (pixels
+    /// where some tile ran; elsewhere they lie deep in the glass, and are not looked at).
+    fn glass_rows(&self, y: usize, rows: usize, width: usize, white: &[bool]) -> Vec<bool> {
         let cells: Vec<usize> = (0..width).map(|x| self.cell_x(x)).collect();
         (0..rows * width)
             .map(|i| {
                 let c = self.cell_y(y + i / width) * self.width + cells[i % width];
-                self.deep[c] || self.glass[c] && white.as_ref().is_some_and(|w| w[i])
+                self.deep[c] || self.glass[c] && white[i]
             })
             .collect()
     }
@@ -169,8 +168,8 @@ pub struct WholeSlideJob {
     done: usize,
     /// Rows of tiles whose pixels are labelled.
     rows_finished: usize,
-    /// Pixels in [-1, 1] of rows of tiles with tiles out, and the bytes for the glass rule.
-    bands: std::collections::BTreeMap<usize, (RgbImage, Vec<f32>)>,
+    /// The windows read of rows of tiles with tiles out.
+    bands: std::collections::BTreeMap<usize, Vec<Window>>,
     blender: Blender,
     tissue: Option<TissueMap>,
     orientations: usize,
@@ -276,11 +275,13 @@ impl WholeSlideJob {
             let row = self.row_of[i];
             if !self.bands.contains_key(&row) {
                 let top = self.row_tops[row];
-                let img = source.rows(top, self.grid.tile_size.min(self.grid.image_height - top))?;
-                let values = img.pixels.iter().map(|&v| crate::imageio::to_network(v)).collect();
-                self.bands.insert(row, (img, values));
+                let rows = self.grid.tile_size.min(self.grid.image_height - top);
+                let windows = self.windows(row).into_iter().map(|(x, width)| Window::read(source, x, top, width, rows)).collect::<Result<_, _>>()?;
+                self.bands.insert(row, windows);
             }
-            let tile = self.extract(&self.bands[&row].1, self.row_tops[row], &self.grid.tiles[i]);
+            let tile = &self.grid.tiles[i];
+            let window = self.bands[&row].iter().find(|w| w.x <= tile.x && tile.x + tile.width <= w.x + w.image.width).expect("a tile that runs lies in a window of its band");
+            let tile = self.extract(window, self.row_tops[row], tile);
             planar.extend(in_orientations(tile, self.grid.tile_size, self.orientations));
         }
         let batch = Batch { start: self.issued, tiles, count: tiles * self.orientations, planar };
@@ -293,16 +294,32 @@ impl WholeSlideJob {
         self.issued = self.done;
     }
 
-    /// A tile's planar `[3, tile, tile]` values from the band starting at row `top`, padded by
-    /// edge replication as [`TileGrid::extract_planar`] pads.
-    fn extract(&self, band: &[f32], top: usize, tile: &Tile) -> Vec<f32> {
+    /// The columns `x..x + width` of the windows of a row of tiles to read: one for each run of
+    /// neighbouring tiles that run.
+    fn windows(&self, row: usize) -> Vec<(usize, usize)> {
+        let (lo, hi) = (self.order.partition_point(|&i| self.row_of[i] < row), self.order.partition_point(|&i| self.row_of[i] <= row));
+        let mut windows: Vec<(usize, usize)> = Vec::new();
+        for t in self.order[lo..hi].iter().map(|&i| &self.grid.tiles[i]) {
+            match windows.last_mut() {
+                // tiles of a row come left to right; overlapping or touching ones share a window
+                Some((x, w)) if t.x <= *x + *w => *w = (*w).max(t.x + t.width - *x),
+                _ => windows.push((t.x, t.width)),
+            }
+        }
+        windows
+    }
+
+    /// A tile's planar `[3, tile, tile]` values from its window of the band starting at row
+    /// `top`, padded by edge replication as [`TileGrid::extract_planar`] pads.
+    fn extract(&self, window: &Window, top: usize, tile: &Tile) -> Vec<f32> {
         let (t, w, h) = (self.grid.tile_size, self.grid.image_width, self.grid.image_height);
+        let ww = window.image.width;
         let mut out = Vec::with_capacity(3 * t * t);
         for c in 0..3 {
             for ty in 0..t {
-                let row = ((tile.y + ty).min(h - 1) - top) * w;
+                let row = ((tile.y + ty).min(h - 1) - top) * ww;
                 for tx in 0..t {
-                    out.push(band[(row + (tile.x + tx).min(w - 1)) * 3 + c]);
+                    out.push(window.values[(row + (tile.x + tx).min(w - 1) - window.x) * 3 + c]);
                 }
             }
         }
@@ -346,14 +363,21 @@ impl WholeSlideJob {
         let next_top = self.row_tops.get(row + 1).copied().unwrap_or(self.grid.image_height);
         let rows = next_top - self.blender.top();
         let width = self.grid.image_width;
-        let probabilities = self.blender.take_rows(rows);
-        let mut labels = argmax_labels(&probabilities, self.blender.channels());
-        let band = self.bands.remove(&row);
+        let mut labels = self.blender.take_labels(rows);
+        let band = self.bands.remove(&row).unwrap_or_default();
         if let Some(tissue) = &self.tissue {
             let y = next_top - rows;
-            // a row of tiles none of which ran lies deep in the glass, and has no band
-            let rgb = band.as_ref().map(|(img, _)| &img.pixels[(y - top) * width * 3..(y - top + rows) * width * 3]);
-            for (l, g) in labels.iter_mut().zip(tissue.glass_rows(y, rows, width, rgb)) {
+            // pixels outside the windows (a row of tiles none of which ran has none) lie deep in
+            // the glass: every pixel whose cell is not is under a tile that ran
+            let mut white = vec![false; rows * width];
+            for window in &band {
+                let ww = window.image.width;
+                let rgb = &window.image.pixels[(y - top) * ww * 3..(y - top + rows) * ww * 3];
+                for (r, row) in white_pixels(rgb, &tissue.config).chunks_exact(ww).enumerate() {
+                    white[r * width + window.x..r * width + window.x + ww].copy_from_slice(row);
+                }
+            }
+            for (l, g) in labels.iter_mut().zip(tissue.glass_rows(y, rows, width, &white)) {
                 if g {
                     *l = 0;
                 }
@@ -412,6 +436,21 @@ impl WholeSlideJob {
     /// Every object of the region, numbered as [`crate::postprocess::apply`] numbers them.
     pub fn objects(&mut self) -> Vec<Object> {
         self.objects.objects()
+    }
+}
+
+/// Columns `x..x + width` of a band: their pixels, and the same in [-1, 1] for the network.
+struct Window {
+    x: usize,
+    image: RgbImage,
+    values: Vec<f32>,
+}
+
+impl Window {
+    fn read(source: &mut dyn RowSource, x: usize, y: usize, width: usize, rows: usize) -> Result<Self, SlideError> {
+        let image = source.window(x, y, width, rows)?;
+        let values = image.pixels.iter().map(|&v| imageio::to_network(v)).collect();
+        Ok(Self { x, image, values })
     }
 }
 
@@ -478,6 +517,19 @@ mod tests {
             })
             .collect();
         RgbImage { width: w, height: h, pixels }
+    }
+
+    /// An image as a [`RowSource`] that records the windows read: `(x, y, width, rows)`.
+    struct Recording {
+        image: RgbImage,
+        windows: Vec<(usize, usize, usize, usize)>,
+    }
+
+    impl RowSource for Recording {
+        fn window(&mut self, x: usize, y: usize, width: usize, rows: usize) -> Result<RgbImage, SlideError> {
+            self.windows.push((x, y, width, rows));
+            self.image.window(x, y, width, rows)
+        }
     }
 
     fn stream(job: &mut WholeSlideJob, source: &mut dyn RowSource) -> Vec<u8> {
@@ -558,12 +610,17 @@ mod tests {
         every.order = (0..every.grid.tiles.len()).collect();
         assert!(skipping.glass_tiles() >= 6, "{} tiles of glass", skipping.glass_tiles());
         // every pixel of a tile not run is glass by the full-resolution rule
-        let glass = skipping.tissue.as_ref().unwrap().glass_rows(0, h, w, Some(&image.pixels));
+        let map = skipping.tissue.as_ref().unwrap();
+        let glass = map.glass_rows(0, h, w, &white_pixels(&image.pixels, &map.config));
         for t in skipping.grid.tiles.iter().enumerate().filter(|(i, _)| !skipping.order.contains(i)).map(|(_, t)| t) {
             assert!((t.y..t.y + t.height).all(|y| (t.x..t.x + t.width).all(|x| glass[y * w + x])), "{t:?} has tissue");
         }
-        let (a, b) = (stream(&mut skipping, &mut image.clone()), stream(&mut every, &mut image.clone()));
+        let mut read = Recording { image: image.clone(), windows: Vec::new() };
+        let (a, b) = (stream(&mut skipping, &mut read), stream(&mut every, &mut image.clone()));
         assert_eq!(a, b);
+        // only the columns under tiles that ran are read: none of the two columns of tiles of
+        // glass at the left (x < 96)
+        assert!(!read.windows.is_empty() && read.windows.iter().all(|&(x, _, width, _)| x >= 96 && x + width == w), "{:?}", read.windows);
         // the glass is background, the tissue keeps its labels
         assert!((0..w * h).filter(|i| i % w < 150).all(|i| a[i] == 0));
         assert!((0..w * h).filter(|i| i % w > 170).any(|i| a[i] == 1));

@@ -140,8 +140,12 @@ fn the_command_line_streams_the_whole_svs_and_agrees_with_the_in_memory_run() {
         gland(&a),
         gland(&b)
     );
-    // they differ only where the glass rule does: on a thumbnail's cells or on the whole region
-    assert!((differ as f64) < 0.001 * a.len() as f64, "{differ} pixels differ");
+    // The streamed run resamples the slide a window at a time into the same bytes as the
+    // in-memory run resamples the whole (histoseg::resample), so the network sees the same
+    // pixels; the glass rule is found on a thumbnail's cells instead of the whole region, but
+    // on this slide it clears the same pixels. Before windows were resampled exactly (each
+    // band with its own scale) 4634 pixels differed, 0.07%.
+    assert_eq!(differ, 0, "{differ} pixels differ");
     let features = |d: &Path| -> Vec<serde_json::Value> {
         let gj: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("cmu-small-region.geojson")).unwrap()).unwrap();
         gj["features"].as_array().unwrap().clone()
