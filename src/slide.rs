@@ -468,26 +468,27 @@ impl Slide {
         let lh = ((region.height as f64 / ds).round() as usize).max(1);
         let (tw, th) = (lw.div_ceil(k), lh.div_ceil(k));
         let mut out = RgbImage::new(tw, th, vec![0; tw * th * 3]);
-        // strips of whole blocks, about 16 M level pixels each
-        let strip_rows = ((16_000_000 / (lw * k).max(1)).max(1)) * k;
+        // strips of whole blocks, about 4 M level pixels each, summed a row of blocks at a time
+        let strip_rows = ((4_000_000 / (lw * k).max(1)).max(1)) * k;
+        let mut sums = vec![0u64; tw * 3];
         for sy in (0..lh).step_by(strip_rows) {
             let rows = strip_rows.min(lh - sy);
             let strip = self.read_wide(level, lx, ly + sy, lw, rows)?;
-            let mut sums = vec![0u64; tw * 3 * rows.div_ceil(k)];
-            let mut counts = vec![0u64; tw * rows.div_ceil(k)];
-            for r in 0..rows {
-                for c in 0..lw {
-                    let cell = (r / k) * tw + c / k;
-                    counts[cell] += 1;
-                    for ch in 0..3 {
-                        sums[cell * 3 + ch] += strip.pixels[(r * lw + c) * 3 + ch] as u64;
+            for (b, blocks) in strip.pixels.chunks(k * lw * 3).enumerate() {
+                sums.fill(0);
+                for row in blocks.chunks_exact(lw * 3) {
+                    for (c, px) in row.chunks_exact(3).enumerate() {
+                        for ch in 0..3 {
+                            sums[(c / k) * 3 + ch] += px[ch] as u64;
+                        }
                     }
                 }
-            }
-            let first = (sy / k) * tw;
-            for (cell, &n) in counts.iter().enumerate() {
-                for ch in 0..3 {
-                    out.pixels[(first + cell) * 3 + ch] = ((sums[cell * 3 + ch] + n / 2) / n.max(1)) as u8;
+                let (y, block_rows) = (sy / k + b, blocks.len() / (lw * 3));
+                for cx in 0..tw {
+                    let n = (block_rows * k.min(lw - cx * k)) as u64;
+                    for ch in 0..3 {
+                        out.pixels[(y * tw + cx) * 3 + ch] = ((sums[cx * 3 + ch] + n / 2) / n) as u8;
+                    }
                 }
             }
         }
@@ -692,5 +693,24 @@ mod tests {
         assert!(matches!(big.read_region(0, 0, 0, 9000, 9000), Err(SlideError::RegionTooLarge(..))));
         let pic = big.read_sampled(Region { x: 0, y: 0, width: 9000, height: 9000 }, 1).unwrap();
         assert_eq!((pic.width, pic.height, pic.pixels[pic.pixels.len() - 1]), (9000, 9000, 200));
+    }
+
+    #[test]
+    fn thumbnails_are_block_means_of_the_level_fine_enough_partial_blocks_too() {
+        let img = RgbImage::new(3000, 1000, (0..3000 * 1000 * 3).map(|i| (i * 13 % 253) as u8).collect());
+        let mut s = Slide::from_image(img, "PNG".into());
+        let region = Region { x: 101, y: 37, width: 2010, height: 901 };
+        // 8 µm/px from 1 µm/px: level 2 (4 µm/px), 2 x 2 blocks of it; 503 x 225 of it, so the
+        // last column and row of blocks are one pixel wide
+        let (thumb, um) = s.thumbnail(region, 1.0, 8.0).unwrap();
+        assert_eq!((thumb.width, thumb.height, um), (252, 113, 8.0));
+        let level = s.read_region(2, 25, 9, 503, 225).unwrap();
+        for (x, y) in [(0, 0), (251, 112), (100, 50), (251, 0), (0, 112)] {
+            for ch in 0..3 {
+                let block: Vec<u32> = (2 * y..(2 * y + 2).min(225)).flat_map(|ly| (2 * x..(2 * x + 2).min(503)).map(move |lx| (ly, lx))).map(|(ly, lx)| level.pixels[(ly * 503 + lx) * 3 + ch] as u32).collect();
+                let n = block.len() as u32;
+                assert_eq!(thumb.pixels[(y * 252 + x) * 3 + ch] as u32, (block.iter().sum::<u32>() + n / 2) / n, "({x}, {y}) channel {ch}");
+            }
+        }
     }
 }
