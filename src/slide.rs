@@ -384,16 +384,20 @@ impl Slide {
         Ok(out)
     }
 
+    /// The pixels of `level` under a level-0 `region`: first column and row, width and height
+    /// (at least one each).
+    pub fn level_rect(&self, level: usize, region: Region) -> (usize, usize, usize, usize) {
+        let ds = self.levels[level].downsample;
+        let (lx, ly) = ((region.x as f64 / ds).floor() as usize, (region.y as f64 / ds).floor() as usize);
+        (lx, ly, ((region.width as f64 / ds).round() as usize).max(1), ((region.height as f64 / ds).round() as usize).max(1))
+    }
+
     /// Reads a level-0 `region` at the resolution `um_per_px`, using the coarsest pyramid level
     /// that is still fine enough and resampling the rest of the way. `level0_um` is the slide's
     /// resolution. Returns the image at the requested resolution.
     pub fn read_at_resolution(&mut self, region: Region, level0_um: f64, um_per_px: f64) -> Result<RgbImage, SlideError> {
         let level = self.level_for(level0_um, um_per_px);
-        let ds = self.levels[level].downsample;
-        let lx = (region.x as f64 / ds).floor() as usize;
-        let ly = (region.y as f64 / ds).floor() as usize;
-        let lw = ((region.width as f64 / ds).round() as usize).max(1);
-        let lh = ((region.height as f64 / ds).round() as usize).max(1);
+        let (lx, ly, lw, lh) = self.level_rect(level, region);
         let img = self.read_region(level, lx, ly, lw, lh)?;
         let (tw, th) = imageio::rescaled_size(region.width, region.height, level0_um, um_per_px);
         Ok(imageio::resize(&img, tw, th))
@@ -462,10 +466,7 @@ impl Slide {
         let level = self.level_for(level0_um, um_per_px);
         let ds = self.levels[level].downsample;
         let k = ((um_per_px / (level0_um * ds) + 1e-6).floor() as usize).max(1);
-        let lx = (region.x as f64 / ds).floor() as usize;
-        let ly = (region.y as f64 / ds).floor() as usize;
-        let lw = ((region.width as f64 / ds).round() as usize).max(1);
-        let lh = ((region.height as f64 / ds).round() as usize).max(1);
+        let (lx, ly, lw, lh) = self.level_rect(level, region);
         let (tw, th) = (lw.div_ceil(k), lh.div_ceil(k));
         let mut out = RgbImage::new(tw, th, vec![0; tw * th * 3]);
         // strips of whole blocks, about 4 M level pixels each, summed a row of blocks at a time

@@ -236,7 +236,7 @@ impl Blender {
     /// Takes the next `rows` rows of every chunk held, normalised (interleaved, `rows * width *
     /// channels` of the chunk's columns), handing each to `put` with its first column; the band
     /// moves down by as much, and chunks no tile added reaches any more are dropped.
-    fn take_chunks(&mut self, rows: usize, mut put: impl FnMut(usize, usize, Vec<f32>)) -> usize {
+    fn take_chunks(&mut self, rows: usize, mut put: impl FnMut(usize, usize, Vec<f32>)) {
         let c = self.channels;
         let rows = rows.min(self.grid.image_height - self.top);
         let held = self.held_rows();
@@ -266,7 +266,6 @@ impl Blender {
             }
             put(x0, width, out);
         }
-        rows
     }
 
     /// The blended values of the next `rows` rows (interleaved, `rows * width * channels`), which

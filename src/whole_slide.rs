@@ -83,9 +83,8 @@ impl RowSource for OnSlide<'_> {
         let g = self.rows;
         let to = g.size();
         let level = self.slide.level_for(g.level0_um, g.model_um);
-        let ds = self.slide.levels[level].downsample;
-        let (lx, ly) = ((g.region.x as f64 / ds).floor() as usize, (g.region.y as f64 / ds).floor() as usize);
-        let from = (((g.region.width as f64 / ds).round() as usize).max(1), ((g.region.height as f64 / ds).round() as usize).max(1));
+        let (lx, ly, lw, lh) = self.slide.level_rect(level, g.region);
+        let from = (lw, lh);
         let (sx0, sx1) = resample::source_span(from.0, to.0, x, x + width);
         let (sy0, sy1) = resample::source_span(from.1, to.1, y, y + rows);
         let src = self.slide.read_wide(level, lx + sx0, ly + sy0, sx1 - sx0, sy1 - sy0)?;
