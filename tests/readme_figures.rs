@@ -1,6 +1,7 @@
 //! The README's results tables say what the shipped model files say: every figure in the rows of
 //! "Results" and "int8 against f32" is checked against the test-set metrics that `histoseg
-//! export` recorded in the model's manifest. A stale or garbled row fails here.
+//! export` recorded in the model's manifest; the few-shot and seeded ablation tables are checked
+//! against the result files their scripts wrote. A stale or garbled row fails here.
 
 use histoseg::weights::ModelFile;
 use serde_json::Value;
@@ -59,9 +60,14 @@ fn results_tables_match_the_shipped_model_files() {
 fn few_shot_cell(results: &Value, extractor: &str) -> String {
     let dice: Vec<f64> = results["runs"].as_array().unwrap().iter().filter(|r| r["extractor"] == extractor).map(|r| r["dice"].as_f64().unwrap()).collect();
     assert!(!dice.is_empty(), "no runs of {extractor}");
-    let mean = dice.iter().sum::<f64>() / dice.len() as f64;
-    let sd = (dice.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (dice.len().max(2) - 1) as f64).sqrt();
-    format!("{mean:.3} ± {sd:.3} ({} seeds)", dice.len())
+    format!("{} ({} seeds)", mean_sd(&dice, 3), dice.len())
+}
+
+/// "mean ± sample standard deviation" (0 for a single value), as the README's seeded tables write it.
+fn mean_sd(values: &[f64], digits: usize) -> String {
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let sd = (values.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (values.len().max(2) - 1) as f64).sqrt();
+    format!("{mean:.digits$} ± {sd:.digits$}")
 }
 
 #[test]
@@ -79,5 +85,64 @@ fn few_shot_table_matches_the_benchmark_results() {
         let cells = row(&readme, "### Teach it from a few strokes", &format!("| `{extractor}`"));
         assert_eq!(cells[2], few_shot_cell(&glas, extractor), "GlaS testA, {extractor}");
         assert_eq!(cells[3], few_shot_cell(&monuseg, extractor), "MoNuSeg test, {extractor}");
+    }
+}
+
+/// The finished seeds of one cell of the seeded ablation (`scripts/ablation_seeds.sh`): each
+/// seed's best validation Dice (from its log) and its test report, by seed.
+fn ablation_cell(dir: &std::path::Path, init: &str, mode: &str, labels: &str) -> Vec<(u32, f64, Value)> {
+    let prefix = format!("{init}-{mode}-{labels}-s");
+    let mut runs: Vec<(u32, f64, Value)> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            let seed = name.strip_prefix(&prefix)?.strip_suffix(".json")?.parse().ok()?;
+            let log = std::fs::read_to_string(dir.join(format!("{prefix}{seed}.log"))).unwrap();
+            let best = log.rsplit("best validation Dice ").next().unwrap().split_whitespace().next().unwrap().parse().unwrap();
+            Some((seed, best, serde_json::from_str(&std::fs::read_to_string(dir.join(&name)).unwrap()).unwrap()))
+        })
+        .collect();
+    runs.sort_by_key(|r| r.0);
+    runs
+}
+
+#[test]
+fn ablation_table_matches_the_seeded_runs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let dir = root.join("results/ablation");
+    let table = readme.split("<!-- ablation-seeds -->").nth(1).expect("README has the seeded ablation table").split("<!-- /ablation-seeds -->").next().unwrap();
+    let mut rows = 0;
+    for line in table.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| UNet")) {
+        let cells: Vec<String> = line.trim_matches('|').split('|').map(|c| c.trim().replace("**", "")).collect();
+        let init = if cells[0].starts_with("diffusion-pretrained") { "pre" } else { assert_eq!(cells[0], "random init"); "rand" };
+        let mode = match cells[1].as_str() { "frozen" => "frozen", "fine-tuned" => "finetune", m => panic!("mode {m}") };
+        let labels = cells[2].strip_suffix('%').unwrap();
+        let runs = ablation_cell(&dir, init, mode, labels);
+        assert_eq!(cells[3], runs.len().to_string(), "seeds of {line}");
+        rows += 1;
+        if runs.is_empty() {
+            assert_eq!(cells[4], "not run yet");
+            continue;
+        }
+        let metric = |key: &str| runs.iter().map(|r| r.2[key].as_f64().unwrap()).collect::<Vec<_>>();
+        let validation: Vec<f64> = runs.iter().map(|r| r.1).collect();
+        assert_eq!(cells[4], mean_sd(&validation, 3), "validation Dice of {line}");
+        assert_eq!(cells[5], mean_sd(&metric("pixel_dice"), 3), "test pixel Dice of {line}");
+        assert_eq!(cells[6], mean_sd(&metric("object_f1"), 3), "object F1 of {line}");
+        assert_eq!(cells[7], mean_sd(&metric("object_dice"), 3), "object Dice of {line}");
+        assert_eq!(cells[8], mean_sd(&metric("object_hausdorff"), 1), "object Hausdorff of {line}");
+        for r in &runs {
+            assert_eq!(r.2["images"], 60, "every run is scored on all of GlaS testA");
+        }
+    }
+    assert_eq!(rows, 8, "2 UNets x 2 modes x 2 label fractions");
+    // The paired differences under the table.
+    for line in table.lines().filter(|l| l.starts_with("- ")) {
+        let (mode, rest) = match line.strip_prefix("- frozen, ") { Some(rest) => ("frozen", rest), None => ("finetune", line.strip_prefix("- fine-tuned, ").unwrap()) };
+        let labels = rest.split('%').next().unwrap();
+        let (pre, rand) = (ablation_cell(&dir, "pre", mode, labels), ablation_cell(&dir, "rand", mode, labels));
+        let gain: Vec<f64> = pre.iter().filter_map(|p| rand.iter().find(|r| r.0 == p.0).map(|r| 100.0 * (p.2["pixel_dice"].as_f64().unwrap() - r.2["pixel_dice"].as_f64().unwrap()))).collect();
+        assert!(line.ends_with(&format!(": {} points", mean_sd(&gain, 1))), "{line}: {gain:?}");
     }
 }

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Issue 13's ablation: does diffusion pretraining pay? The shipped UNet (5 levels, attention),
+# diffusion-pretrained or randomly initialised, with a frozen UNet under a feature head or fine-tuned
+# whole, trained on 10% or 100% of the GlaS training labels, three seeds each. Every cell has the
+# same budget: 300 steps of batch 4, 128 px tiles at 1 µm/px, 2 classes, the best weights kept by
+# validation Dice on held-out training images, then scored on all 60 GlaS testA images.
+# Resumable: a cell whose report exists is skipped, a cell stopped mid-run goes on from its
+# checkpoint. `scripts/ablation_seeds.py` prints the README table from the reports.
+#
+#   scripts/ablation_seeds.sh [CELL...]    CELL: pre|rand-frozen|finetune-10|100-sSEED (default: all 24)
+#
+# PRETRAINED (default results/ablation/pretrained-uniform-809.histoseg, the int8 export of the
+# 809-step pretraining run in results/gpu-2026-11-24/pre-uniform) is the pretrained UNet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-target/release/histoseg}
+[ -x "$BIN" ] || cargo build --release --features cli --bin histoseg
+PRE=${PRETRAINED:-results/ablation/pretrained-uniform-809.histoseg}
+OUT=results/ablation
+RUNS=${HISTOSEG_RUNS:-../runs}/ablation-seeds
+mkdir -p "$OUT" "$RUNS"
+COMMON=(--dataset glas --um-per-px 1.0 --tile 128 --overlap 32 --batch 4 --steps 300 --validate-every 100
+        --cache 256 --device cpu --log-every 60)
+
+cell() {
+  local name=$1 init mode labels seed
+  IFS=- read -r init mode labels seed <<< "$name"
+  seed=${seed#s}
+  if [ -f "$OUT/$name.json" ]; then echo "== $name: done"; return; fi
+  local args=(--seed "$seed" --mode "$mode" --label-fraction "$(awk "BEGIN {print $labels / 100}")")
+  case $init in pre) args+=(--pretrained "$PRE") ;; rand) args+=(--pretrained none) ;; *) echo "bad cell $name" >&2; exit 2 ;; esac
+  [ "$mode" = finetune ] && args+=(--lr 5e-4)
+  [ -f "$RUNS/$name/checkpoint/state.json" ] && args+=(--resume)
+  echo "== $name: ${args[*]}"
+  if [ ! -f "$RUNS/$name.trained" ]; then
+    "$BIN" train "${COMMON[@]}" "${args[@]}" --name "$name" --run "$RUNS/$name" --out "$RUNS/$name.histoseg" \
+      >> "$OUT/$name.log" 2>&1
+    touch "$RUNS/$name.trained"
+  fi
+  "$BIN" eval --model "$RUNS/$name.histoseg" --dataset glas --report "$OUT/$name.json.part" >> "$OUT/$name.log" 2>&1
+  mv "$OUT/$name.json.part" "$OUT/$name.json"
+}
+
+CELLS=("$@")
+if [ ${#CELLS[@]} -eq 0 ]; then
+  for labels in 10 100; do
+    for seed in 0 1 2; do
+      for init in pre rand; do
+        for mode in frozen finetune; do CELLS+=("$init-$mode-$labels-s$seed"); done
+      done
+    done
+  done
+fi
+for c in "${CELLS[@]}"; do cell "$c"; done
