@@ -506,7 +506,7 @@ pub fn feature_segmenter(base: &ModelFile, levels: &[usize], device: &Device) ->
     let m = &base.manifest;
     let unet = base.load_into(UNet::new(&m.unet, device), "unet", device)?;
     let head = SegHead::new(m.unet.feature_channels(levels), &HeadTrainer::config(levels.to_vec(), 2), device);
-    Ok(Segmenter::new(HistoSegNet { unet, head }, levels.to_vec(), m.tile_size, m.timestep, m.noise_seed, m.unet.in_channels, device))
+    Ok(Segmenter::new(HistoSegNet { unet, head }, levels.to_vec(), m.tile_size, &[m.timestep], m.noise_seed, m.unet.in_channels, device))
 }
 
 /// The base model's UNet with a head trained on `strokes` from decoder `levels`: an ordinary

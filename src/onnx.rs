@@ -294,7 +294,7 @@ impl Exporter<'_> {
         let h = self.group_norm(&block.norm1, x, &format!("{name}.norm1"));
         let h = self.silu(&h);
         let h = self.conv(&block.conv1, &h, &format!("{name}.conv1"));
-        let t = block.time_proj.forward(self.segmenter.spec.temb.clone());
+        let t = block.time_proj.forward(self.segmenter.spec.timesteps[0].1.clone());
         let channels = t.dims()[1];
         let t = self.g.constant(&format!("{name}.time_bias"), &[1, channels, 1, 1], &values(t));
         let h = self.g.node("Add", &[&h, &t], vec![]);
@@ -377,7 +377,7 @@ impl Exporter<'_> {
         let unet = &seg.net.unet;
         let spec = &seg.spec;
         // q(x_t | x_0) with the fixed noise: x_t = a x_0 + (b eps)
-        let (a, b) = spec.schedule.q_sample_coefficients(spec.timestep);
+        let (a, b) = spec.schedule.q_sample_coefficients(spec.timesteps[0].0);
         let noise = values(spec.noise.clone() * b);
         let a = self.g.constant("q_sample.signal_scale", &[1], &[a as f32]);
         let noise = self.g.constant("q_sample.scaled_noise", &spec.noise.dims(), &noise);
@@ -458,6 +458,7 @@ pub struct OnnxModel {
 /// Exports the segmenter's inference graph. `metadata` (model name, classes, µm/px, ...) is
 /// stored as ONNX metadata properties so other tools can read how to feed the model.
 pub fn export(segmenter: &Segmenter, classes: usize, metadata: &[(&str, String)]) -> OnnxModel {
+    assert_eq!(segmenter.spec.timesteps.len(), 1, "the graph has one UNet pass: one timestep");
     let tile = segmenter.tile_size;
     let channels = segmenter.spec.noise.dims()[1];
     let mut ex = Exporter { g: GraphBuilder::new("histoseg"), segmenter };

@@ -84,7 +84,8 @@ pub struct Manifest {
     pub um_per_px: f64,
     pub tile_size: usize,
     pub overlap: usize,
-    /// Diffusion timestep at which features are taken.
+    /// Diffusion timestep at which features are taken (the first, if the head reads
+    /// `head.extra_timesteps` too: see [`Manifest::timesteps`]).
     pub timestep: usize,
     /// Seed of the fixed noise field added at `timestep`.
     pub noise_seed: u64,
@@ -112,6 +113,11 @@ impl Manifest {
     /// Labels at `um_per_px` to objects, by the model's own post-processing.
     pub fn objects_of(&self, labels: &[u8], width: usize, height: usize, um_per_px: f64) -> crate::postprocess::Instances {
         crate::postprocess::apply(labels, width, height, &self.postprocess, um_per_px)
+    }
+
+    /// Every timestep features are read at, `timestep` first.
+    pub fn timesteps(&self) -> Vec<usize> {
+        std::iter::once(self.timestep).chain(self.head.extra_timesteps.iter().copied()).collect()
     }
 
     /// A validated manifest for a segmentation model: architecture, classes, and how it runs
@@ -153,6 +159,10 @@ impl Manifest {
         }
         if self.timestep >= crate::model::schedule::T {
             return bad(format!("timestep {} is outside 0..{}", self.timestep, crate::model::schedule::T));
+        }
+        let timesteps = self.timesteps();
+        if (1..timesteps.len()).any(|i| timesteps[..i].contains(&timesteps[i])) {
+            return bad(format!("timesteps {timesteps:?} repeat one"));
         }
         if !(self.um_per_px > 0.0 && self.um_per_px.is_finite()) {
             return bad(format!("µm/px must be positive, got {}", self.um_per_px));
@@ -492,7 +502,7 @@ impl ModelFile {
             return Err(WeightsError::BadManifest(format!("tile size {tile_size} is not a positive multiple of {multiple}")));
         }
         let net = self.build_net(device)?;
-        Ok(Segmenter::new(net, m.head.feature_levels.clone(), tile_size, m.timestep, m.noise_seed, m.unet.in_channels, device))
+        Ok(Segmenter::new(net, m.head.feature_levels.clone(), tile_size, &m.timesteps(), m.noise_seed, m.unet.in_channels, device))
     }
 }
 
@@ -520,6 +530,22 @@ pub fn new_manifest(name: &str, classes: Vec<ClassInfo>, unet: UNetConfig, head:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extra_timesteps_are_kept_only_when_there_are_some_and_checked() {
+        let mut m = Manifest::for_segmentation("t", ClassInfo::parse_list("background:000000,gland:00c853").unwrap(), UNetConfig::default(), HeadConfig::new(vec![0, 1], 8, 2), 1.0, 64, 16, 50).unwrap();
+        let one = serde_json::to_value(&m).unwrap();
+        assert!(one["head"].get("extra_timesteps").is_none(), "a one-timestep manifest reads as before: {}", one["head"]);
+        assert_eq!(serde_json::from_value::<Manifest>(one).unwrap().timesteps(), [50]);
+        m.head.extra_timesteps = vec![10, 200];
+        let three: Manifest = serde_json::from_value(serde_json::to_value(&m).unwrap()).unwrap();
+        assert_eq!(three.timesteps(), [50, 10, 200]);
+        assert_eq!(three.head.input_channels(&three.unet), 3 * three.unet.feature_channels(&[0, 1]));
+        m.head.extra_timesteps = vec![10, 50];
+        assert!(m.validate().unwrap_err().to_string().contains("repeat"));
+        m.head.extra_timesteps = vec![1000];
+        assert!(m.validate().unwrap_err().to_string().contains("timestep 1000 is outside 0..1000"));
+    }
 
     #[test]
     fn class_lists_parse_and_bad_ones_say_why() {

@@ -224,3 +224,61 @@ fn a_run_folder_is_never_overwritten_or_resumed_with_other_settings() {
     assert!(err.contains("other settings"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn features_at_several_timesteps_sit_side_by_side_and_a_head_trains_on_them() {
+    use histoseg::model::FeatureSpec;
+    use histoseg::model::unet::UNet;
+    let device = Device::flex();
+    device.seed(5);
+    let unet = UNet::new(&tiny(), &device);
+    let train = glas_tiny(6, 1.24);
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let planar: Vec<f32> = train[..2].iter().flat_map(|s| sample_patch(&s.image, None, 32, Augment::NONE, &mut rng).0).collect();
+    let x0 = || Tensor::<4>::from_data(TensorData::new(planar.clone(), [2, 3, 32, 32]), &device);
+    let features = |timesteps: &[usize]| {
+        FeatureSpec::new(&unet, timesteps, vec![0, 1], 7, 3, 32, &device).features(&unet, x0()).into_data().try_into_vec_as::<f32>().unwrap()
+    };
+    let (early, late, both) = (features(&[10]), features(&[200]), features(&[10, 200]));
+    let per_image = early.len() / 2;
+    for b in 0..2 {
+        let side_by_side: Vec<f32> = [&early[b * per_image..(b + 1) * per_image], &late[b * per_image..(b + 1) * per_image]].concat();
+        assert_eq!(both[2 * b * per_image..2 * (b + 1) * per_image], side_by_side[..], "image {b}: t=10's channels, then t=200's");
+    }
+    let changed = early.iter().zip(&late).filter(|(a, b)| (*a - *b).abs() > 1e-3).count();
+    assert!(changed > early.len() / 2, "the two timesteps give other features ({changed} of {} differ)", early.len());
+
+    // a frozen head on both timesteps trains, is kept, and runs from its file
+    let val: Vec<Labeled> = data::load(&histoseg::data_dir(), Dataset::Glas, Split::Train).unwrap().into_iter().skip(80).take(2).collect();
+    let mut manifest = seg_manifest();
+    manifest.um_per_px = 1.24;
+    manifest.head.extra_timesteps = vec![200];
+    manifest.validate().unwrap();
+    assert_eq!(manifest.timesteps(), [50, 200]);
+    assert_eq!(manifest.head.input_channels(&manifest.unet), 2 * manifest.unet.feature_channels(&[0, 1]));
+    let dir = temp_dir("timesteps");
+    let mut cfg = run_config(&dir, 40);
+    cfg.validate_every = 40;
+    let settings = SegSettings { mode: Mode::Frozen, batch: 8, cache_patches: 16, augment: Augment::NONE };
+    train_segmentation(None, &manifest, &train, &val, settings, &cfg, &Device::flex(), |_| {}).unwrap();
+    let file = ModelFile::from_bytes(&read(&dir.join("best.histoseg"))).unwrap();
+    assert_eq!(file.manifest.head.extra_timesteps, [200]);
+    let seg = file.segmenter(&Device::flex()).unwrap();
+    let report = evaluate(&seg, &file.manifest, "validation", &val, &EvalOptions::pixels_only(), |_| {}).unwrap();
+    assert!(report.pixel_dice > 0.0 && report.pixel_dice <= 1.0, "{}", report.pixel_dice);
+
+    // ONNX export writes one UNet pass, so it refuses such a model and says why
+    let model = dir.join("two-timesteps.histoseg");
+    std::fs::write(&model, file.to_bytes()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_histoseg"))
+        .args(["export", "--format", "onnx", "--model"])
+        .arg(&model)
+        .arg("--out")
+        .arg(dir.join("two.onnx"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("timesteps [50, 200]"), "{err}");
+    assert!(!dir.join("two.onnx").exists());
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -34,6 +34,11 @@ pub struct HeadConfig {
     /// files written before it existed have 3.
     #[serde(default = "three")]
     pub kernel: usize,
+    /// Timesteps read besides the manifest's `timestep`, in the style of DDPM-Seg: the UNet runs
+    /// once per timestep and the head sees their features side by side, the manifest's first.
+    /// Empty (and absent from the file) for a model that reads one timestep.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_timesteps: Vec<usize>,
 }
 
 fn three() -> usize {
@@ -147,7 +152,12 @@ impl UNetConfig {
 impl HeadConfig {
     /// A head with the usual 3x3 hidden convolution.
     pub fn new(feature_levels: Vec<usize>, hidden_channels: usize, num_classes: usize) -> Self {
-        Self { feature_levels, hidden_channels, num_classes, kernel: 3 }
+        Self { feature_levels, hidden_channels, num_classes, kernel: 3, extra_timesteps: Vec::new() }
+    }
+
+    /// Channels the head reads: the tapped levels' channels, once for each timestep.
+    pub fn input_channels(&self, unet: &UNetConfig) -> usize {
+        unet.feature_channels(&self.feature_levels) * (1 + self.extra_timesteps.len())
     }
 
     /// Multiply-accumulates of the head over a `tile` x `tile` feature map.
@@ -170,6 +180,9 @@ impl HeadConfig {
         }
         if self.kernel % 2 == 0 || self.kernel > 7 {
             return Err(format!("the head's kernel must be 1, 3, 5 or 7, got {}", self.kernel));
+        }
+        if let Some(&bad) = self.extra_timesteps.iter().find(|&&t| t >= super::schedule::T) {
+            return Err(format!("timestep {bad} is outside 0..{}", super::schedule::T));
         }
         Ok(())
     }

@@ -30,41 +30,48 @@ pub struct HistoSegNet {
     pub head: SegHead,
 }
 
-/// What turns a clean tile batch into features: the timestep, its embedding, the fixed noise and
-/// the tapped decoder levels. Shared by inference and both training modes.
+/// What turns a clean tile batch into features: the timesteps, their embeddings, the fixed noise
+/// and the tapped decoder levels. Shared by inference and both training modes.
 #[derive(Clone)]
 pub struct FeatureSpec {
-    pub timestep: usize,
+    /// Each timestep the UNet runs at, with its embedding `[1, time_dim]` (broadcast over the
+    /// batch). Their features are concatenated in this order.
+    pub timesteps: Vec<(usize, Tensor<2>)>,
     pub levels: Vec<usize>,
-    /// `[1, time_dim]`, broadcast over the batch.
-    pub temb: Tensor<2>,
     /// `[1, C, tile, tile]`, broadcast over the batch.
     pub noise: Tensor<4>,
     pub schedule: NoiseSchedule,
 }
 
 impl FeatureSpec {
-    pub fn new(unet: &UNet, timestep: usize, levels: Vec<usize>, noise_seed: u64, in_channels: usize, tile: usize, device: &Device) -> Self {
-        let temb = unet.time_embedding(&[timestep], device);
+    pub fn new(unet: &UNet, timesteps: &[usize], levels: Vec<usize>, noise_seed: u64, in_channels: usize, tile: usize, device: &Device) -> Self {
+        assert!(!timesteps.is_empty(), "features are read at one timestep at least");
+        let timesteps = timesteps.iter().map(|&t| (t, unet.time_embedding(&[t], device))).collect();
         let noise = features::seeded_normal(noise_seed, in_channels * tile * tile);
         let noise = Tensor::<4>::from_data(TensorData::new(noise, [1, in_channels, tile, tile]), device);
-        Self { timestep, levels, temb, noise, schedule: NoiseSchedule::default() }
+        Self { timesteps, levels, noise, schedule: NoiseSchedule::default() }
     }
 
-    /// Noised tiles -> UNet -> concatenated decoder features `[B, F, tile, tile]`.
+    /// Noised tiles -> UNet -> concatenated decoder features `[B, F, tile, tile]`, `F` the levels'
+    /// channels times the timesteps (each timestep noises with the same fixed field).
     pub fn features(&self, unet: &UNet, x0: Tensor<4>) -> Tensor<4> {
         let batch = x0.dims()[0];
         let noise = self.noise.clone().repeat_dim(0, batch);
-        let x_t = features::q_sample(&self.schedule, x0, noise, self.timestep);
-        let temb = self.temb.clone().repeat_dim(0, batch);
-        features::decoder_features(unet, x_t, temb, &self.levels)
+        let mut per_timestep: Vec<Tensor<4>> = self
+            .timesteps
+            .iter()
+            .map(|(t, temb)| {
+                let x_t = features::q_sample(&self.schedule, x0.clone(), noise.clone(), *t);
+                features::decoder_features(unet, x_t, temb.clone().repeat_dim(0, batch), &self.levels)
+            })
+            .collect();
+        if per_timestep.len() == 1 { per_timestep.pop().unwrap() } else { Tensor::cat(per_timestep, 1) }
     }
 }
 
 impl HistoSegNet {
     pub fn new(unet: &UNetConfig, head: &HeadConfig, device: &Device) -> Self {
-        let feature_channels = unet.feature_channels(&head.feature_levels);
-        Self { unet: UNet::new(unet, device), head: SegHead::new(feature_channels, head, device) }
+        Self { unet: UNet::new(unet, device), head: SegHead::new(head.input_channels(unet), head, device) }
     }
 
     /// The device the network's parameters live on.
@@ -92,12 +99,12 @@ impl Segmenter {
         net: HistoSegNet,
         feature_levels: Vec<usize>,
         tile_size: usize,
-        timestep: usize,
+        timesteps: &[usize],
         noise_seed: u64,
         in_channels: usize,
         device: &Device,
     ) -> Self {
-        let spec = FeatureSpec::new(&net.unet, timestep, feature_levels, noise_seed, in_channels, tile_size, device);
+        let spec = FeatureSpec::new(&net.unet, timesteps, feature_levels, noise_seed, in_channels, tile_size, device);
         Self { net, spec, tile_size, device: device.clone() }
     }
 

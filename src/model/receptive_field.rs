@@ -21,10 +21,10 @@ pub struct ReceptiveField {
 
 /// Measures the field of class 1's logit at the tile's centre. `net` is cloned onto `device`'s
 /// autodiff counterpart; the noise of `spec` is used as it is at inference.
-pub fn measure(net: &HistoSegNet, timestep: usize, levels: &[usize], tile: usize, device: &Device) -> ReceptiveField {
+pub fn measure(net: &HistoSegNet, timesteps: &[usize], levels: &[usize], tile: usize, device: &Device) -> ReceptiveField {
     let ad = device.clone().autodiff();
     let net = net.clone().to_device(&ad);
-    let spec = FeatureSpec::new(&net.unet, timestep, levels.to_vec(), 0, 3, tile, &ad);
+    let spec = FeatureSpec::new(&net.unet, timesteps, levels.to_vec(), 0, 3, tile, &ad);
     // a mid-grey tile with a little texture, so no GroupNorm sees a constant input
     let values: Vec<f32> = super::features::seeded_normal(1, 3 * tile * tile).iter().map(|v| v * 0.1).collect();
     let x = Tensor::<4>::from_data(TensorData::new(values, [1, 3, tile, tile]), &ad).require_grad();

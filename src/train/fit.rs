@@ -105,11 +105,11 @@ impl<'a> SegObjective<'a> {
         let cache = (settings.mode == Mode::Frozen).then(|| {
             let unet = unet.valid();
             let device = unet.conv_in.weight.val().device();
-            let spec = FeatureSpec::new(&unet, manifest.timestep, manifest.head.feature_levels.clone(), manifest.noise_seed, 3, t, &device);
+            let spec = FeatureSpec::new(&unet, &manifest.timesteps(), manifest.head.feature_levels.clone(), manifest.noise_seed, 3, t, &device);
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xCAC4E);
             let n = settings.cache_patches;
             let (x, y) = patches(train, n, t, settings.augment, &mut rng);
-            let fch = manifest.unet.feature_channels(&manifest.head.feature_levels);
+            let fch = manifest.head.input_channels(&manifest.unet);
             let mut feats: Vec<f32> = Vec::with_capacity(n * fch * t * t);
             for start in (0..n).step_by(8) {
                 let k = 8.min(n - start);
@@ -130,7 +130,7 @@ impl Objective for SegObjective<'_> {
         let (t, b) = (m.tile_size, self.settings.batch);
         match &self.cache {
             Some((feats, labels)) => {
-                let fch = m.unet.feature_channels(&m.head.feature_levels);
+                let fch = m.head.input_channels(&m.unet);
                 let per = fch * t * t;
                 let n = labels.len() / (t * t);
                 let idx: Vec<usize> = (0..b).map(|_| below(rng, n)).collect();
@@ -139,7 +139,7 @@ impl Objective for SegObjective<'_> {
                 seg_loss(net.head.forward(Tensor::from_data(TensorData::new(fb, [b, fch, t, t]), &device)), &yb)
             }
             None => {
-                let spec = FeatureSpec::new(&net.unet, m.timestep, m.head.feature_levels.clone(), m.noise_seed, 3, t, &device);
+                let spec = FeatureSpec::new(&net.unet, &m.timesteps(), m.head.feature_levels.clone(), m.noise_seed, 3, t, &device);
                 let (x, y) = patches(self.train, b, t, self.settings.augment, rng);
                 seg_loss(net.logits(&spec, Tensor::from_data(TensorData::new(x, [b, 3, t, t]), &device)), &y)
             }
@@ -152,7 +152,7 @@ impl Objective for SegObjective<'_> {
         }
         let m = &self.manifest;
         let device = net.device();
-        let segmenter = Segmenter::new(net.clone(), m.head.feature_levels.clone(), m.tile_size, m.timestep, m.noise_seed, 3, &device);
+        let segmenter = Segmenter::new(net.clone(), m.head.feature_levels.clone(), m.tile_size, &m.timesteps(), m.noise_seed, 3, &device);
         let report = evaluate(&segmenter, m, "validation", self.validation, &EvalOptions::pixels_only(), |_| {})?;
         Ok(report.pixel_dice)
     }
@@ -190,7 +190,7 @@ pub fn train_segmentation(
     manifest.validate()?;
     let ad = device.clone().autodiff();
     ad.seed(cfg.seed);
-    let fch = manifest.unet.feature_channels(&manifest.head.feature_levels);
+    let fch = manifest.head.input_channels(&manifest.unet);
     let net = match pretrained {
         Some(path) => {
             let file = read_model_file(path)?;

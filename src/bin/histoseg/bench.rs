@@ -74,8 +74,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let file = read_model(model_path)?;
     let m = &file.manifest;
     let tile = a.tile.unwrap_or(m.tile_size);
-    let feature_channels = m.unet.feature_channels(&m.head.feature_levels);
-    let macs = m.unet.macs(tile) + m.head.macs(feature_channels, tile);
+    let macs = m.unet.macs(tile) * m.timesteps().len() as u64 + m.head.macs(m.head.input_channels(&m.unet), tile);
     let segmenter = file.segmenter_with_tile(&device, tile)?;
     let image = read_image(&a.image.clone().unwrap_or_else(|| histoseg::data_dir().join("glas/images/testA_1.png")))?;
     let job = histoseg::segment::SegmentJob::new(&image, tile, 0, m.head.num_classes)?;
@@ -146,19 +145,19 @@ fn bench_training(a: &BenchArgs, compute: histoseg::train::compute::Compute, dev
 
 fn bench_receptive_field(a: &BenchArgs, device: &burn::prelude::Device) -> Result<()> {
     use histoseg::model::{HeadConfig, HistoSegNet};
-    let (net, timestep, levels, um_per_px, tile) = match &a.model {
+    let (net, timesteps, levels, um_per_px, tile) = match &a.model {
         Some(path) => {
             let file = read_model(path)?;
             let m = file.manifest.clone();
             let net = file.segmenter_with_tile(device, m.tile_size)?.net;
-            (net, m.timestep, m.head.feature_levels, Some(m.um_per_px), a.tile.unwrap_or(m.tile_size))
+            (net, m.timesteps(), m.head.feature_levels, Some(m.um_per_px), a.tile.unwrap_or(m.tile_size))
         }
         None => {
             let head = HeadConfig::new(vec![0, 1], 32, 2);
-            (HistoSegNet::new(&a.arch.config()?, &head, device), 50, head.feature_levels, None, a.tile.unwrap_or(256))
+            (HistoSegNet::new(&a.arch.config()?, &head, device), vec![50], head.feature_levels, None, a.tile.unwrap_or(256))
         }
     };
-    let rf = histoseg::model::receptive_field::measure(&net, timestep, &levels, tile, device);
+    let rf = histoseg::model::receptive_field::measure(&net, &timesteps, &levels, tile, device);
     let um = |r: usize| um_per_px.map(|u| (2 * r + 1) as f64 * u);
     let report = serde_json::json!({
         "what": "receptive field of the centre pixel's class-1 logit",

@@ -116,6 +116,9 @@ fn export_int8(a: &ExportArgs, data_dir: &Path) -> Result<()> {
 fn export_onnx(model: &Path, out: &Path, tile: Option<usize>, reference: Option<&Path>) -> Result<()> {
     let file = read_model(model)?;
     let m = &file.manifest;
+    if m.timesteps().len() > 1 {
+        anyhow::bail!("{}: ONNX export writes one UNet pass, but this model reads features at timesteps {:?}", model.display(), m.timesteps());
+    }
     let device = Device::flex();
     let segmenter = file.segmenter_with_tile(&device, tile.unwrap_or(m.tile_size))?;
     let classes: Vec<String> = m.classes.iter().map(|c| c.name.clone()).collect();

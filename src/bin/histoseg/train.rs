@@ -42,8 +42,10 @@ pub struct TrainArgs {
     /// Working resolution of the model (µm/px); with --strokes, that of --pretrained.
     #[arg(long, required_unless_present = "strokes")]
     um_per_px: Option<f64>,
-    #[arg(long, default_value_t = 50)]
-    timestep: usize,
+    /// Diffusion timestep(s) the features are read at. Several (10,50,200) run the UNet once each
+    /// and give the head their features side by side, as DDPM-Seg does.
+    #[arg(long, default_value = "50")]
+    timestep: String,
     #[arg(long, default_value = "0,1")]
     feature_levels: String,
     #[arg(long, default_value_t = 32)]
@@ -88,8 +90,10 @@ pub fn run(a: TrainArgs, data_dir: &std::path::Path) -> Result<()> {
         (None, None) => anyhow::bail!("--classes NAME:RRGGBB,... is needed with --images: one per mask value, background first"),
     };
     let unet = a.arch.config()?;
-    let head = HeadConfig::new(parse_list(&a.feature_levels)?, a.head_hidden, classes.len());
-    let mut manifest = Manifest::for_segmentation(&a.name, classes, unet, head, um_per_px, a.tile, a.overlap, a.timestep)?;
+    let timesteps = parse_list(&a.timestep)?;
+    let (&timestep, extra_timesteps) = timesteps.split_first().context("--timestep needs a timestep")?;
+    let head = HeadConfig { extra_timesteps: extra_timesteps.to_vec(), ..HeadConfig::new(parse_list(&a.feature_levels)?, a.head_hidden, classes.len()) };
+    let mut manifest = Manifest::for_segmentation(&a.name, classes, unet, head, um_per_px, a.tile, a.overlap, timestep)?;
     let data = a.data.load(data_dir, Split::Train, manifest.head.num_classes).context("cannot load the training data")?;
     let (train, val) = split_train_val(data.samples, a.val_fraction, a.label_fraction, a.run.seed)?;
     let train: Vec<_> = train.iter().map(|s| s.rescaled(um_per_px)).collect();
@@ -97,12 +101,12 @@ pub fn run(a: TrainArgs, data_dir: &std::path::Path) -> Result<()> {
     let device = compute.device()?;
     let cfg = a.run.config(&a.out, 2e-3)?;
     println!(
-        "training on {} images of {} ({} held out for validation), {} classes, {mode:?} mode, t={}, levels {:?}, on {}\nrun folder {}",
+        "training on {} images of {} ({} held out for validation), {} classes, {mode:?} mode, t={:?}, levels {:?}, on {}\nrun folder {}",
         train.len(),
         data.name,
         val.len(),
         manifest.classes.len(),
-        a.timestep,
+        manifest.timesteps(),
         manifest.head.feature_levels,
         compute.describe(),
         cfg.dir.display()
