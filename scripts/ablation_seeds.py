@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Prints issue 13's seeded ablation table (markdown) from results/ablation/, written by
+"""Prints issue 13's seeded ablation tables (markdown) from results/ablation/, written by
 scripts/ablation_seeds.sh: for each UNet, training mode and label fraction, the mean ± sample
 standard deviation over the seeds that have finished, then the paired pretrained − random
-differences. tests/readme_figures.rs checks the README's copy of the table against the same files."""
+differences; then the feature rows (timesteps and decoder levels under a frozen head).
+tests/readme_figures.rs checks the README's copy of the tables against the same files."""
 import json
 import math
 import pathlib
@@ -13,15 +14,32 @@ INITS = [("pre", "diffusion-pretrained (809 steps)"), ("rand", "random init")]
 MODES = [("frozen", "frozen"), ("finetune", "fine-tuned")]
 
 
-def runs(init, mode, labels):
+# the cell's name suffix (scripts/ablation_seeds.sh), and what it changes
+VARIANTS = [("", "t = 50, levels 0, 1 (the table above)"), ("-t10", "t = 10"), ("-t200", "t = 200"),
+            ("-t10.50.200", "t = 10, 50 and 200 side by side"), ("-l0", "level 0"), ("-l0.1.2", "levels 0, 1, 2"),
+            ("-l0.1.2.3", "levels 0, 1, 2, 3")]
+VARIANTS = [(v, f"{name} (`{v}`)" if v else name) for v, name in VARIANTS]
+
+
+def runs(init, mode, labels, variant=""):
     """{seed: (validation Dice, test report)} of one cell."""
     out = {}
-    for f in sorted(root.glob(f"{init}-{mode}-{labels}-s*.json")):
-        seed = int(f.stem.rsplit("-s", 1)[1])
+    for f in sorted(root.glob(f"{init}-{mode}-{labels}-s*{variant}.json")):
+        seed = f.stem[len(f"{init}-{mode}-{labels}-s"):len(f.stem) - len(variant)]
+        if not seed.isdigit():
+            continue
+        seed = int(seed)
         log = f.with_suffix(".log").read_text(errors="replace")
         val = float(re.findall(r"best validation Dice ([0-9.]+)", log)[-1])
         out[seed] = (val, json.loads(f.read_text()))
     return out
+
+
+def row(r):
+    v = list(r.values())
+    return (f"{len(r)} | {cell([x[0] for x in v])} | {cell([x[1]['pixel_dice'] for x in v])} "
+            f"| {cell([x[1]['object_f1'] for x in v])} | {cell([x[1]['object_dice'] for x in v])} "
+            f"| {cell([x[1]['object_hausdorff'] for x in v], 1)} |")
 
 
 def cell(values, digits=3):
@@ -40,10 +58,7 @@ for labels in (10, 100):
             if not r:
                 print(f"| {init_name} | {mode_name} | {labels}% | 0 | not run yet | | | | |")
                 continue
-            v = list(r.values())
-            print(f"| {init_name} | {mode_name} | {labels}% | {len(r)} | {cell([x[0] for x in v])} "
-                  f"| {cell([x[1]['pixel_dice'] for x in v])} | {cell([x[1]['object_f1'] for x in v])} "
-                  f"| {cell([x[1]['object_dice'] for x in v])} | {cell([x[1]['object_hausdorff'] for x in v], 1)} |")
+            print(f"| {init_name} | {mode_name} | {labels}% | {row(r)}")
 print()
 for labels in (10, 100):
     for mode, mode_name in MODES:
@@ -54,3 +69,9 @@ for labels in (10, 100):
         gain = [100 * (pre[s][1]["pixel_dice"] - rand[s][1]["pixel_dice"]) for s in seeds]
         print(f"- {mode_name}, {labels}% of labels: pretrained − random test pixel Dice, paired by seed "
               f"({', '.join(map(str, seeds))}): {cell(gain, 1)} points")
+print()
+print("| features under the frozen head (pretrained UNet, 10% of labels) | seeds | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) |")
+print("|---|---|---|---|---|---|---|")
+for variant, name in VARIANTS:
+    r = runs("pre", "frozen", 10, variant)
+    print(f"| {name} | {row(r)}" if r else f"| {name} | 0 | not run yet | | | | |")

@@ -5,9 +5,13 @@
 # same budget: 300 steps of batch 4, 128 px tiles at 1 µm/px, 2 classes, the best weights kept by
 # validation Dice on held-out training images, then scored on all 60 GlaS testA images.
 # Resumable: a cell whose report exists is skipped, a cell stopped mid-run goes on from its
-# checkpoint. `scripts/ablation_seeds.py` prints the README table from the reports.
+# checkpoint. `scripts/ablation_seeds.py` prints the README tables from the reports.
 #
-#   scripts/ablation_seeds.sh [CELL...]    CELL: pre|rand-frozen|finetune-10|100-sSEED (default: all 24)
+#   scripts/ablation_seeds.sh [CELL...]    CELL: pre|rand-frozen|finetune-10|100-sSEED[-tT.T...][-lL.L...]
+#
+# The default is the 24 cells of the main table. A cell's optional suffix changes what the head
+# reads: -t10.50.200 the timesteps (default 50; several are DDPM-Seg's side-by-side features),
+# -l0.1.2 the decoder levels (default 0,1); `variants` runs the feature rows of the second table.
 #
 # PRETRAINED (default results/ablation/pretrained-uniform-809.histoseg, the int8 export of the
 # 809-step pretraining run in results/gpu-2026-11-24/pre-uniform) is the pretrained UNet.
@@ -23,13 +27,20 @@ COMMON=(--dataset glas --um-per-px 1.0 --tile 128 --overlap 32 --batch 4 --steps
         --cache 256 --device cpu --log-every 60)
 
 cell() {
-  local name=$1 init mode labels seed
-  IFS=- read -r init mode labels seed <<< "$name"
+  local name=$1 init mode labels seed variant
+  IFS=- read -r init mode labels seed variant <<< "$name"
   seed=${seed#s}
   if [ -f "$OUT/$name.json" ]; then echo "== $name: done"; return; fi
   local args=(--seed "$seed" --mode "$mode" --label-fraction "$(awk "BEGIN {print $labels / 100}")")
   case $init in pre) args+=(--pretrained "$PRE") ;; rand) args+=(--pretrained none) ;; *) echo "bad cell $name" >&2; exit 2 ;; esac
   [ "$mode" = finetune ] && args+=(--lr 5e-4)
+  for v in ${variant//-/ }; do
+    case $v in
+      t*) args+=(--timestep "$(tr . , <<< "${v#t}")") ;;
+      l*) args+=(--feature-levels "$(tr . , <<< "${v#l}")") ;;
+      *) echo "bad variant $v in $name" >&2; exit 2 ;;
+    esac
+  done
   [ -f "$RUNS/$name/checkpoint/state.json" ] && args+=(--resume)
   echo "== $name: ${args[*]}"
   if [ ! -f "$RUNS/$name.trained" ]; then
@@ -42,7 +53,12 @@ cell() {
 }
 
 CELLS=("$@")
-if [ ${#CELLS[@]} -eq 0 ]; then
+if [ "${CELLS[*]}" = variants ]; then
+  CELLS=()
+  for seed in 0 1 2; do
+    for v in t10 t200 t10.50.200 l0 l0.1.2 l0.1.2.3; do CELLS+=("pre-frozen-10-s$seed-$v"); done
+  done
+elif [ ${#CELLS[@]} -eq 0 ]; then
   for labels in 10 100; do
     for seed in 0 1 2; do
       for init in pre rand; do

@@ -88,16 +88,17 @@ fn few_shot_table_matches_the_benchmark_results() {
     }
 }
 
-/// The finished seeds of one cell of the seeded ablation (`scripts/ablation_seeds.sh`): each
-/// seed's best validation Dice (from its log) and its test report, by seed.
-fn ablation_cell(dir: &std::path::Path, init: &str, mode: &str, labels: &str) -> Vec<(u32, f64, Value)> {
-    let prefix = format!("{init}-{mode}-{labels}-s");
+/// The finished seeds of one cell of the seeded ablation (`scripts/ablation_seeds.sh`), the files
+/// `{cell}-s{seed}{variant}.json` and `.log`: each seed's best validation Dice (from its log) and
+/// its test report, by seed.
+fn ablation_cell(dir: &std::path::Path, cell: &str, variant: &str) -> Vec<(u32, f64, Value)> {
+    let prefix = format!("{cell}-s");
     let mut runs: Vec<(u32, f64, Value)> = std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| {
             let name = e.unwrap().file_name().into_string().unwrap();
-            let seed = name.strip_prefix(&prefix)?.strip_suffix(".json")?.parse().ok()?;
-            let log = std::fs::read_to_string(dir.join(format!("{prefix}{seed}.log"))).unwrap();
+            let seed: u32 = name.strip_prefix(&prefix)?.strip_suffix(".json")?.strip_suffix(variant)?.parse().ok()?;
+            let log = std::fs::read_to_string(dir.join(format!("{prefix}{seed}{variant}.log"))).unwrap();
             let best = log.rsplit("best validation Dice ").next().unwrap().split_whitespace().next().unwrap().parse().unwrap();
             Some((seed, best, serde_json::from_str(&std::fs::read_to_string(dir.join(&name)).unwrap()).unwrap()))
         })
@@ -106,43 +107,59 @@ fn ablation_cell(dir: &std::path::Path, init: &str, mode: &str, labels: &str) ->
     runs
 }
 
+/// The table rows between `<!-- {marker} -->` and `<!-- /{marker} -->`, as cells, and the lines
+/// there that are not table rows.
+fn marked_table(readme: &str, marker: &str) -> (Vec<Vec<String>>, Vec<String>) {
+    let text = readme.split(&format!("<!-- {marker} -->")).nth(1).unwrap_or_else(|| panic!("README has the {marker} table")).split(&format!("<!-- /{marker} -->")).next().unwrap();
+    let rows = text.lines().filter(|l| l.starts_with("| ") && !l.contains("| seeds |")).map(|l| l.trim_matches('|').split('|').map(|c| c.trim().replace("**", "")).collect()).collect();
+    (rows, text.lines().filter(|l| !l.starts_with('|')).map(String::from).collect())
+}
+
+/// A row's seed count and mean ± sd cells, from `cells[at]` on, against the seeds' files.
+fn check_seeded_cells(cells: &[String], at: usize, runs: &[(u32, f64, Value)]) {
+    assert_eq!(cells[at], runs.len().to_string(), "seeds of {cells:?}");
+    if runs.is_empty() {
+        assert_eq!(cells[at + 1], "not run yet");
+        return;
+    }
+    let metric = |key: &str| runs.iter().map(|r| r.2[key].as_f64().unwrap()).collect::<Vec<_>>();
+    let validation: Vec<f64> = runs.iter().map(|r| r.1).collect();
+    assert_eq!(cells[at + 1], mean_sd(&validation, 3), "validation Dice of {cells:?}");
+    assert_eq!(cells[at + 2], mean_sd(&metric("pixel_dice"), 3), "test pixel Dice of {cells:?}");
+    assert_eq!(cells[at + 3], mean_sd(&metric("object_f1"), 3), "object F1 of {cells:?}");
+    assert_eq!(cells[at + 4], mean_sd(&metric("object_dice"), 3), "object Dice of {cells:?}");
+    assert_eq!(cells[at + 5], mean_sd(&metric("object_hausdorff"), 1), "object Hausdorff of {cells:?}");
+    for r in runs {
+        assert_eq!(r.2["images"], 60, "every run is scored on all of GlaS testA");
+    }
+}
+
 #[test]
-fn ablation_table_matches_the_seeded_runs() {
+fn ablation_tables_match_the_seeded_runs() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let dir = root.join("results/ablation");
-    let table = readme.split("<!-- ablation-seeds -->").nth(1).expect("README has the seeded ablation table").split("<!-- /ablation-seeds -->").next().unwrap();
-    let mut rows = 0;
-    for line in table.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| UNet")) {
-        let cells: Vec<String> = line.trim_matches('|').split('|').map(|c| c.trim().replace("**", "")).collect();
+    let (rows, notes) = marked_table(&readme, "ablation-seeds");
+    for cells in &rows {
         let init = if cells[0].starts_with("diffusion-pretrained") { "pre" } else { assert_eq!(cells[0], "random init"); "rand" };
         let mode = match cells[1].as_str() { "frozen" => "frozen", "fine-tuned" => "finetune", m => panic!("mode {m}") };
         let labels = cells[2].strip_suffix('%').unwrap();
-        let runs = ablation_cell(&dir, init, mode, labels);
-        assert_eq!(cells[3], runs.len().to_string(), "seeds of {line}");
-        rows += 1;
-        if runs.is_empty() {
-            assert_eq!(cells[4], "not run yet");
-            continue;
-        }
-        let metric = |key: &str| runs.iter().map(|r| r.2[key].as_f64().unwrap()).collect::<Vec<_>>();
-        let validation: Vec<f64> = runs.iter().map(|r| r.1).collect();
-        assert_eq!(cells[4], mean_sd(&validation, 3), "validation Dice of {line}");
-        assert_eq!(cells[5], mean_sd(&metric("pixel_dice"), 3), "test pixel Dice of {line}");
-        assert_eq!(cells[6], mean_sd(&metric("object_f1"), 3), "object F1 of {line}");
-        assert_eq!(cells[7], mean_sd(&metric("object_dice"), 3), "object Dice of {line}");
-        assert_eq!(cells[8], mean_sd(&metric("object_hausdorff"), 1), "object Hausdorff of {line}");
-        for r in &runs {
-            assert_eq!(r.2["images"], 60, "every run is scored on all of GlaS testA");
-        }
+        check_seeded_cells(cells, 3, &ablation_cell(&dir, &format!("{init}-{mode}-{labels}"), ""));
     }
-    assert_eq!(rows, 8, "2 UNets x 2 modes x 2 label fractions");
-    // The paired differences under the table.
-    for line in table.lines().filter(|l| l.starts_with("- ")) {
+    assert_eq!(rows.len(), 8, "2 UNets x 2 modes x 2 label fractions");
+    // the paired differences under the table
+    for line in notes.iter().filter(|l| l.starts_with("- ")) {
         let (mode, rest) = match line.strip_prefix("- frozen, ") { Some(rest) => ("frozen", rest), None => ("finetune", line.strip_prefix("- fine-tuned, ").unwrap()) };
         let labels = rest.split('%').next().unwrap();
-        let (pre, rand) = (ablation_cell(&dir, "pre", mode, labels), ablation_cell(&dir, "rand", mode, labels));
+        let (pre, rand) = (ablation_cell(&dir, &format!("pre-{mode}-{labels}"), ""), ablation_cell(&dir, &format!("rand-{mode}-{labels}"), ""));
         let gain: Vec<f64> = pre.iter().filter_map(|p| rand.iter().find(|r| r.0 == p.0).map(|r| 100.0 * (p.2["pixel_dice"].as_f64().unwrap() - r.2["pixel_dice"].as_f64().unwrap()))).collect();
         assert!(line.ends_with(&format!(": {} points", mean_sd(&gain, 1))), "{line}: {gain:?}");
     }
+    // the feature rows: the cell suffix is in backticks in the first cell (none for the baseline)
+    let (rows, _) = marked_table(&readme, "ablation-features");
+    for cells in &rows {
+        let variant = cells[0].split('`').nth(1).unwrap_or("");
+        check_seeded_cells(cells, 1, &ablation_cell(&dir, "pre-frozen-10", variant));
+    }
+    assert_eq!(rows.len(), 7, "the baseline, 3 timestep rows, 3 level rows");
 }
