@@ -3,11 +3,13 @@
 scripts/ablation_seeds.sh: for each UNet, training mode and label fraction, the mean ± sample
 standard deviation over the seeds that have finished, then the paired pretrained − random
 differences; then the feature rows (timesteps and decoder levels under a frozen head).
-tests/readme_figures.rs checks the README's copy of the tables against the same files."""
+tests/readme_figures.rs checks the README's copy of the tables against the same files.
+With --readme it writes them between the README's ablation-seeds and ablation-features markers."""
 import json
 import math
 import pathlib
 import re
+import sys
 
 root = pathlib.Path(__file__).resolve().parent.parent / "results" / "ablation"
 INITS = [("pre", "diffusion-pretrained (809 steps)"), ("rand", "random init")]
@@ -49,6 +51,8 @@ def cell(values, digits=3):
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
+lines = []
+print = lines.append  # noqa: A001 (the tables are collected, then printed or written)
 print("| UNet | training | labels | seeds | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) |")
 print("|---|---|---|---|---|---|---|---|---|")
 for labels in (10, 100):
@@ -59,7 +63,7 @@ for labels in (10, 100):
                 print(f"| {init_name} | {mode_name} | {labels}% | 0 | not run yet | | | | |")
                 continue
             print(f"| {init_name} | {mode_name} | {labels}% | {row(r)}")
-print()
+print("")
 for labels in (10, 100):
     for mode, mode_name in MODES:
         pre, rand = runs("pre", mode, labels), runs("rand", mode, labels)
@@ -69,9 +73,21 @@ for labels in (10, 100):
         gain = [100 * (pre[s][1]["pixel_dice"] - rand[s][1]["pixel_dice"]) for s in seeds]
         print(f"- {mode_name}, {labels}% of labels: pretrained − random test pixel Dice, paired by seed "
               f"({', '.join(map(str, seeds))}): {cell(gain, 1)} points")
-print()
+print("")
 print("| features under the frozen head (pretrained UNet, 10% of labels) | seeds | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) |")
 print("|---|---|---|---|---|---|---|")
 for variant, name in VARIANTS:
     r = runs("pre", "frozen", 10, variant)
     print(f"| {name} | {row(r)}" if r else f"| {name} | 0 | not run yet | | | | |")
+
+text = "\n".join(lines) + "\n"
+if "--readme" in sys.argv[1:]:
+    main, features = text.split("\n\n| features", 1)
+    readme = root.parent.parent / "README.md"
+    r = readme.read_text()
+    for marker, block in (("ablation-seeds", main.rstrip("\n") + "\n"), ("ablation-features", "| features" + features)):
+        head, rest = r.split(f"<!-- {marker} -->\n", 1)
+        r = head + f"<!-- {marker} -->\n" + block + "<!-- /" + rest.split("<!-- /", 1)[1]
+    readme.write_text(r)
+else:
+    sys.stdout.write(text)
