@@ -2,9 +2,12 @@
 """Prints issue 13's seeded ablation tables (markdown) from results/ablation/, written by
 scripts/ablation_seeds.sh: for each UNet, training mode and label fraction, the mean ± sample
 standard deviation over the seeds that have finished, then the paired pretrained − random
-differences; then the feature rows (timesteps and decoder levels under a frozen head).
+differences; then the feature rows (timesteps and decoder levels under a frozen head); then the
+rows of both UNets with the features chosen there, paired by seed; then the nuclei head rows (2
+classes against background / nucleus / boundary, on MoNuSeg).
 tests/readme_figures.rs checks the README's copy of the tables against the same files.
-With --readme it writes them between the README's ablation-seeds and ablation-features markers."""
+With --readme it writes them between the README's ablation-seeds, ablation-features,
+ablation-chosen and ablation-instances markers."""
 import json
 import math
 import pathlib
@@ -21,6 +24,9 @@ VARIANTS = [("", "t = 50, levels 0, 1 (the table above)"), ("-t10", "t = 10"), (
             ("-t10.50.200", "t = 10, 50 and 200 side by side"), ("-l0", "level 0"), ("-l0.1.2", "levels 0, 1, 2"),
             ("-l0.1.2.3", "levels 0, 1, 2, 3")]
 VARIANTS = [(v, f"{name} (`{v}`)" if v else name) for v, name in VARIANTS]
+# the features chosen by validation in the feature rows, on which both UNets are compared again
+CHOSEN = ("-t10.50.200", "t = 10, 50 and 200 side by side")
+HEADS = [("-n", "2 classes: background, nucleus"), ("-nb2", "instance head: background, nucleus, nucleus boundary (2 px)")]
 
 
 def runs(init, mode, labels, variant=""):
@@ -51,6 +57,16 @@ def cell(values, digits=3):
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
+def paired(mode, labels, variant=""):
+    """The line of pretrained − random test pixel Dice, paired by seed, if a seed has both."""
+    pre, rand = runs("pre", mode, labels, variant), runs("rand", mode, labels, variant)
+    seeds = sorted(set(pre) & set(rand))
+    if seeds:
+        gain = [100 * (pre[s][1]["pixel_dice"] - rand[s][1]["pixel_dice"]) for s in seeds]
+        print(f"- {dict(MODES)[mode]}, {labels}% of labels: pretrained − random test pixel Dice, paired by seed "
+              f"({', '.join(map(str, seeds))}): {cell(gain, 1)} points")
+
+
 lines = []
 print = lines.append  # noqa: A001 (the tables are collected, then printed or written)
 print("| UNet | training | labels | seeds | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) |")
@@ -66,13 +82,7 @@ for labels in (10, 100):
 print("")
 for labels in (10, 100):
     for mode, mode_name in MODES:
-        pre, rand = runs("pre", mode, labels), runs("rand", mode, labels)
-        seeds = sorted(set(pre) & set(rand))
-        if not seeds:
-            continue
-        gain = [100 * (pre[s][1]["pixel_dice"] - rand[s][1]["pixel_dice"]) for s in seeds]
-        print(f"- {mode_name}, {labels}% of labels: pretrained − random test pixel Dice, paired by seed "
-              f"({', '.join(map(str, seeds))}): {cell(gain, 1)} points")
+        paired(mode, labels)
 print("")
 print("| features under the frozen head (pretrained UNet, 10% of labels) | seeds | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) |")
 print("|---|---|---|---|---|---|---|")
@@ -80,12 +90,30 @@ for variant, name in VARIANTS:
     r = runs("pre", "frozen", 10, variant)
     print(f"| {name} | {row(r)}" if r else f"| {name} | 0 | not run yet | | | | |")
 
+print("")
+print(f"| UNet, frozen, features {CHOSEN[1]} (`{CHOSEN[0]}`), 10% of labels | seeds | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) |")
+print("|---|---|---|---|---|---|---|")
+for init, init_name in INITS:
+    r = runs(init, "frozen", 10, CHOSEN[0])
+    print(f"| {init_name} | {row(r)}" if r else f"| {init_name} | 0 | not run yet | | | | |")
+paired("frozen", 10, CHOSEN[0])
+print("")
+print("| nuclei head (pretrained UNet fine-tuned, all MoNuSeg training labels) | seeds | validation Dice | test pixel Dice | AJI |")
+print("|---|---|---|---|---|")
+for variant, name in HEADS:
+    r = runs("pre", "finetune", 100, variant)
+    v = list(r.values())
+    print(f"| {name} (`{variant}`) | {len(r)} | {cell([x[0] for x in v])} | {cell([x[1]['pixel_dice'] for x in v])} "
+          f"| {cell([x[1]['aji'] for x in v])} |" if r else f"| {name} (`{variant}`) | 0 | not run yet | | |")
+
 text = "\n".join(lines) + "\n"
 if "--readme" in sys.argv[1:]:
-    main, features = text.split("\n\n| features", 1)
+    main, features, chosen, heads = text.split("\n\n| ")
     readme = root.parent.parent / "README.md"
     r = readme.read_text()
-    for marker, block in (("ablation-seeds", main.rstrip("\n") + "\n"), ("ablation-features", "| features" + features)):
+    blocks = (("ablation-seeds", main + "\n"), ("ablation-features", "| " + features + "\n"),
+              ("ablation-chosen", "| " + chosen.rstrip("\n") + "\n"), ("ablation-instances", "| " + heads))
+    for marker, block in blocks:
         head, rest = r.split(f"<!-- {marker} -->\n", 1)
         r = head + f"<!-- {marker} -->\n" + block + "<!-- /" + rest.split("<!-- /", 1)[1]
     readme.write_text(r)

@@ -12,6 +12,11 @@
 # The default is the 24 cells of the main table. A cell's optional suffix changes what the head
 # reads: -t10.50.200 the timesteps (default 50; several are DDPM-Seg's side-by-side features),
 # -l0.1.2 the decoder levels (default 0,1); `variants` runs the feature rows of the second table.
+# -n and -nb2 are nuclei cells (the instance head against the 2-class head): MoNuSeg train at
+# 0.5 µm/px with 2 classes, or with background / nucleus / nucleus boundary (2 px, from the instance
+# masks) and the boundary class split by the marker watershed; the rest of the budget as above.
+# They are scored on the 14 MoNuSeg test images (pixel Dice, AJI) as their int8 export, the file
+# that records the boundary class; `instances` runs them.
 #
 # PRETRAINED (default results/ablation/pretrained-uniform-809.histoseg, the int8 export of the
 # 809-step pretraining run in results/gpu-2026-11-24/pre-uniform) is the pretrained UNet.
@@ -23,8 +28,18 @@ PRE=${PRETRAINED:-results/ablation/pretrained-uniform-809.histoseg}
 OUT=results/ablation
 RUNS=${HISTOSEG_RUNS:-../runs}/ablation-seeds
 mkdir -p "$OUT" "$RUNS"
-COMMON=(--dataset glas --um-per-px 1.0 --tile 128 --overlap 32 --batch 4 --steps 300 --validate-every 100
+COMMON=(--tile 128 --overlap 32 --batch 4 --steps 300 --validate-every 100
         --cache 256 --device cpu --log-every 60)
+
+# MoNuSeg train resampled to 0.5 µm/px once, as a folder of images and 2-class masks, or with an
+# argument 3-class masks whose boundary is that many pixels wide
+nuclei_folder() {
+  local dir=$RUNS/monuseg-0.5${1:+-b$1}
+  [ -d "$dir/masks" ] || "$BIN" dataset --dataset monuseg --split train --um-per-px 0.5 ${1:+--boundaries "$1"} --out "$dir" >&2
+  echo "$dir"
+}
+NUCLEUS=background:000000,nucleus:2962ff
+NUCLEI=(--images "$RUNS/monuseg-0.5/images" --image-um-per-px 0.5 --um-per-px 0.5)
 
 cell() {
   local name=$1 init mode labels seed variant
@@ -32,28 +47,41 @@ cell() {
   seed=${seed#s}
   if [ -f "$OUT/$name.json" ]; then echo "== $name: done"; return; fi
   local args=(--seed "$seed" --mode "$mode" --label-fraction "$(awk "BEGIN {print $labels / 100}")")
+  local data=(--dataset glas --um-per-px 1.0) test=(--dataset glas) boundary=()
   case $init in pre) args+=(--pretrained "$PRE") ;; rand) args+=(--pretrained none) ;; *) echo "bad cell $name" >&2; exit 2 ;; esac
   [ "$mode" = finetune ] && args+=(--lr 5e-4)
   for v in ${variant//-/ }; do
     case $v in
       t*) args+=(--timestep "$(tr . , <<< "${v#t}")") ;;
       l*) args+=(--feature-levels "$(tr . , <<< "${v#l}")") ;;
+      n) data=("${NUCLEI[@]}" --masks "$(nuclei_folder)/masks" --classes "$NUCLEUS") test=(--dataset monuseg) ;;
+      nb2) nuclei_folder > /dev/null
+           data=("${NUCLEI[@]}" --masks "$(nuclei_folder 2)/masks" --classes "$NUCLEUS,nucleus boundary:ffd600")
+           test=(--dataset monuseg) boundary=(--boundary-class 2) ;;
       *) echo "bad variant $v in $name" >&2; exit 2 ;;
     esac
   done
   [ -f "$RUNS/$name/checkpoint/state.json" ] && args+=(--resume)
   echo "== $name: ${args[*]}"
   if [ ! -f "$RUNS/$name.trained" ]; then
-    "$BIN" train "${COMMON[@]}" "${args[@]}" --name "$name" --run "$RUNS/$name" --out "$RUNS/$name.histoseg" \
+    "$BIN" train "${COMMON[@]}" "${data[@]}" "${args[@]}" --name "$name" --run "$RUNS/$name" --out "$RUNS/$name.histoseg" \
       >> "$OUT/$name.log" 2>&1
     touch "$RUNS/$name.trained"
   fi
-  "$BIN" eval --model "$RUNS/$name.histoseg" --dataset glas --report "$OUT/$name.json.part" >> "$OUT/$name.log" 2>&1
+  local model=$RUNS/$name.histoseg
+  if [ "${test[1]}" = monuseg ]; then
+    model=$RUNS/$name.int8.histoseg
+    "$BIN" export --model "$RUNS/$name.histoseg" "${test[@]}" "${boundary[@]}" --out "$model" >> "$OUT/$name.log" 2>&1
+  fi
+  "$BIN" eval --model "$model" "${test[@]}" --report "$OUT/$name.json.part" >> "$OUT/$name.log" 2>&1
   mv "$OUT/$name.json.part" "$OUT/$name.json"
 }
 
 CELLS=("$@")
-if [ "${CELLS[*]}" = variants ]; then
+if [ "${CELLS[*]}" = instances ]; then
+  CELLS=()
+  for seed in 0 1 2; do CELLS+=("pre-finetune-100-s$seed-n" "pre-finetune-100-s$seed-nb2"); done
+elif [ "${CELLS[*]}" = variants ]; then
   CELLS=()
   for seed in 0 1 2; do
     for v in t10 t200 t10.50.200 l0 l0.1.2 l0.1.2.3; do CELLS+=("pre-frozen-10-s$seed-$v"); done

@@ -134,6 +134,19 @@ fn check_seeded_cells(cells: &[String], at: usize, runs: &[(u32, f64, Value)]) {
     }
 }
 
+/// The lines "- MODE, LABELS% of labels: pretrained − random ...: mean ± sd points" under a table,
+/// against the seeds that both UNets' cells (with this variant) have.
+fn check_paired_differences(dir: &std::path::Path, notes: &[String], variant: &str) {
+    for line in notes.iter().filter(|l| l.starts_with("- ")) {
+        let (mode, rest) = match line.strip_prefix("- frozen, ") { Some(rest) => ("frozen", rest), None => ("finetune", line.strip_prefix("- fine-tuned, ").unwrap()) };
+        let labels = rest.split('%').next().unwrap();
+        let (pre, rand) = (ablation_cell(dir, &format!("pre-{mode}-{labels}"), variant), ablation_cell(dir, &format!("rand-{mode}-{labels}"), variant));
+        let gain: Vec<f64> = pre.iter().filter_map(|p| rand.iter().find(|r| r.0 == p.0).map(|r| 100.0 * (p.2["pixel_dice"].as_f64().unwrap() - r.2["pixel_dice"].as_f64().unwrap()))).collect();
+        assert!(!gain.is_empty(), "{line}: no seed has both UNets");
+        assert!(line.ends_with(&format!(": {} points", mean_sd(&gain, 1))), "{line}: {gain:?}");
+    }
+}
+
 #[test]
 fn ablation_tables_match_the_seeded_runs() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -147,14 +160,7 @@ fn ablation_tables_match_the_seeded_runs() {
         check_seeded_cells(cells, 3, &ablation_cell(&dir, &format!("{init}-{mode}-{labels}"), ""));
     }
     assert_eq!(rows.len(), 8, "2 UNets x 2 modes x 2 label fractions");
-    // the paired differences under the table
-    for line in notes.iter().filter(|l| l.starts_with("- ")) {
-        let (mode, rest) = match line.strip_prefix("- frozen, ") { Some(rest) => ("frozen", rest), None => ("finetune", line.strip_prefix("- fine-tuned, ").unwrap()) };
-        let labels = rest.split('%').next().unwrap();
-        let (pre, rand) = (ablation_cell(&dir, &format!("pre-{mode}-{labels}"), ""), ablation_cell(&dir, &format!("rand-{mode}-{labels}"), ""));
-        let gain: Vec<f64> = pre.iter().filter_map(|p| rand.iter().find(|r| r.0 == p.0).map(|r| 100.0 * (p.2["pixel_dice"].as_f64().unwrap() - r.2["pixel_dice"].as_f64().unwrap()))).collect();
-        assert!(line.ends_with(&format!(": {} points", mean_sd(&gain, 1))), "{line}: {gain:?}");
-    }
+    check_paired_differences(&dir, &notes, "");
     // the feature rows: the cell suffix is in backticks in the first cell (none for the baseline)
     let (rows, _) = marked_table(&readme, "ablation-features");
     for cells in &rows {
@@ -162,4 +168,32 @@ fn ablation_tables_match_the_seeded_runs() {
         check_seeded_cells(cells, 1, &ablation_cell(&dir, "pre-frozen-10", variant));
     }
     assert_eq!(rows.len(), 7, "the baseline, 3 timestep rows, 3 level rows");
+    // both UNets again with the features chosen there, named in the header
+    let text = readme.split("<!-- ablation-chosen -->").nth(1).expect("README has the ablation-chosen table");
+    let variant = text.split('`').nth(1).unwrap();
+    let (rows, notes) = marked_table(&readme, "ablation-chosen");
+    for cells in &rows {
+        let init = if cells[0].starts_with("diffusion-pretrained") { "pre" } else { assert_eq!(cells[0], "random init"); "rand" };
+        check_seeded_cells(cells, 1, &ablation_cell(&dir, &format!("{init}-frozen-10"), variant));
+    }
+    assert_eq!(rows.len(), 2, "the pretrained and the random UNet");
+    check_paired_differences(&dir, &notes, variant);
+    // the nuclei heads: 2 classes against the instance head, scored on MoNuSeg test
+    let (rows, _) = marked_table(&readme, "ablation-instances");
+    for cells in &rows {
+        let runs = ablation_cell(&dir, "pre-finetune-100", cells[0].split('`').nth(1).unwrap());
+        assert_eq!(cells[1], runs.len().to_string(), "seeds of {cells:?}");
+        if runs.is_empty() {
+            assert_eq!(cells[2], "not run yet");
+            continue;
+        }
+        let metric = |key: &str| runs.iter().map(|r| r.2[key].as_f64().unwrap()).collect::<Vec<_>>();
+        assert_eq!(cells[2], mean_sd(&runs.iter().map(|r| r.1).collect::<Vec<_>>(), 3), "validation Dice of {cells:?}");
+        assert_eq!(cells[3], mean_sd(&metric("pixel_dice"), 3), "test pixel Dice of {cells:?}");
+        assert_eq!(cells[4], mean_sd(&metric("aji"), 3), "AJI of {cells:?}");
+        for r in &runs {
+            assert_eq!((r.2["dataset"].as_str(), r.2["images"].as_u64()), (Some("monuseg"), Some(14)), "every run is scored on all of MoNuSeg test");
+        }
+    }
+    assert_eq!(rows.len(), 2, "the 2-class head and the instance head");
 }
