@@ -71,9 +71,11 @@ export async function segmentationEnd(page, timeout = 300_000) {
  */
 export async function download(page, button, timeout = 300_000) {
   const before = await page.evaluate(() => window.histoseg.errors.length);
-  // each promise settles without an unhandled rejection, whichever comes first
+  // each promise settles without an unhandled rejection, whichever comes first. The error watch
+  // goes on polling after the download (it cannot be cancelled), through a later reload too, when
+  // the new document has no hooks yet: it must not throw there (a page error the tests count)
   const saved = page.waitForEvent("download", { timeout }).then((d) => ({ d }), (e) => ({ why: e.message }));
-  const failed = page.waitForFunction((n) => window.histoseg.errors.length > n, before, { timeout })
+  const failed = page.waitForFunction((n) => (window.histoseg?.errors.length ?? 0) > n, before, { timeout })
     .then(() => page.evaluate((n) => ({ why: window.histoseg.errors.slice(n).join("; ") }), before), () => new Promise(() => {}));
   const [got] = await Promise.all([Promise.race([saved, failed]), page.click(button)]);
   if (!got.d) throw new Error(`${button}: ${got.why}`);
