@@ -39,7 +39,7 @@ nuclei_folder() {
   echo "$dir"
 }
 NUCLEUS=background:000000,nucleus:2962ff
-NUCLEI=(--images "$RUNS/monuseg-0.5/images" --image-um-per-px 0.5 --um-per-px 0.5)
+NUCLEI=(--image-um-per-px 0.5 --um-per-px 0.5)
 
 cell() {
   local name=$1 init mode labels seed variant
@@ -54,9 +54,9 @@ cell() {
     case $v in
       t*) args+=(--timestep "$(tr . , <<< "${v#t}")") ;;
       l*) args+=(--feature-levels "$(tr . , <<< "${v#l}")") ;;
-      n) data=("${NUCLEI[@]}" --masks "$(nuclei_folder)/masks" --classes "$NUCLEUS") test=(--dataset monuseg) ;;
-      nb2) nuclei_folder > /dev/null
-           data=("${NUCLEI[@]}" --masks "$(nuclei_folder 2)/masks" --classes "$NUCLEUS,nucleus boundary:ffd600")
+      n) data=(--images "$(nuclei_folder)/images" "${NUCLEI[@]}" --masks "$(nuclei_folder)/masks" --classes "$NUCLEUS")
+         test=(--dataset monuseg) ;;
+      nb2) data=(--images "$(nuclei_folder)/images" "${NUCLEI[@]}" --masks "$(nuclei_folder 2)/masks" --classes "$NUCLEUS,nucleus boundary:ffd600")
            test=(--dataset monuseg) boundary=(--boundary-class 2) ;;
       *) echo "bad variant $v in $name" >&2; exit 2 ;;
     esac

@@ -152,6 +152,15 @@ fn check_paired_differences(dir: &std::path::Path, notes: &[String], variant: &s
     }
 }
 
+/// The cell-name prefix of a row's UNet: "pre" for the diffusion-pretrained one, "rand" for random init.
+fn init_of(unet: &str) -> &'static str {
+    if unet.starts_with("diffusion-pretrained") {
+        return "pre";
+    }
+    assert_eq!(unet, "random init");
+    "rand"
+}
+
 #[test]
 fn ablation_tables_match_the_seeded_runs() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -159,7 +168,7 @@ fn ablation_tables_match_the_seeded_runs() {
     let dir = root.join("results/ablation");
     let (rows, notes) = marked_table(&readme, "ablation-seeds");
     for cells in &rows {
-        let init = if cells[0].starts_with("diffusion-pretrained") { "pre" } else { assert_eq!(cells[0], "random init"); "rand" };
+        let init = init_of(&cells[0]);
         let mode = match cells[1].as_str() { "frozen" => "frozen", "fine-tuned" => "finetune", m => panic!("mode {m}") };
         let labels = cells[2].strip_suffix('%').unwrap();
         check_seeded_cells(cells, 3, &ablation_cell(&dir, &format!("{init}-{mode}-{labels}"), ""));
@@ -178,8 +187,7 @@ fn ablation_tables_match_the_seeded_runs() {
     let variant = text.split('`').nth(1).unwrap();
     let (rows, notes) = marked_table(&readme, "ablation-chosen");
     for cells in &rows {
-        let init = if cells[0].starts_with("diffusion-pretrained") { "pre" } else { assert_eq!(cells[0], "random init"); "rand" };
-        check_seeded_cells(cells, 1, &ablation_cell(&dir, &format!("{init}-frozen-10"), variant));
+        check_seeded_cells(cells, 1, &ablation_cell(&dir, &format!("{}-frozen-10", init_of(&cells[0])), variant));
     }
     assert_eq!(rows.len(), 2, "the pretrained and the random UNet");
     check_paired_differences(&dir, &notes, variant);
