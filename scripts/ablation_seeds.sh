@@ -3,7 +3,9 @@
 # diffusion-pretrained or randomly initialised, with a frozen UNet under a feature head or fine-tuned
 # whole, trained on 10% or 100% of the GlaS training labels, three seeds each. Every cell has the
 # same budget: 300 steps of batch 4, 128 px tiles at 1 µm/px, 2 classes, the best weights kept by
-# validation Dice on held-out training images, then scored on all 60 GlaS testA images.
+# validation mean Dice over all classes, background included, on held-out training images (runs
+# before session 29 kept them by the object classes' Dice; results/ablation/kept-by-gland-dice/
+# holds the frozen ones), then scored on all 60 GlaS testA images.
 # Resumable: a cell whose report exists is skipped, a cell stopped mid-run goes on from its
 # checkpoint. `scripts/ablation_seeds.py` prints the README tables from the reports.
 #

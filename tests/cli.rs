@@ -97,7 +97,7 @@ fn three_classes_from_folders_train_resume_and_evaluate() {
     let names: Vec<&str> = file.manifest.classes.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["background", "nucleus", "boundary"]);
     assert_eq!(file.manifest.classes[2].color, [0xff, 0xd6, 0x00]);
-    assert!(file.manifest.metrics["validation_pixel_dice"].as_f64().is_some(), "{}", file.manifest.metrics);
+    assert!(file.manifest.metrics["validation_mean_dice"].as_f64().is_some(), "{}", file.manifest.metrics);
 
     let report = dir.join("eval.json");
     let out = histoseg()

@@ -89,18 +89,22 @@ fn few_shot_table_matches_the_benchmark_results() {
 }
 
 /// The finished seeds of one cell of the seeded ablation (`scripts/ablation_seeds.sh`), the files
-/// `{cell}-s{seed}{variant}.json` and `.log`: each seed's best validation Dice (from its log) and
-/// its test report, by seed.
-fn ablation_cell(dir: &std::path::Path, cell: &str, variant: &str) -> Vec<(u32, f64, Value)> {
+/// `{cell}-s{seed}{variant}.json` and `.log`: each seed's best validation Dice and what its
+/// weights were kept by (from its log: "best validation mean Dice" over all classes since the
+/// background counts, "best validation Dice" over the object classes before) and its test report,
+/// by seed.
+fn ablation_cell(dir: &std::path::Path, cell: &str, variant: &str) -> Vec<(u32, f64, &'static str, Value)> {
     let prefix = format!("{cell}-s");
-    let mut runs: Vec<(u32, f64, Value)> = std::fs::read_dir(dir)
+    let mut runs: Vec<(u32, f64, &'static str, Value)> = std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| {
             let name = e.unwrap().file_name().into_string().unwrap();
             let seed: u32 = name.strip_prefix(&prefix)?.strip_suffix(".json")?.strip_suffix(variant)?.parse().ok()?;
             let log = std::fs::read_to_string(dir.join(format!("{prefix}{seed}{variant}.log"))).unwrap();
-            let best = log.rsplit("best validation Dice ").next().unwrap().split_whitespace().next().unwrap().parse().unwrap();
-            Some((seed, best, serde_json::from_str(&std::fs::read_to_string(dir.join(&name)).unwrap()).unwrap()))
+            let last = log.rsplit("best validation ").next().unwrap();
+            let (kept, best) = match last.strip_prefix("mean Dice ") { Some(rest) => ("all classes", rest), None => ("object classes", last.strip_prefix("Dice ").unwrap()) };
+            let best = best.split_whitespace().next().unwrap().parse().unwrap();
+            Some((seed, best, kept, serde_json::from_str(&std::fs::read_to_string(dir.join(&name)).unwrap()).unwrap()))
         })
         .collect();
     runs.sort_by_key(|r| r.0);
@@ -115,27 +119,39 @@ fn marked_table(readme: &str, marker: &str) -> (Vec<Vec<String>>, Vec<String>) {
     (rows, text.lines().filter(|l| !l.starts_with('|')).map(String::from).collect())
 }
 
-/// A row's seed count and mean ± sd cells, from `cells[at]` on, against the seeds' files; rows of
-/// more cells end with the background class's test Dice (0 for a head that calls every pixel gland).
-fn check_seeded_cells(cells: &[String], at: usize, runs: &[(u32, f64, Value)]) {
+/// A row's seed count, what its runs kept their weights by, and the validation Dice: `cells[at]`
+/// to `cells[at + 2]`, against the seeds' files; false for a row not run yet.
+fn check_seeds_and_validation(cells: &[String], at: usize, runs: &[(u32, f64, &str, Value)]) -> bool {
     assert_eq!(cells[at], runs.len().to_string(), "seeds of {cells:?}");
     if runs.is_empty() {
         assert_eq!(cells[at + 1], "not run yet");
-        return;
-    }
-    let metric = |key: &str| runs.iter().map(|r| r.2[key].as_f64().unwrap()).collect::<Vec<_>>();
-    let validation: Vec<f64> = runs.iter().map(|r| r.1).collect();
-    assert_eq!(cells[at + 1], mean_sd(&validation, 3), "validation Dice of {cells:?}");
-    assert_eq!(cells[at + 2], mean_sd(&metric("pixel_dice"), 3), "test pixel Dice of {cells:?}");
-    assert_eq!(cells[at + 3], mean_sd(&metric("object_f1"), 3), "object F1 of {cells:?}");
-    assert_eq!(cells[at + 4], mean_sd(&metric("object_dice"), 3), "object Dice of {cells:?}");
-    assert_eq!(cells[at + 5], mean_sd(&metric("object_hausdorff"), 1), "object Hausdorff of {cells:?}");
-    if cells.len() > at + 6 {
-        let background: Vec<f64> = runs.iter().map(|r| r.2["per_class"][0]["dice"].as_f64().unwrap()).collect();
-        assert_eq!(cells[at + 6], mean_sd(&background, 3), "background Dice of {cells:?}");
+        return false;
     }
     for r in runs {
-        assert_eq!(r.2["images"], 60, "every run is scored on all of GlaS testA");
+        assert_eq!(cells[at + 1], r.2, "what seed {} of {cells:?} kept its weights by", r.0);
+    }
+    assert_eq!(cells[at + 2], mean_sd(&runs.iter().map(|r| r.1).collect::<Vec<_>>(), 3), "validation Dice of {cells:?}");
+    true
+}
+
+/// A row's seeds, validation and test mean ± sd cells, from `cells[at]` on, against the seeds'
+/// files; rows of more cells end with the background class's test Dice (0 for a head that calls
+/// every pixel gland).
+fn check_seeded_cells(cells: &[String], at: usize, runs: &[(u32, f64, &str, Value)]) {
+    if !check_seeds_and_validation(cells, at, runs) {
+        return;
+    }
+    let metric = |key: &str| runs.iter().map(|r| r.3[key].as_f64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(cells[at + 3], mean_sd(&metric("pixel_dice"), 3), "test pixel Dice of {cells:?}");
+    assert_eq!(cells[at + 4], mean_sd(&metric("object_f1"), 3), "object F1 of {cells:?}");
+    assert_eq!(cells[at + 5], mean_sd(&metric("object_dice"), 3), "object Dice of {cells:?}");
+    assert_eq!(cells[at + 6], mean_sd(&metric("object_hausdorff"), 1), "object Hausdorff of {cells:?}");
+    if cells.len() > at + 7 {
+        let background: Vec<f64> = runs.iter().map(|r| r.3["per_class"][0]["dice"].as_f64().unwrap()).collect();
+        assert_eq!(cells[at + 7], mean_sd(&background, 3), "background Dice of {cells:?}");
+    }
+    for r in runs {
+        assert_eq!(r.3["images"], 60, "every run is scored on all of GlaS testA");
     }
 }
 
@@ -146,7 +162,14 @@ fn check_paired_differences(dir: &std::path::Path, notes: &[String], variant: &s
         let (mode, rest) = match line.strip_prefix("- frozen, ") { Some(rest) => ("frozen", rest), None => ("finetune", line.strip_prefix("- fine-tuned, ").unwrap()) };
         let labels = rest.split('%').next().unwrap();
         let (pre, rand) = (ablation_cell(dir, &format!("pre-{mode}-{labels}"), variant), ablation_cell(dir, &format!("rand-{mode}-{labels}"), variant));
-        let gain: Vec<f64> = pre.iter().filter_map(|p| rand.iter().find(|r| r.0 == p.0).map(|r| 100.0 * (p.2["pixel_dice"].as_f64().unwrap() - r.2["pixel_dice"].as_f64().unwrap()))).collect();
+        let gain: Vec<f64> = pre
+            .iter()
+            .filter_map(|p| rand.iter().find(|r| r.0 == p.0).map(|r| (p, r)))
+            .map(|(p, r)| {
+                assert_eq!(p.2, r.2, "{line}: seed {} of both UNets is kept by the same score", p.0);
+                100.0 * (p.3["pixel_dice"].as_f64().unwrap() - r.3["pixel_dice"].as_f64().unwrap())
+            })
+            .collect();
         assert!(!gain.is_empty(), "{line}: no seed has both UNets");
         assert!(line.ends_with(&format!(": {} points", mean_sd(&gain, 1))), "{line}: {gain:?}");
     }
@@ -195,17 +218,14 @@ fn ablation_tables_match_the_seeded_runs() {
     let (rows, _) = marked_table(&readme, "ablation-instances");
     for cells in &rows {
         let runs = ablation_cell(&dir, "pre-finetune-100", cells[0].split('`').nth(1).unwrap());
-        assert_eq!(cells[1], runs.len().to_string(), "seeds of {cells:?}");
-        if runs.is_empty() {
-            assert_eq!(cells[2], "not run yet");
+        if !check_seeds_and_validation(cells, 1, &runs) {
             continue;
         }
-        let metric = |key: &str| runs.iter().map(|r| r.2[key].as_f64().unwrap()).collect::<Vec<_>>();
-        assert_eq!(cells[2], mean_sd(&runs.iter().map(|r| r.1).collect::<Vec<_>>(), 3), "validation Dice of {cells:?}");
-        assert_eq!(cells[3], mean_sd(&metric("pixel_dice"), 3), "test pixel Dice of {cells:?}");
-        assert_eq!(cells[4], mean_sd(&metric("aji"), 3), "AJI of {cells:?}");
+        let metric = |key: &str| runs.iter().map(|r| r.3[key].as_f64().unwrap()).collect::<Vec<_>>();
+        assert_eq!(cells[4], mean_sd(&metric("pixel_dice"), 3), "test pixel Dice of {cells:?}");
+        assert_eq!(cells[5], mean_sd(&metric("aji"), 3), "AJI of {cells:?}");
         for r in &runs {
-            assert_eq!((r.2["dataset"].as_str(), r.2["images"].as_u64()), (Some("monuseg"), Some(14)), "every run is scored on all of MoNuSeg test");
+            assert_eq!((r.3["dataset"].as_str(), r.3["images"].as_u64()), (Some("monuseg"), Some(14)), "every run is scored on all of MoNuSeg test");
         }
     }
     assert_eq!(rows.len(), 2, "the 2-class head and the instance head");

@@ -72,11 +72,15 @@ export function describeModel(id, m) {
     t.textContent = `Test set (${test.dataset}, ${test.images} images): ${parts.join(", ")}.`;
     info.append(t);
   }
-  const validation = mf.metrics && mf.metrics.validation_pixel_dice;
+  // files trained before weights were kept by the mean Dice over all classes carry the object classes' Dice
+  const meanDice = mf.metrics && mf.metrics.validation_mean_dice;
+  const objectDice = mf.metrics && mf.metrics.validation_pixel_dice;
+  const validation = typeof meanDice === "number" ? meanDice : objectDice;
   if (!(test && test.int8) && typeof validation === "number") {
     const t = document.createElement("p");
     t.className = "metrics";
-    t.textContent = `Validation (held-out training images): mean pixel Dice ${fmt(validation)}.`;
+    const what = typeof meanDice === "number" ? "mean Dice over all classes, background included" : "mean pixel Dice";
+    t.textContent = `Validation (held-out training images): ${what} ${fmt(validation)}.`;
     info.append(t);
   }
   if (mf.provenance) {

@@ -154,17 +154,17 @@ impl Objective for SegObjective<'_> {
         let device = net.device();
         let segmenter = Segmenter::new(net.clone(), m.head.feature_levels.clone(), m.tile_size, &m.timesteps(), m.noise_seed, 3, &device);
         let report = evaluate(&segmenter, m, "validation", self.validation, &EvalOptions::pixels_only(), |_| {})?;
-        Ok(report.pixel_dice)
+        Ok(report.mean_dice_with_background())
     }
 
     fn score_name(&self) -> &'static str {
-        "validation Dice"
+        "validation mean Dice"
     }
 
     fn settings(&self) -> serde_json::Value {
         let (s, m) = (&self.settings, &self.manifest);
         serde_json::json!({
-            "task": "segment", "mode": s.mode, "batch": s.batch, "cache_patches": s.cache_patches,
+            "task": "segment", "keep_weights_by": "validation mean Dice, background included", "mode": s.mode, "batch": s.batch, "cache_patches": s.cache_patches,
             "augment": [s.augment.flips_and_rotations, s.augment.stain_scale, s.augment.stain_shift],
             "unet": m.unet, "head": m.head, "classes": m.classes, "um_per_px": m.um_per_px, "tile": m.tile_size,
             "timestep": m.timestep, "noise_seed": m.noise_seed,

@@ -90,7 +90,7 @@ pub trait Objective {
     fn loss(&mut self, net: &HistoSegNet, step: usize, rng: &mut ChaCha8Rng) -> Tensor<1>;
     /// The validation score of `net` (higher is better), on held-out data.
     fn validate(&mut self, net: &HistoSegNet) -> Result<f64>;
-    /// The name of the score in logs ("validation Dice", "-validation loss").
+    /// The name of the score in logs ("validation mean Dice", "minus validation loss").
     fn score_name(&self) -> &'static str;
     /// The objective's settings, which a resumed run must repeat.
     fn settings(&self) -> serde_json::Value;

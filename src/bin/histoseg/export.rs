@@ -90,8 +90,12 @@ fn export_int8(a: &ExportArgs, data_dir: &Path) -> Result<()> {
         "dice_change": q.pixel_dice - f.pixel_dice,
     });
     let mut metrics = serde_json::json!({ "test": summary });
-    if let Some(v) = f32_file.manifest.metrics.get("validation_pixel_dice") {
-        metrics["validation_pixel_dice"] = v.clone();
+    // the training run's validation score (files trained before weights were kept by the mean
+    // Dice over all classes carry the object classes' Dice instead)
+    for key in ["validation_mean_dice", "validation_pixel_dice"] {
+        if let Some(v) = f32_file.manifest.metrics.get(key) {
+            metrics[key] = v.clone();
+        }
     }
     int8_file.manifest.metrics = metrics;
     let bytes = int8_file.to_bytes();

@@ -1,6 +1,6 @@
 //! `histoseg train`: a segmentation model from a labelled dataset (a preset or any folder pair
 //! with any number of classes), frozen-UNet head or full fine-tune, as a resumable run whose
-//! best weights by validation Dice are written to `--out`.
+//! best weights by validation mean Dice (every class, background included) are written to `--out`.
 
 use std::path::PathBuf;
 
@@ -72,7 +72,7 @@ pub struct TrainArgs {
     /// Model name, shown in the viewer.
     #[arg(long)]
     name: String,
-    /// The trained model (f32 model file): the run's best weights by validation Dice.
+    /// The trained model (f32 model file): the run's best weights by validation mean Dice (background included).
     #[arg(long)]
     out: PathBuf,
 }
@@ -142,11 +142,11 @@ pub fn run(a: TrainArgs, data_dir: &std::path::Path) -> Result<()> {
     }
     let best = outcome.state.best;
     if let Some((step, dice)) = best {
-        println!("best validation Dice {dice:.4} at step {step} ({} images)", val.len());
+        println!("best validation mean Dice {dice:.4} at step {step} (all classes, background included; {} images)", val.len());
     }
     crate::args::publish(&cfg.dir, &a.out, |file| {
         file.manifest.metrics = match best {
-            Some((step, dice)) if !val.is_empty() => serde_json::json!({ "validation_pixel_dice": dice, "validation_step": step, "validation_images": val.len() }),
+            Some((step, dice)) if !val.is_empty() => serde_json::json!({ "validation_mean_dice": dice, "validation_step": step, "validation_images": val.len() }),
             _ => serde_json::Value::Null,
         };
         Ok(())
