@@ -214,10 +214,13 @@ fn ablation_tables_match_the_seeded_runs() {
     }
     assert_eq!(rows.len(), 2, "the pretrained and the random UNet");
     check_paired_differences(&dir, &notes, variant);
-    // the nuclei heads: 2 classes against the instance head, scored on MoNuSeg test
+    // the nuclei heads: 2 classes against the instance head, scored on MoNuSeg test; rows kept by
+    // the object classes' Dice (before session 29) are read from their own folder
     let (rows, _) = marked_table(&readme, "ablation-instances");
+    let old_rule = dir.join("kept-by-object-dice");
     for cells in &rows {
-        let runs = ablation_cell(&dir, "pre-finetune-100", cells[0].split('`').nth(1).unwrap());
+        let folder = if cells[2] == "object classes" { &old_rule } else { &dir };
+        let runs = ablation_cell(folder, "pre-finetune-100", cells[0].split('`').nth(1).unwrap());
         if !check_seeds_and_validation(cells, 1, &runs) {
             continue;
         }
@@ -228,5 +231,6 @@ fn ablation_tables_match_the_seeded_runs() {
             assert_eq!((r.3["dataset"].as_str(), r.3["images"].as_u64()), (Some("monuseg"), Some(14)), "every run is scored on all of MoNuSeg test");
         }
     }
-    assert_eq!(rows.len(), 2, "the 2-class head and the instance head");
+    let current: Vec<&str> = rows.iter().filter(|c| c[2] != "object classes").map(|c| c[0].as_str()).collect();
+    assert_eq!(current.len(), 2, "the 2-class head and the instance head, kept by today's rule or not run yet: {current:?}");
 }
