@@ -13,7 +13,8 @@
 #
 # The default is the 24 cells of the main table. A cell's optional suffix changes what the head
 # reads: -t10.50.200 the timesteps (default 50; several are DDPM-Seg's side-by-side features),
-# -l0.1.2 the decoder levels (default 0,1); `variants` runs the feature rows of the second table.
+# -l0.1.2 the decoder levels (default 0,1), -z a head that standardises each feature channel first
+# (`--standardize-features`); `variants` runs the feature rows of the second table.
 # -n and -nb2 are nuclei cells (the instance head against the 2-class head): MoNuSeg train at
 # 0.5 µm/px with 2 classes, or with background / nucleus / nucleus boundary (2 px, from the instance
 # masks) and the boundary class split by the marker watershed; the rest of the budget as above.
@@ -56,6 +57,7 @@ cell() {
     case $v in
       t*) args+=(--timestep "$(tr . , <<< "${v#t}")") ;;
       l*) args+=(--feature-levels "$(tr . , <<< "${v#l}")") ;;
+      z) args+=(--standardize-features) ;;
       n) data=(--images "$(nuclei_folder)/images" "${NUCLEI[@]}" --masks "$(nuclei_folder)/masks" --classes "$NUCLEUS")
          test=(--dataset monuseg) ;;
       nb2) data=(--images "$(nuclei_folder)/images" "${NUCLEI[@]}" --masks "$(nuclei_folder 2)/masks" --classes "$NUCLEUS,nucleus boundary:ffd600")

@@ -425,6 +425,16 @@ impl Exporter<'_> {
         let features = if picked.len() == 1 { picked[0].to_string() } else { self.g.node("Concat", &picked, vec![("axis", Attr::Int(1))]) };
 
         let head = &seg.net.head;
+        let features = match &head.standardize {
+            Some(s) => {
+                let c = s.scale.dims()[0];
+                let scale = self.g.constant("head.standardize.scale", &[1, c, 1, 1], &values(s.scale.val()));
+                let shift = self.g.constant("head.standardize.shift", &[1, c, 1, 1], &values(s.shift.val()));
+                let x = self.g.node("Mul", &[&features, &scale], vec![]);
+                self.g.node("Add", &[&x, &shift], vec![])
+            }
+            None => features,
+        };
         let h = self.conv(&head.hidden, &features, "head.hidden");
         let h = self.g.node("Relu", &[&h], vec![]);
         let logits = self.conv(&head.classify, &h, "head.classify");

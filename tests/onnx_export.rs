@@ -16,14 +16,19 @@ fn python() -> PathBuf {
     if venv.exists() { venv } else { "python3".into() }
 }
 
-fn export_and_check(model: &str, image: &Path, tile: Option<usize>) -> String {
+fn shipped(model: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(format!("{model}.histoseg"))
+}
+
+fn export_and_check(model_file: &Path, image: &Path, tile: Option<usize>) -> String {
+    let model = model_file.file_stem().unwrap().to_str().unwrap();
     let dir = std::env::temp_dir().join(format!("histoseg-onnx-{}-{model}-{}", std::process::id(), tile.unwrap_or(0)));
     std::fs::create_dir_all(&dir).unwrap();
     let onnx = dir.join(format!("{model}.onnx"));
     let mut export = Command::new(env!("CARGO_BIN_EXE_histoseg"));
     export
         .args(["export", "--format", "onnx", "--model"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(format!("{model}.histoseg")))
+        .arg(model_file)
         .arg("--out")
         .arg(&onnx)
         .arg("--reference")
@@ -59,8 +64,8 @@ fn export_and_check(model: &str, image: &Path, tile: Option<usize>) -> String {
 #[test]
 fn glands_onnx_matches_histoseg_on_glas_tiles() {
     let image = histoseg::data_dir().join("glas/images/testA_2.png");
-    println!("{}", export_and_check("glands", &image, None));
-    println!("{}", export_and_check("glands", &image, Some(256)));
+    println!("{}", export_and_check(&shipped("glands"), &image, None));
+    println!("{}", export_and_check(&shipped("glands"), &image, Some(256)));
 }
 
 #[test]
@@ -68,5 +73,34 @@ fn nuclei_onnx_matches_histoseg_on_monuseg_tiles() {
     let dir = histoseg::data_dir().join("monuseg/test/images");
     let mut images: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     images.sort();
-    println!("{}", export_and_check("nuclei", &images[0], None));
+    println!("{}", export_and_check(&shipped("nuclei"), &images[0], None));
+}
+
+/// A head that standardises its features (`train --standardize-features`) exports as Mul and Add
+/// before its first convolution: the glands model's head given the standardisation of its own
+/// features on a GlaS tile reproduces in onnxruntime.
+#[test]
+fn a_standardising_head_exports_to_onnx_and_matches_histoseg() {
+    use burn::prelude::*;
+    use histoseg::model::head::channel_statistics;
+    use histoseg::weights::ModelFile;
+    let device = Device::flex();
+    let file = ModelFile::from_bytes(&std::fs::read(shipped("glands")).unwrap()).unwrap();
+    let mut seg = file.segmenter(&device).unwrap();
+    let image = histoseg::data_dir().join("glas/images/testA_2.png");
+    let rgb = image::open(&image).unwrap().to_rgb8();
+    let t = seg.tile_size;
+    let planar: Vec<f32> = (0..3).flat_map(|c| (0..t * t).map(move |i| (c, i))).map(|(c, i)| rgb.get_pixel((i % t) as u32, (i / t) as u32)[c] as f32 / 127.5 - 1.0).collect();
+    let features = seg.features(seg.input_tensor(planar, 1));
+    let channels = features.dims()[1];
+    let (mean, std) = channel_statistics(&features.into_data().try_into_vec_as::<f32>().unwrap(), channels, t * t);
+    seg.net.head = seg.net.head.standardized_by(&mean, &std);
+    let mut manifest = file.manifest.clone();
+    manifest.head.standardize = true;
+    let dir = std::env::temp_dir().join(format!("histoseg-onnx-standardised-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("standardised.histoseg");
+    std::fs::write(&model, ModelFile::from_net(manifest, &seg.net).to_bytes()).unwrap();
+    println!("{}", export_and_check(&model, &image, None));
+    std::fs::remove_dir_all(&dir).ok();
 }

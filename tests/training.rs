@@ -283,3 +283,52 @@ fn features_at_several_timesteps_sit_side_by_side_and_a_head_trains_on_them() {
     assert!(!dir.join("two.onnx").exists());
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn a_standardised_head_sees_each_feature_channel_centred_and_scaled_and_trains_from_there() {
+    use histoseg::model::FeatureSpec;
+    use histoseg::model::head::{SegHead, channel_statistics};
+    use histoseg::model::unet::UNet;
+    let device = Device::flex();
+    device.seed(9);
+    let unet = UNet::new(&tiny(), &device);
+    let train = glas_tiny(6, 1.24);
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let planar: Vec<f32> = train.iter().flat_map(|s| sample_patch(&s.image, None, 32, Augment::NONE, &mut rng).0).collect();
+    let x0 = Tensor::<4>::from_data(TensorData::new(planar, [6, 3, 32, 32]), &device);
+    let features = FeatureSpec::new(&unet, &[10], vec![0, 1], 7, 3, 32, &device).features(&unet, x0);
+    let channels = features.dims()[1];
+    let raw = features.clone().into_data().try_into_vec_as::<f32>().unwrap();
+    let (mean, std) = channel_statistics(&raw, channels, 32 * 32);
+    assert!(std.iter().any(|s| (s - 1.0).abs() > 0.1) && mean.iter().any(|m| m.abs() > 0.05), "raw features are not standardised already");
+    let mut head_config = HeadConfig::new(vec![0, 1], 16, 2);
+    head_config.standardize = true;
+    let head = SegHead::new(channels, &head_config, &device).standardized_by(&mean, &std);
+    let z = head.standardized(features).into_data().try_into_vec_as::<f32>().unwrap();
+    let (z_mean, z_std) = channel_statistics(&z, channels, 32 * 32);
+    for c in 0..channels {
+        assert!(z_mean[c].abs() < 1e-3 && (z_std[c] - 1.0).abs() < 1e-3, "channel {c}: mean {} sd {} after standardising", z_mean[c], z_std[c]);
+    }
+
+    // a frozen head that standardises trains, and its file keeps the standardisation
+    let val: Vec<Labeled> = data::load(&histoseg::data_dir(), Dataset::Glas, Split::Train).unwrap().into_iter().skip(80).take(2).collect();
+    let mut manifest = seg_manifest();
+    manifest.um_per_px = 1.24;
+    manifest.head.standardize = true;
+    let dir = temp_dir("standardise");
+    let mut cfg = run_config(&dir, 40);
+    cfg.validate_every = 40;
+    let settings = SegSettings { mode: Mode::Frozen, batch: 8, cache_patches: 16, augment: Augment::NONE };
+    let mut losses = Vec::new();
+    train_segmentation(None, &manifest, &train, &val, settings, &cfg, &device, |p| losses.push(p.loss)).unwrap();
+    assert!(losses[30..].iter().sum::<f32>() < losses[..10].iter().sum::<f32>(), "loss {losses:?}");
+    let file = ModelFile::from_bytes(&read(&dir.join("best.histoseg"))).unwrap();
+    assert!(file.manifest.head.standardize);
+    let scale: Vec<f32> = file.tensor_values().find(|(n, _)| *n == "head.standardize.scale").expect("the file holds the scale").1.to_vec();
+    assert_eq!(scale.len(), manifest.head.input_channels(&manifest.unet));
+    assert!(scale.iter().any(|s| (s - 1.0).abs() > 0.1), "the scale was set from the features: {scale:?}");
+    let seg = file.segmenter(&device).unwrap();
+    let report = evaluate(&seg, &file.manifest, "validation", &val, &EvalOptions::pixels_only(), |_| {}).unwrap();
+    assert!(report.pixel_dice > 0.0 && report.pixel_dice <= 1.0, "{}", report.pixel_dice);
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -39,6 +39,14 @@ pub struct HeadConfig {
     /// Empty (and absent from the file) for a model that reads one timestep.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_timesteps: Vec<usize>,
+    /// The head first standardises each feature channel, `x * scale + shift`, both set from the
+    /// training features' mean and standard deviation before the first step and trained with the
+    /// head (the batch normalisation of DDPM-Seg's pixel MLP, with its statistics fixed). Without
+    /// it the head reads the UNet's raw activations, whose spread differs between UNets (a
+    /// diffusion-pretrained one's is a third of a random one's). False (and absent from the file)
+    /// for the models written before it existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub standardize: bool,
 }
 
 fn three() -> usize {
@@ -152,7 +160,7 @@ impl UNetConfig {
 impl HeadConfig {
     /// A head with the usual 3x3 hidden convolution.
     pub fn new(feature_levels: Vec<usize>, hidden_channels: usize, num_classes: usize) -> Self {
-        Self { feature_levels, hidden_channels, num_classes, kernel: 3, extra_timesteps: Vec::new() }
+        Self { feature_levels, hidden_channels, num_classes, kernel: 3, extra_timesteps: Vec::new(), standardize: false }
     }
 
     /// Channels the head reads: the tapped levels' channels, once for each timestep.
@@ -162,7 +170,8 @@ impl HeadConfig {
 
     /// Multiply-accumulates of the head over a `tile` x `tile` feature map.
     pub fn macs(&self, feature_channels: usize, tile: usize) -> u64 {
-        ((self.kernel * self.kernel * feature_channels * self.hidden_channels + self.hidden_channels * self.num_classes) * tile * tile) as u64
+        let standardize = if self.standardize { feature_channels } else { 0 };
+        ((standardize + self.kernel * self.kernel * feature_channels * self.hidden_channels + self.hidden_channels * self.num_classes) * tile * tile) as u64
     }
 
     pub fn validate(&self, unet: &UNetConfig) -> Result<(), String> {

@@ -22,7 +22,7 @@ use super::data::{Augment, Labeled, below, sample_patch};
 use super::evaluate::{EvalOptions, evaluate};
 use super::pretrain::read_model_file;
 use super::run::{Objective, Progress, RunConfig, RunOutcome, run};
-use crate::model::head::SegHead;
+use crate::model::head::{SegHead, channel_statistics};
 use crate::model::unet::UNet;
 use crate::model::{FeatureSpec, HistoSegNet, Segmenter};
 use crate::weights::Manifest;
@@ -123,6 +123,29 @@ impl<'a> SegObjective<'a> {
     }
 }
 
+impl SegObjective<'_> {
+    /// Per-channel mean and standard deviation of the features the head is trained on: the
+    /// frozen mode's cache, or in finetune mode those of 32 augmented patches through `unet`.
+    pub fn feature_statistics(&self, unet: &UNet, seed: u64) -> (Vec<f32>, Vec<f32>) {
+        let m = &self.manifest;
+        let (t, fch) = (m.tile_size, m.head.input_channels(&m.unet));
+        if let Some((feats, _)) = &self.cache {
+            return channel_statistics(feats, fch, t * t);
+        }
+        let unet = unet.valid();
+        let device = unet.conv_in.weight.val().device();
+        let spec = FeatureSpec::new(&unet, &m.timesteps(), m.head.feature_levels.clone(), m.noise_seed, 3, t, &device);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x57A7);
+        let (x, _) = patches(self.train, 32, t, self.settings.augment, &mut rng);
+        let mut feats = Vec::with_capacity(32 * fch * t * t);
+        for xb in x.chunks(8 * 3 * t * t) {
+            let f = spec.features(&unet, Tensor::from_data(TensorData::new(xb.to_vec(), [xb.len() / (3 * t * t), 3, t, t]), &device));
+            feats.extend(f.into_data().try_into_vec_as::<f32>().expect("f32 features"));
+        }
+        channel_statistics(&feats, fch, t * t)
+    }
+}
+
 impl Objective for SegObjective<'_> {
     fn loss(&mut self, net: &HistoSegNet, _step: usize, rng: &mut ChaCha8Rng) -> Tensor<1> {
         let device = net.device();
@@ -191,7 +214,7 @@ pub fn train_segmentation(
     let ad = device.clone().autodiff();
     ad.seed(cfg.seed);
     let fch = manifest.head.input_channels(&manifest.unet);
-    let net = match pretrained {
+    let (net, new_head) = match pretrained {
         Some(path) => {
             let file = read_model_file(path)?;
             if file.manifest.unet != manifest.unet {
@@ -209,10 +232,17 @@ pub fn train_segmentation(
             } else {
                 head
             };
-            HistoSegNet { head, unet }
+            (HistoSegNet { head, unet }, !same_task)
         }
-        None => HistoSegNet { head: SegHead::new(fch, &manifest.head, &ad), unet: UNet::new(&manifest.unet, &ad) },
+        None => (HistoSegNet { head: SegHead::new(fch, &manifest.head, &ad), unet: UNet::new(&manifest.unet, &ad) }, true),
     };
     let mut objective = SegObjective::new(train, validation, manifest, settings, &net.unet, cfg.seed)?;
+    // a new head that standardises its features starts from these features' statistics
+    let net = if new_head && manifest.head.standardize {
+        let (mean, std) = objective.feature_statistics(&net.unet, cfg.seed);
+        HistoSegNet { head: net.head.standardized_by(&mean, &std), unet: net.unet }
+    } else {
+        net
+    };
     run(net, &mut objective, manifest, cfg, on_progress)
 }

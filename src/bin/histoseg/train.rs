@@ -50,6 +50,10 @@ pub struct TrainArgs {
     feature_levels: String,
     #[arg(long, default_value_t = 32)]
     head_hidden: usize,
+    /// The head standardises each feature channel first (scale and shift set from the training
+    /// features' mean and spread, then trained), as DDPM-Seg's pixel MLP normalises its inputs.
+    #[arg(long)]
+    standardize_features: bool,
     #[arg(long, default_value_t = 128)]
     tile: usize,
     #[arg(long, default_value_t = 32)]
@@ -92,7 +96,7 @@ pub fn run(a: TrainArgs, data_dir: &std::path::Path) -> Result<()> {
     let unet = a.arch.config()?;
     let timesteps = parse_list(&a.timestep)?;
     let (&timestep, extra_timesteps) = timesteps.split_first().context("--timestep needs a timestep")?;
-    let head = HeadConfig { extra_timesteps: extra_timesteps.to_vec(), ..HeadConfig::new(parse_list(&a.feature_levels)?, a.head_hidden, classes.len()) };
+    let head = HeadConfig { extra_timesteps: extra_timesteps.to_vec(), standardize: a.standardize_features, ..HeadConfig::new(parse_list(&a.feature_levels)?, a.head_hidden, classes.len()) };
     let mut manifest = Manifest::for_segmentation(&a.name, classes, unet, head, um_per_px, a.tile, a.overlap, timestep)?;
     let data = a.data.load(data_dir, Split::Train, manifest.head.num_classes).context("cannot load the training data")?;
     let (train, val) = split_train_val(data.samples, a.val_fraction, a.label_fraction, a.run.seed)?;
@@ -101,13 +105,14 @@ pub fn run(a: TrainArgs, data_dir: &std::path::Path) -> Result<()> {
     let device = compute.device()?;
     let cfg = a.run.config(&a.out, 2e-3)?;
     println!(
-        "training on {} images of {} ({} held out for validation), {} classes, {mode:?} mode, t={:?}, levels {:?}, on {}\nrun folder {}",
+        "training on {} images of {} ({} held out for validation), {} classes, {mode:?} mode, t={:?}, levels {:?}{}, on {}\nrun folder {}",
         train.len(),
         data.name,
         val.len(),
         manifest.classes.len(),
         manifest.timesteps(),
         manifest.head.feature_levels,
+        if manifest.head.standardize { ", standardised features" } else { "" },
         compute.describe(),
         cfg.dir.display()
     );
@@ -117,11 +122,12 @@ pub fn run(a: TrainArgs, data_dir: &std::path::Path) -> Result<()> {
     };
     manifest.trained = true;
     manifest.provenance = format!(
-        "histoseg train {data_flags} --pretrained {} --mode {mode:?} --um-per-px {} --timestep {} --feature-levels {} --steps {} --batch {} --lr {} --ema {} --label-fraction {} --seed {} ({} training images, on {})",
+        "histoseg train {data_flags} --pretrained {} --mode {mode:?} --um-per-px {} --timestep {} --feature-levels {}{} --steps {} --batch {} --lr {} --ema {} --label-fraction {} --seed {} ({} training images, on {})",
         a.pretrained,
         um_per_px,
         a.timestep,
         a.feature_levels,
+        if a.standardize_features { " --standardize-features" } else { "" },
         cfg.steps,
         a.batch,
         cfg.lr,
