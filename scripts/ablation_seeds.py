@@ -3,11 +3,12 @@
 scripts/ablation_seeds.sh: for each UNet, training mode and label fraction, the mean ± sample
 standard deviation over the seeds that have finished, then the paired pretrained − random
 differences; then the feature rows (timesteps and decoder levels under a frozen head); then the
-rows of both UNets with the features chosen there, paired by seed; then the nuclei head rows (2
-classes against background / nucleus / boundary, on MoNuSeg).
+rows of both UNets with the features chosen there, paired by seed, with raw and with standardised
+features; then the nuclei head rows (2 classes against background / nucleus / boundary, on
+MoNuSeg).
 tests/readme_figures.rs checks the README's copy of the tables against the same files.
 With --readme it writes them between the README's ablation-seeds, ablation-features,
-ablation-chosen and ablation-instances markers."""
+ablation-chosen, ablation-standardised and ablation-instances markers."""
 import json
 import math
 import pathlib
@@ -27,6 +28,9 @@ VARIANTS = [(v, f"{name} (`{v}`)" if v else name) for v, name in VARIANTS]
 # the features chosen by validation in the feature rows (the highest seed-0 validation mean Dice),
 # on which both UNets are compared again
 CHOSEN = ("-t10", "t = 10")
+# the chosen features again, under a head that standardises each channel first
+# (`--standardize-features`): a diffusion-pretrained UNet's features spread a third as wide
+STANDARDISED = (CHOSEN[0] + "-z", CHOSEN[1] + ", standardised by the head")
 HEADS = [("-n", "2 classes: background, nucleus"), ("-nb2", "instance head: background, nucleus, nucleus boundary (2 px)")]
 
 
@@ -109,13 +113,14 @@ for variant, name in VARIANTS:
     r = runs("pre", "frozen", 10, variant)
     print(f"| {name} | {row(r, True)}" if r else f"| {name} | 0 | not run yet | | | | | | |")
 
-print("")
-print(f"| UNet, frozen, features {CHOSEN[1]} (`{CHOSEN[0]}`), 10% of labels | seeds | validation Dice over | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) | test background Dice |")
-print("|---|---|---|---|---|---|---|---|---|")
-for init, init_name in INITS:
-    r = runs(init, "frozen", 10, CHOSEN[0])
-    print(f"| {init_name} | {row(r, True)}" if r else f"| {init_name} | 0 | not run yet | | | | | | |")
-paired("frozen", 10, CHOSEN[0])
+for variant, name in (CHOSEN, STANDARDISED):
+    print("")
+    print(f"| UNet, frozen, features {name} (`{variant}`), 10% of labels | seeds | validation Dice over | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) | test background Dice |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for init, init_name in INITS:
+        r = runs(init, "frozen", 10, variant)
+        print(f"| {init_name} | {row(r, True)}" if r else f"| {init_name} | 0 | not run yet | | | | | | |")
+    paired("frozen", 10, variant)
 print("")
 print("| nuclei head (pretrained UNet fine-tuned, all MoNuSeg training labels) | seeds | validation Dice over | validation Dice | test pixel Dice | AJI |")
 print("|---|---|---|---|---|---|")
@@ -133,11 +138,12 @@ for folder in (root, OLD_RULE):
 
 text = "\n".join(lines) + "\n"
 if "--readme" in sys.argv[1:]:
-    main, features, chosen, heads = text.split("\n\n| ")
+    main, features, chosen, standardised, heads = text.split("\n\n| ")
     readme = root.parent.parent / "README.md"
     r = readme.read_text()
     blocks = (("ablation-seeds", main + "\n"), ("ablation-features", "| " + features + "\n"),
-              ("ablation-chosen", "| " + chosen.rstrip("\n") + "\n"), ("ablation-instances", "| " + heads))
+              ("ablation-chosen", "| " + chosen.rstrip("\n") + "\n"),
+              ("ablation-standardised", "| " + standardised.rstrip("\n") + "\n"), ("ablation-instances", "| " + heads))
     for marker, block in blocks:
         head, rest = r.split(f"<!-- {marker} -->\n", 1)
         r = head + f"<!-- {marker} -->\n" + block + "<!-- /" + rest.split("<!-- /", 1)[1]

@@ -205,15 +205,18 @@ fn ablation_tables_match_the_seeded_runs() {
         check_seeded_cells(cells, 1, &ablation_cell(&dir, "pre-frozen-10", variant));
     }
     assert_eq!(rows.len(), 7, "the baseline, 3 timestep rows, 3 level rows");
-    // both UNets again with the features chosen there, named in the header
-    let text = readme.split("<!-- ablation-chosen -->").nth(1).expect("README has the ablation-chosen table");
-    let variant = text.split('`').nth(1).unwrap();
-    let (rows, notes) = marked_table(&readme, "ablation-chosen");
-    for cells in &rows {
-        check_seeded_cells(cells, 1, &ablation_cell(&dir, &format!("{}-frozen-10", init_of(&cells[0])), variant));
+    // both UNets again with the features chosen there, raw and standardised by the head, the
+    // cells' suffix named in the header
+    for marker in ["ablation-chosen", "ablation-standardised"] {
+        let text = readme.split(&format!("<!-- {marker} -->")).nth(1).unwrap_or_else(|| panic!("README has the {marker} table"));
+        let variant = text.split('`').nth(1).unwrap();
+        let (rows, notes) = marked_table(&readme, marker);
+        for cells in &rows {
+            check_seeded_cells(cells, 1, &ablation_cell(&dir, &format!("{}-frozen-10", init_of(&cells[0])), variant));
+        }
+        assert_eq!(rows.len(), 2, "the pretrained and the random UNet");
+        check_paired_differences(&dir, &notes, variant);
     }
-    assert_eq!(rows.len(), 2, "the pretrained and the random UNet");
-    check_paired_differences(&dir, &notes, variant);
     // the nuclei heads: 2 classes against the instance head, scored on MoNuSeg test; rows kept by
     // the object classes' Dice (before session 29) are read from their own folder
     let (rows, _) = marked_table(&readme, "ablation-instances");

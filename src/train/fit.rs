@@ -7,8 +7,10 @@
 //! - **finetune** (GenSelfDiff-HIS): the whole pretrained UNet is trained together with a new head,
 //!   through the same noising and feature taps as inference.
 //!
-//! The loss is cross-entropy plus soft Dice (mean over classes). The validation score is the mean
-//! foreground pixel Dice on whole validation images, through the viewer's tiling and blending.
+//! The loss is cross-entropy plus soft Dice (mean over classes). The validation score is the pixel
+//! Dice averaged over all classes, background included, on whole validation images, through the
+//! viewer's tiling and blending. A head that standardises its features starts from their
+//! statistics ([`SegObjective::feature_statistics`]).
 
 use std::path::Path;
 
