@@ -113,14 +113,22 @@ for variant, name in VARIANTS:
     r = runs("pre", "frozen", 10, variant)
     print(f"| {name} | {row(r, True)}" if r else f"| {name} | 0 | not run yet | | | | | | |")
 
-for variant, name in (CHOSEN, STANDARDISED):
-    print("")
-    print(f"| UNet, frozen, features {name} (`{variant}`), 10% of labels | seeds | validation Dice over | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) | test background Dice |")
-    print("|---|---|---|---|---|---|---|---|---|")
+print("")
+print(f"| UNet, frozen, features {CHOSEN[1]} (`{CHOSEN[0]}`), 10% of labels | seeds | validation Dice over | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) | test background Dice |")
+print("|---|---|---|---|---|---|---|---|---|")
+for init, init_name in INITS:
+    r = runs(init, "frozen", 10, CHOSEN[0])
+    print(f"| {init_name} | {row(r, True)}" if r else f"| {init_name} | 0 | not run yet | | | | | | |")
+paired("frozen", 10, CHOSEN[0])
+print("")
+print(f"| UNet, features {STANDARDISED[1]} (`{STANDARDISED[0]}`), 10% of labels | training | seeds | validation Dice over | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) | test background Dice |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for mode, mode_name in MODES:
     for init, init_name in INITS:
-        r = runs(init, "frozen", 10, variant)
-        print(f"| {init_name} | {row(r, True)}" if r else f"| {init_name} | 0 | not run yet | | | | | | |")
-    paired("frozen", 10, variant)
+        r = runs(init, mode, 10, STANDARDISED[0])
+        print(f"| {init_name} | {mode_name} | {row(r, True)}" if r else f"| {init_name} | {mode_name} | 0 | not run yet | | | | | | |")
+for mode, _ in MODES:
+    paired(mode, 10, STANDARDISED[0])
 print("")
 print("| nuclei head (pretrained UNet fine-tuned, all MoNuSeg training labels) | seeds | validation Dice over | validation Dice | test pixel Dice | AJI |")
 print("|---|---|---|---|---|---|")

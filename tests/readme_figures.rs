@@ -205,18 +205,25 @@ fn ablation_tables_match_the_seeded_runs() {
         check_seeded_cells(cells, 1, &ablation_cell(&dir, "pre-frozen-10", variant));
     }
     assert_eq!(rows.len(), 7, "the baseline, 3 timestep rows, 3 level rows");
-    // both UNets again with the features chosen there, raw and standardised by the head, the
-    // cells' suffix named in the header
-    for marker in ["ablation-chosen", "ablation-standardised"] {
-        let text = readme.split(&format!("<!-- {marker} -->")).nth(1).unwrap_or_else(|| panic!("README has the {marker} table"));
-        let variant = text.split('`').nth(1).unwrap();
-        let (rows, notes) = marked_table(&readme, marker);
-        for cells in &rows {
-            check_seeded_cells(cells, 1, &ablation_cell(&dir, &format!("{}-frozen-10", init_of(&cells[0])), variant));
-        }
-        assert_eq!(rows.len(), 2, "the pretrained and the random UNet");
-        check_paired_differences(&dir, &notes, variant);
+    // both UNets again with the features chosen there (frozen), then standardised by the head
+    // (frozen and fine-tuned), the cells' suffix named in the header
+    let variant_of = |marker: &str| readme.split(&format!("<!-- {marker} -->")).nth(1).unwrap_or_else(|| panic!("README has the {marker} table")).split('`').nth(1).unwrap().to_string();
+    let variant = variant_of("ablation-chosen");
+    let (rows, notes) = marked_table(&readme, "ablation-chosen");
+    for cells in &rows {
+        check_seeded_cells(cells, 1, &ablation_cell(&dir, &format!("{}-frozen-10", init_of(&cells[0])), &variant));
     }
+    assert_eq!(rows.len(), 2, "the pretrained and the random UNet");
+    check_paired_differences(&dir, &notes, &variant);
+    let variant = variant_of("ablation-standardised");
+    assert_eq!(variant, format!("{}-z", variant_of("ablation-chosen")), "the chosen features, standardised");
+    let (rows, notes) = marked_table(&readme, "ablation-standardised");
+    for cells in &rows {
+        let mode = match cells[1].as_str() { "frozen" => "frozen", "fine-tuned" => "finetune", m => panic!("mode {m}") };
+        check_seeded_cells(cells, 2, &ablation_cell(&dir, &format!("{}-{mode}-10", init_of(&cells[0])), &variant));
+    }
+    assert_eq!(rows.len(), 4, "both UNets, frozen and fine-tuned");
+    check_paired_differences(&dir, &notes, &variant);
     // the nuclei heads: 2 classes against the instance head, scored on MoNuSeg test; rows kept by
     // the object classes' Dice (before session 29) are read from their own folder
     let (rows, _) = marked_table(&readme, "ablation-instances");
