@@ -2,7 +2,8 @@
 """Prints issue 13's seeded ablation tables (markdown) from results/ablation/, written by
 scripts/ablation_seeds.sh: for each UNet, training mode and label fraction, the mean ± sample
 standard deviation over the seeds that have finished, then the paired pretrained − random
-differences; then the feature rows (timesteps and decoder levels under a frozen head); then the
+differences; then the feature rows (timesteps and decoder levels under a frozen head, with raw and
+with standardised features); then the
 rows of both UNets with the features chosen there, paired by seed, with raw and with standardised
 features; then the nuclei head rows (2 classes against background / nucleus / boundary, on
 MoNuSeg).
@@ -24,7 +25,10 @@ MODES = [("frozen", "frozen"), ("finetune", "fine-tuned")]
 VARIANTS = [("", "t = 50, levels 0, 1 (the table above)"), ("-t10", "t = 10"), ("-t200", "t = 200"),
             ("-t10.50.200", "t = 10, 50 and 200 side by side"), ("-l0", "level 0"), ("-l0.1.2", "levels 0, 1, 2"),
             ("-l0.1.2.3", "levels 0, 1, 2, 3")]
-VARIANTS = [(v, f"{name} (`{v}`)" if v else name) for v, name in VARIANTS]
+# each again under a head that standardises each channel first (`-z`, `--standardize-features`):
+# the scale of the features no longer sets how fast the head learns from them
+VARIANTS = ([(v, f"{name} (`{v}`)" if v else name) for v, name in VARIANTS]
+            + [(v + "-z", f"{name.replace(' (the table above)', '')}, standardised (`{v}-z`)") for v, name in VARIANTS])
 # the features chosen by validation in the feature rows (the highest seed-0 validation mean Dice),
 # on which both UNets are compared again
 CHOSEN = ("-t10", "t = 10")

@@ -204,7 +204,7 @@ fn ablation_tables_match_the_seeded_runs() {
         let variant = cells[0].split('`').nth(1).unwrap_or("");
         check_seeded_cells(cells, 1, &ablation_cell(&dir, "pre-frozen-10", variant));
     }
-    assert_eq!(rows.len(), 7, "the baseline, 3 timestep rows, 3 level rows");
+    assert_eq!(rows.len(), 14, "the baseline, 3 timestep rows, 3 level rows, with raw and with standardised features");
     // both UNets again with the features chosen there (frozen), then standardised by the head
     // (frozen and fine-tuned), the cells' suffix named in the header
     let variant_of = |marker: &str| readme.split(&format!("<!-- {marker} -->")).nth(1).unwrap_or_else(|| panic!("README has the {marker} table")).split('`').nth(1).unwrap().to_string();
