@@ -2,7 +2,8 @@
 //! and a random one (the shipped architecture), on the same real GlaS training patches at the
 //! ablation's setting (1 µm/px, 128 px, t = 10, decoder levels 0 and 1). It motivates
 //! `train --standardize-features`: a head trained on raw features sees a narrower signal from one
-//! UNet than from the other.
+//! UNet than from the other. Then the median spread at t = 10, 50 and 200 for each UNet: the
+//! timesteps that DDPM-Seg's features put side by side.
 //!
 //!   cargo run --release --features cli --example feature_spread [PRETRAINED.histoseg]
 
@@ -54,4 +55,19 @@ fn main() {
         spreads.push(spread);
     }
     println!("median spread, pretrained / random: {:.2}", spreads[0] / spreads[1]);
+    // several timesteps side by side (DDPM-Seg's features) hand a raw head channels of each
+    // timestep's spread
+    for (name, unet) in [("diffusion-pretrained", &pretrained), ("random init", &random)] {
+        let by_timestep: Vec<String> = [10, 50, 200]
+            .iter()
+            .map(|&t| {
+                let spec = FeatureSpec::new(unet, &[t], vec![0, 1], file.manifest.noise_seed, 3, 128, &device);
+                let features = spec.features(unet, x0.clone());
+                let channels = features.dims()[1];
+                let (_, std) = channel_statistics(&features.into_data().try_into_vec_as::<f32>().unwrap(), channels, 128 * 128);
+                format!("t = {t}: {:.3}", median(std))
+            })
+            .collect();
+        println!("{name:>21}: median spread by timestep, {}", by_timestep.join(", "));
+    }
 }
