@@ -119,6 +119,22 @@ fn three_classes_from_folders_train_resume_and_evaluate() {
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(json["per_class"].as_array().unwrap().len(), 3);
 
+    // --boundary-class: the file records it (export keeps it), the run says so, and a class that
+    // cannot be a boundary is refused before training
+    std::fs::remove_dir_all(&run).ok();
+    let instance = train(&["--boundary-class", "2"]);
+    assert!(instance.status.success(), "{}", String::from_utf8_lossy(&instance.stderr));
+    let file = histoseg::weights::ModelFile::from_bytes(&std::fs::read(&model).unwrap()).unwrap();
+    assert_eq!(file.manifest.postprocess.boundary_class, Some(2));
+    assert!(file.manifest.provenance.contains("--boundary-class 2"), "{}", file.manifest.provenance);
+    let settings = std::fs::read_to_string(run.join("settings.json")).unwrap();
+    assert!(settings.contains("\"boundary_class\": 2"), "{settings}");
+    std::fs::remove_dir_all(&run).ok();
+    let refused = train(&["--boundary-class", "3"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("boundary class 3 must be a class other than the background"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(!run.join("log.csv").exists(), "no training step ran");
+
     // a black-and-white mask among class-index masks stops training before it starts
     let first_mask = std::fs::read_dir(data.join("masks")).unwrap().map(|e| e.unwrap().path()).min().unwrap();
     let mut bw = image::open(&first_mask).unwrap().to_luma8();

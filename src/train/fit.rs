@@ -188,14 +188,19 @@ impl Objective for SegObjective<'_> {
 
     fn settings(&self) -> serde_json::Value {
         let (s, m) = (&self.settings, &self.manifest);
-        serde_json::json!({
+        let mut settings = serde_json::json!({
             "task": "segment", "keep_weights_by": "validation mean Dice, background included", "mode": s.mode, "batch": s.batch, "cache_patches": s.cache_patches,
             "augment": [s.augment.flips_and_rotations, s.augment.stain_scale, s.augment.stain_shift],
             "unet": m.unet, "head": m.head, "classes": m.classes, "um_per_px": m.um_per_px, "tile": m.tile_size,
             "timestep": m.timestep, "noise_seed": m.noise_seed,
             "train_images": self.train.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
             "validation_images": self.validation.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-        })
+        });
+        // validation merges a boundary class into its objects: a run without one is another rule
+        if let Some(b) = m.postprocess.boundary_class {
+            settings["boundary_class"] = b.into();
+        }
+        settings
     }
 }
 

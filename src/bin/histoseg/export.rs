@@ -73,7 +73,8 @@ fn export_int8(a: &ExportArgs, data_dir: &Path) -> Result<()> {
     let mut f32_file = read_model(&a.model)?;
     // the post-processing the model ships with: what eval scores is what the page and the CLI do
     let pp = &mut f32_file.manifest.postprocess;
-    (pp.boundary_class, pp.fill_holes) = (a.boundary_class, a.fill_holes);
+    // a boundary class given to `train` stays unless another is given here
+    (pp.boundary_class, pp.fill_holes) = (a.boundary_class.or(pp.boundary_class), a.fill_holes);
     pp.glass = (a.glass_um2 > 0.0).then(|| histoseg::tissue::GlassConfig { min_area_um2: a.glass_um2, ..Default::default() });
     let data = test_data(&a.data, data_dir, f32_file.manifest.mask_classes(), a.limit)?;
     f32_file.manifest.postprocess.min_object_um2 = data.eval.min_object_um2;

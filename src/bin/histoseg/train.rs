@@ -54,6 +54,12 @@ pub struct TrainArgs {
     /// features' mean and spread, then trained), as DDPM-Seg's pixel MLP normalises its inputs.
     #[arg(long)]
     standardize_features: bool,
+    /// The class of the masks that marks boundaries between touching objects (masks from
+    /// `dataset --boundaries`): validation removes it as post-processing does, from the
+    /// prediction and the truth alike, so the mean Dice is that of background and objects, as a
+    /// head without one is scored; the file records it for `export`.
+    #[arg(long)]
+    boundary_class: Option<u8>,
     #[arg(long, default_value_t = 128)]
     tile: usize,
     #[arg(long, default_value_t = 32)]
@@ -98,6 +104,8 @@ pub fn run(a: TrainArgs, data_dir: &std::path::Path) -> Result<()> {
     let (&timestep, extra_timesteps) = timesteps.split_first().context("--timestep needs a timestep")?;
     let head = HeadConfig { extra_timesteps: extra_timesteps.to_vec(), standardize: a.standardize_features, ..HeadConfig::new(parse_list(&a.feature_levels)?, a.head_hidden, classes.len()) };
     let mut manifest = Manifest::for_segmentation(&a.name, classes, unet, head, um_per_px, a.tile, a.overlap, timestep)?;
+    manifest.postprocess.boundary_class = a.boundary_class;
+    manifest.validate()?;
     let data = a.data.load(data_dir, Split::Train, manifest.head.num_classes).context("cannot load the training data")?;
     let (train, val) = split_train_val(data.samples, a.val_fraction, a.label_fraction, a.run.seed)?;
     let train: Vec<_> = train.iter().map(|s| s.rescaled(um_per_px)).collect();
@@ -122,12 +130,13 @@ pub fn run(a: TrainArgs, data_dir: &std::path::Path) -> Result<()> {
     };
     manifest.trained = true;
     manifest.provenance = format!(
-        "histoseg train {data_flags} --pretrained {} --mode {mode:?} --um-per-px {} --timestep {} --feature-levels {}{} --steps {} --batch {} --lr {} --ema {} --label-fraction {} --seed {} ({} training images, on {})",
+        "histoseg train {data_flags} --pretrained {} --mode {mode:?} --um-per-px {} --timestep {} --feature-levels {}{}{} --steps {} --batch {} --lr {} --ema {} --label-fraction {} --seed {} ({} training images, on {})",
         a.pretrained,
         um_per_px,
         a.timestep,
         a.feature_levels,
         if a.standardize_features { " --standardize-features" } else { "" },
+        a.boundary_class.map(|b| format!(" --boundary-class {b}")).unwrap_or_default(),
         cfg.steps,
         a.batch,
         cfg.lr,
