@@ -86,14 +86,14 @@ infer_bench() {
 # with this very head and these classes, which then goes on training (UNet and head).
 train_glands() {
   "$BIN" train --images glas/images --masks glas-b5/masks --image-um-per-px 0.62 \
-    --classes "background:000000,gland:00c853,gland boundary:ffd600" \
+    --classes "background:000000,gland:00c853,gland boundary:ffd600" --boundary-class 2 \
     --pretrained "$2" --mode finetune --feature-levels 0 --um-per-px 1.0 --tile 256 --overlap 64 --val-fraction 0.15 \
     --steps "$3" --batch 4 --lr "$4" --validate-every 50 --seed 0 --device "$DEVICE" --run "$RUNS/$1" --resume \
     --stop-after "$5" --log-every 30 --name glands --out "$RUNS/$1.histoseg" > "$RUNS/$1.log" 2>&1
 }
 train_nuclei() {
   "$BIN" train --images monuseg-0.5/images --masks monuseg-0.5-b2/masks --instances monuseg-0.5/instances --image-um-per-px 0.5 \
-    --classes "background:000000,nucleus:2962ff,nucleus boundary:ffd600" \
+    --classes "background:000000,nucleus:2962ff,nucleus boundary:ffd600" --boundary-class 2 \
     --pretrained "$2" --mode finetune --feature-levels 0 --um-per-px 0.5 --tile 128 --overlap 32 --val-fraction 0.15 \
     --steps "$3" --batch 8 --lr "$4" --validate-every 100 --seed 0 --device "$DEVICE" --run "$RUNS/$1" --resume \
     --stop-after "$5" --log-every 30 --name nuclei --out "$RUNS/$1.histoseg" > "$RUNS/$1.log" 2>&1
