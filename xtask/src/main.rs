@@ -99,6 +99,12 @@ fn ensure_python_tools() -> Result {
 }
 
 fn build_viewer() -> Result {
+    // Trunk builds offline (Trunk.toml), so the crates only the wasm32 build needs (burn-remote,
+    // burn-router, ...) must be in cargo's cache first: a fresh machine's native build does not
+    // download them. Without a network and with them already cached, the build goes on.
+    if let Err(e) = run(cmd("cargo").args(["fetch", "--target", "wasm32-unknown-unknown"])) {
+        eprintln!("xtask: {e}; building the viewer with the crates cargo already has");
+    }
     run(cmd("trunk").args(["build", "--release"]))
 }
 
