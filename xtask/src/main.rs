@@ -100,9 +100,11 @@ fn ensure_python_tools() -> Result {
 
 fn build_viewer() -> Result {
     // Trunk builds offline (Trunk.toml), so the crates only the wasm32 build needs (burn-remote,
-    // burn-router, ...) must be in cargo's cache first: a fresh machine's native build does not
-    // download them. Without a network and with them already cached, the build goes on.
-    if let Err(e) = run(cmd("cargo").args(["fetch", "--target", "wasm32-unknown-unknown"])) {
+    // burn-router, ... and host crates of its build scripts and macros, such as
+    // signal-hook-registry) must be in cargo's cache first: a fresh machine's native build does
+    // not download them. `cargo fetch` with no --target takes every platform's (a target filter
+    // misses the host ones). Without a network and with them already cached, the build goes on.
+    if let Err(e) = run(cmd("cargo").arg("fetch")) {
         eprintln!("xtask: {e}; building the viewer with the crates cargo already has");
     }
     run(cmd("trunk").args(["build", "--release"]))
