@@ -53,7 +53,7 @@ cell() {
   seed=${seed#s}
   if [ -f "$OUT/$name.json" ]; then echo "== $name: done"; return; fi
   local args=(--seed "$seed" --mode "$mode" --label-fraction "$(awk "BEGIN {print $labels / 100}")")
-  local data=(--dataset glas --um-per-px 1.0) test=(--dataset glas) boundary=()
+  local data=(--dataset glas --um-per-px 1.0) test=(--dataset glas)
   case $init in pre) args+=(--pretrained "$PRE") ;; rand) args+=(--pretrained none) ;; *) echo "bad cell $name" >&2; exit 2 ;; esac
   [ "$mode" = finetune ] && args+=(--lr 5e-4)
   for v in ${variant//-/ }; do
@@ -64,7 +64,7 @@ cell() {
       n) data=(--images "$(nuclei_folder)/images" "${NUCLEI[@]}" --masks "$(nuclei_folder)/masks" --classes "$NUCLEUS")
          test=(--dataset monuseg) ;;
       nb2) data=(--images "$(nuclei_folder)/images" "${NUCLEI[@]}" --masks "$(nuclei_folder 2)/masks" --classes "$NUCLEUS,nucleus boundary:ffd600")
-           test=(--dataset monuseg) boundary=(--boundary-class 2); args+=(--boundary-class 2) ;;
+           test=(--dataset monuseg); args+=(--boundary-class 2) ;;
       *) echo "bad variant $v in $name" >&2; exit 2 ;;
     esac
   done
@@ -78,8 +78,9 @@ cell() {
   local model=$RUNS/$name.histoseg
   if [ "${test[1]}" = monuseg ]; then
     model=$RUNS/$name.int8.histoseg
-    # export compares int8 with f32 on one test image only: eval below scores the int8 file on all
-    "$BIN" export --model "$RUNS/$name.histoseg" "${test[@]}" --limit 1 "${boundary[@]}" --out "$model" >> "$OUT/$name.log" 2>&1
+    # export compares int8 with f32 on one test image only: eval below scores the int8 file on all;
+    # it keeps the boundary class that train recorded
+    "$BIN" export --model "$RUNS/$name.histoseg" "${test[@]}" --limit 1 --out "$model" >> "$OUT/$name.log" 2>&1
   fi
   "$BIN" eval --model "$model" "${test[@]}" --report "$OUT/$name.json.part" >> "$OUT/$name.log" 2>&1
   mv "$OUT/$name.json.part" "$OUT/$name.json"
