@@ -175,6 +175,23 @@ fn check_paired_differences(dir: &std::path::Path, notes: &[String], variant: &s
     }
 }
 
+/// The lines "- ROW (`VARIANT`): validation Dice − t = 50, levels 0, 1 ...: mean ± sd points (by
+/// seed)" under the feature rows: each row's validation Dice less that of the baseline under the
+/// same head (raw, or standardised for a `-z` row), paired by seed, against the seeds' logs.
+fn check_feature_differences(dir: &std::path::Path, notes: &[String]) {
+    let lines: Vec<&String> = notes.iter().filter(|l| l.starts_with("- ")).collect();
+    for line in &lines {
+        let variant = line.split('`').nth(1).unwrap_or_else(|| panic!("{line}: names its cell"));
+        let base = if variant.ends_with("-z") { "-z" } else { "" };
+        let (row, baseline) = (ablation_cell(dir, "pre-frozen-10", variant), ablation_cell(dir, "pre-frozen-10", base));
+        let gain: Vec<f64> = row.iter().filter_map(|r| baseline.iter().find(|b| b.0 == r.0).map(|b| 100.0 * (r.1 - b.1))).collect();
+        assert!(gain.len() > 1, "{line}: seeds of both rows");
+        let by_seed: Vec<String> = gain.iter().map(|g| format!("{g:+.1}")).collect();
+        assert!(line.ends_with(&format!(": {} points ({})", mean_sd(&gain, 1), by_seed.join(", "))), "{line}: {gain:?}");
+    }
+    assert!(!lines.is_empty(), "the feature rows' paired differences are under their table");
+}
+
 /// The cell-name prefix of a row's UNet: "pre" for the diffusion-pretrained one, "rand" for random init.
 fn init_of(unet: &str) -> &'static str {
     if unet.starts_with("diffusion-pretrained") {
@@ -199,12 +216,13 @@ fn ablation_tables_match_the_seeded_runs() {
     assert_eq!(rows.len(), 8, "2 UNets x 2 modes x 2 label fractions");
     check_paired_differences(&dir, &notes, "");
     // the feature rows: the cell suffix is in backticks in the first cell (none for the baseline)
-    let (rows, _) = marked_table(&readme, "ablation-features");
+    let (rows, notes) = marked_table(&readme, "ablation-features");
     for cells in &rows {
         let variant = cells[0].split('`').nth(1).unwrap_or("");
         check_seeded_cells(cells, 1, &ablation_cell(&dir, "pre-frozen-10", variant));
     }
     assert_eq!(rows.len(), 14, "the baseline, 3 timestep rows, 3 level rows, with raw and with standardised features");
+    check_feature_differences(&dir, &notes);
     // both UNets again with the features chosen there (frozen), then standardised by the head
     // (frozen and fine-tuned), the cells' suffix named in the header
     let variant_of = |marker: &str| readme.split(&format!("<!-- {marker} -->")).nth(1).unwrap_or_else(|| panic!("README has the {marker} table")).split('`').nth(1).unwrap().to_string();
