@@ -113,15 +113,16 @@ for labels in (10, 100):
 print("")
 print("| features under the frozen head (pretrained UNet, 10% of labels) | seeds | validation Dice over | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) | test background Dice |")
 print("|---|---|---|---|---|---|---|---|---|")
+feature_rows = {variant: runs("pre", "frozen", 10, variant) for variant, _ in VARIANTS}
 for variant, name in VARIANTS:
-    r = runs("pre", "frozen", 10, variant)
+    r = feature_rows[variant]
     print(f"| {name} | {row(r, True)}" if r else f"| {name} | 0 | not run yet | | | | | | |")
 # each row against t = 50, levels 0, 1 under the same head (raw or standardised), paired by seed:
 # the seeds share their training and validation images, so a paired difference is what separates
 # rows whose means are closer than the seeds' spread
 for variant, name in VARIANTS:
     base = "-z" if variant.endswith("-z") else ""
-    seeds, r, b = [], runs("pre", "frozen", 10, variant), runs("pre", "frozen", 10, base)
+    r, b = feature_rows[variant], feature_rows[base]
     seeds = sorted(set(r) & set(b))
     if variant != base and len(seeds) > 1:
         gain = [100 * (r[s][0] - b[s][0]) for s in seeds]
