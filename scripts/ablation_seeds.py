@@ -28,7 +28,9 @@ VARIANTS = [("", "t = 50, levels 0, 1 (the table above)"), ("-t10", "t = 10"), (
 # each again under a head that standardises each channel first (`-z`, `--standardize-features`):
 # the scale of the features no longer sets how fast the head learns from them
 VARIANTS = ([(v, f"{name} (`{v}`)" if v else name) for v, name in VARIANTS]
-            + [(v + "-z", f"{name.replace(' (the table above)', '')}, standardised (`{v}-z`)") for v, name in VARIANTS])
+            + [(v + "-z", f"{name.replace(' (the table above)', '')}, standardised (`{v}-z`)") for v, name in VARIANTS]
+            # the best timestep with the best levels, both chosen by validation above (standardised only)
+            + [("-t10-l0.1.2-z", "t = 10, levels 0, 1, 2, standardised (`-t10-l0.1.2-z`)")])
 # the features chosen by validation in the feature rows (the highest seed-0 validation mean Dice),
 # on which both UNets are compared again
 CHOSEN = ("-t10", "t = 10")

@@ -221,7 +221,7 @@ fn ablation_tables_match_the_seeded_runs() {
         let variant = cells[0].split('`').nth(1).unwrap_or("");
         check_seeded_cells(cells, 1, &ablation_cell(&dir, "pre-frozen-10", variant));
     }
-    assert_eq!(rows.len(), 14, "the baseline, 3 timestep rows, 3 level rows, with raw and with standardised features");
+    assert_eq!(rows.len(), 15, "the baseline, 3 timestep rows, 3 level rows, with raw and with standardised features, and t = 10 with levels 0-2 standardised");
     check_feature_differences(&dir, &notes);
     // both UNets again with the features chosen there (frozen), then standardised by the head
     // (frozen and fine-tuned), the cells' suffix named in the header
