@@ -6,10 +6,10 @@ differences; then the feature rows (timesteps and decoder levels under a frozen 
 with standardised features); then the
 rows of both UNets with the features chosen there, paired by seed, with raw and with standardised
 features; then the nuclei head rows (2 classes against background / nucleus / boundary, on
-MoNuSeg).
+MoNuSeg); then both UNets frozen under the best standardised feature row.
 tests/readme_figures.rs checks the README's copy of the tables against the same files.
 With --readme it writes them between the README's ablation-seeds, ablation-features,
-ablation-chosen, ablation-standardised and ablation-instances markers."""
+ablation-chosen, ablation-standardised, ablation-instances and ablation-best markers."""
 import json
 import math
 import pathlib
@@ -37,6 +37,8 @@ CHOSEN = ("-t10", "t = 10")
 # the chosen features again, under a head that standardises each channel first
 # (`--standardize-features`): a diffusion-pretrained UNet's features spread a third as wide
 STANDARDISED = (CHOSEN[0] + "-z", CHOSEN[1] + ", standardised by the head")
+# the best feature row by validation, standardised: the two best axes together
+BEST = ("-t10-l0.1.2-z", "t = 10, levels 0, 1, 2, standardised by the head")
 HEADS = [("-n", "2 classes: background, nucleus"), ("-nb2", "instance head: background, nucleus, nucleus boundary (2 px)")]
 
 
@@ -131,13 +133,20 @@ for variant, name in VARIANTS:
         print(f"- {name}: validation Dice − t = 50, levels 0, 1{', standardised' if base else ''}, paired by seed "
               f"({', '.join(map(str, seeds))}): {cell(gain, 1)} points ({', '.join(f'{g:+.1f}' for g in gain)})")
 
-print("")
-print(f"| UNet, frozen, features {CHOSEN[1]} (`{CHOSEN[0]}`), 10% of labels | seeds | validation Dice over | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) | test background Dice |")
-print("|---|---|---|---|---|---|---|---|---|")
-for init, init_name in INITS:
-    r = runs(init, "frozen", 10, CHOSEN[0])
-    print(f"| {init_name} | {row(r, True)}" if r else f"| {init_name} | 0 | not run yet | | | | | | |")
-paired("frozen", 10, CHOSEN[0])
+
+
+def both_unets_frozen(variant, name):
+    """The table of both UNets, frozen at 10% of labels, under one feature variant, paired by seed."""
+    print("")
+    print(f"| UNet, frozen, features {name} (`{variant}`), 10% of labels | seeds | validation Dice over | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) | test background Dice |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for init, init_name in INITS:
+        r = runs(init, "frozen", 10, variant)
+        print(f"| {init_name} | {row(r, True)}" if r else f"| {init_name} | 0 | not run yet | | | | | | |")
+    paired("frozen", 10, variant)
+
+
+both_unets_frozen(*CHOSEN)
 print("")
 print(f"| UNet, features {STANDARDISED[1]} (`{STANDARDISED[0]}`), 10% of labels | training | seeds | validation Dice over | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) | test background Dice |")
 print("|---|---|---|---|---|---|---|---|---|---|")
@@ -161,15 +170,17 @@ for folder in (root, OLD_RULE):
                   f"| {cell([x[2]['aji'] for x in v])} |")
         elif folder == root:
             print(f"| {name} (`{variant}`) | 0 | not run yet | | | |")
+# both UNets again under the best standardised feature row (t = 10, levels 0-2), frozen
+both_unets_frozen(*BEST)
 
 text = "\n".join(lines) + "\n"
 if "--readme" in sys.argv[1:]:
-    main, features, chosen, standardised, heads = text.split("\n\n| ")
+    main, features, chosen, standardised, heads, best = text.split("\n\n| ")
     readme = root.parent.parent / "README.md"
     r = readme.read_text()
     blocks = (("ablation-seeds", main + "\n"), ("ablation-features", "| " + features + "\n"),
               ("ablation-chosen", "| " + chosen.rstrip("\n") + "\n"),
-              ("ablation-standardised", "| " + standardised.rstrip("\n") + "\n"), ("ablation-instances", "| " + heads))
+              ("ablation-standardised", "| " + standardised.rstrip("\n") + "\n"), ("ablation-instances", "| " + heads.rstrip("\n") + "\n"), ("ablation-best", "| " + best))
     for marker, block in blocks:
         head, rest = r.split(f"<!-- {marker} -->\n", 1)
         r = head + f"<!-- {marker} -->\n" + block + "<!-- /" + rest.split("<!-- /", 1)[1]

@@ -226,13 +226,18 @@ fn ablation_tables_match_the_seeded_runs() {
     // both UNets again with the features chosen there (frozen), then standardised by the head
     // (frozen and fine-tuned), the cells' suffix named in the header
     let variant_of = |marker: &str| readme.split(&format!("<!-- {marker} -->")).nth(1).unwrap_or_else(|| panic!("README has the {marker} table")).split('`').nth(1).unwrap().to_string();
-    let variant = variant_of("ablation-chosen");
-    let (rows, notes) = marked_table(&readme, "ablation-chosen");
-    for cells in &rows {
-        check_seeded_cells(cells, 1, &ablation_cell(&dir, &format!("{}-frozen-10", init_of(&cells[0])), &variant));
-    }
-    assert_eq!(rows.len(), 2, "the pretrained and the random UNet");
-    check_paired_differences(&dir, &notes, &variant);
+    let both_unets_frozen = |marker: &str| {
+        let variant = variant_of(marker);
+        let (rows, notes) = marked_table(&readme, marker);
+        for cells in &rows {
+            check_seeded_cells(cells, 1, &ablation_cell(&dir, &format!("{}-frozen-10", init_of(&cells[0])), &variant));
+        }
+        assert_eq!(rows.len(), 2, "{marker}: the pretrained and the random UNet");
+        check_paired_differences(&dir, &notes, &variant);
+    };
+    both_unets_frozen("ablation-chosen");
+    // and under the best feature row, t = 10 with levels 0-2, standardised
+    both_unets_frozen("ablation-best");
     let variant = variant_of("ablation-standardised");
     assert_eq!(variant, format!("{}-z", variant_of("ablation-chosen")), "the chosen features, standardised");
     let (rows, notes) = marked_table(&readme, "ablation-standardised");
