@@ -22,6 +22,9 @@ MODES = [("frozen", "frozen"), ("finetune", "fine-tuned")]
 
 
 # the cell's name suffix (scripts/ablation_seeds.sh), and what it changes
+# the best timestep with the best levels, both chosen by validation in the rows below; its row is
+# run standardised only, and both UNets are compared again under it
+BEST_FEATURES = ("-t10-l0.1.2", "t = 10, levels 0, 1, 2")
 VARIANTS = [("", "t = 50, levels 0, 1 (the table above)"), ("-t10", "t = 10"), ("-t200", "t = 200"),
             ("-t10.50.200", "t = 10, 50 and 200 side by side"), ("-l0", "level 0"), ("-l0.1.2", "levels 0, 1, 2"),
             ("-l0.1.2.3", "levels 0, 1, 2, 3")]
@@ -29,8 +32,7 @@ VARIANTS = [("", "t = 50, levels 0, 1 (the table above)"), ("-t10", "t = 10"), (
 # the scale of the features no longer sets how fast the head learns from them
 VARIANTS = ([(v, f"{name} (`{v}`)" if v else name) for v, name in VARIANTS]
             + [(v + "-z", f"{name.replace(' (the table above)', '')}, standardised (`{v}-z`)") for v, name in VARIANTS]
-            # the best timestep with the best levels, both chosen by validation above (standardised only)
-            + [("-t10-l0.1.2-z", "t = 10, levels 0, 1, 2, standardised (`-t10-l0.1.2-z`)")])
+            + [(BEST_FEATURES[0] + "-z", f"{BEST_FEATURES[1]}, standardised (`{BEST_FEATURES[0]}-z`)")])
 # the features chosen by validation in the feature rows (the highest seed-0 validation mean Dice),
 # on which both UNets are compared again
 CHOSEN = ("-t10", "t = 10")
@@ -38,7 +40,7 @@ CHOSEN = ("-t10", "t = 10")
 # (`--standardize-features`): a diffusion-pretrained UNet's features spread a third as wide
 STANDARDISED = (CHOSEN[0] + "-z", CHOSEN[1] + ", standardised by the head")
 # the best feature row by validation, standardised: the two best axes together
-BEST = ("-t10-l0.1.2-z", "t = 10, levels 0, 1, 2, standardised by the head")
+BEST = (BEST_FEATURES[0] + "-z", BEST_FEATURES[1] + ", standardised by the head")
 HEADS = [("-n", "2 classes: background, nucleus"), ("-nb2", "instance head: background, nucleus, nucleus boundary (2 px)")]
 
 
