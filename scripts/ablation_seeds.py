@@ -46,7 +46,7 @@ HEADS = [("-n", "2 classes: background, nucleus"), ("-nb2", "instance head: back
 
 # what a run's log says it kept its weights by: since session 29 the mean Dice over all classes,
 # background included; before, the object classes' Dice alone (on which a head that calls every
-# pixel gland scores 0.65); the old frozen and nuclei runs are in kept-by-object-dice/
+# pixel gland scores 0.65); the old runs are in kept-by-object-dice/
 KEPT_BY = {"mean ": "all classes", "": "object classes"}
 OLD_RULE = root / "kept-by-object-dice"
 

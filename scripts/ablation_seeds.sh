@@ -5,7 +5,8 @@
 # same budget: 300 steps of batch 4, 128 px tiles at 1 µm/px, 2 classes, the best weights kept by
 # validation mean Dice over all classes, background included, on held-out training images (runs
 # before session 29 kept them by the object classes' Dice; results/ablation/kept-by-object-dice/
-# holds the frozen and nuclei ones), then scored on all 60 GlaS testA images.
+# holds the old runs of every main-table row and of the nuclei heads), then scored on all 60 GlaS
+# testA images.
 # Resumable: a cell whose report exists is skipped, a cell stopped mid-run goes on from its
 # checkpoint. `scripts/ablation_seeds.py` prints the README tables from the reports.
 #
