@@ -21,10 +21,10 @@ INITS = [("pre", "diffusion-pretrained (809 steps)"), ("rand", "random init")]
 MODES = [("frozen", "frozen"), ("finetune", "fine-tuned")]
 
 
-# the cell's name suffix (scripts/ablation_seeds.sh), and what it changes
-# the best timestep with the best levels, both chosen by validation in the rows below; its row is
+# the best timestep with the best levels, both chosen by validation in the feature rows; its row is
 # run standardised only, and both UNets are compared again under it
 BEST_FEATURES = ("-t10-l0.1.2", "t = 10, levels 0, 1, 2")
+# the cell's name suffix (scripts/ablation_seeds.sh), and what it changes
 VARIANTS = [("", "t = 50, levels 0, 1 (the table above)"), ("-t10", "t = 10"), ("-t200", "t = 200"),
             ("-t10.50.200", "t = 10, 50 and 200 side by side"), ("-l0", "level 0"), ("-l0.1.2", "levels 0, 1, 2"),
             ("-l0.1.2.3", "levels 0, 1, 2, 3")]
