@@ -6,7 +6,7 @@ differences; then the feature rows (timesteps and decoder levels under a frozen 
 with standardised features); then the
 rows of both UNets with the features chosen there, paired by seed, with raw and with standardised
 features; then the nuclei head rows (2 classes against background / nucleus / boundary, on
-MoNuSeg); then both UNets frozen under the best standardised feature row.
+MoNuSeg); then both UNets, frozen and fine-tuned, under the best standardised feature row.
 tests/readme_figures.rs checks the README's copy of the tables against the same files.
 With --readme it writes them between the README's ablation-seeds, ablation-features,
 ablation-chosen, ablation-standardised, ablation-instances and ablation-best markers."""
@@ -148,16 +148,22 @@ def both_unets_frozen(variant, name):
     paired("frozen", 10, variant)
 
 
+def both_unets_both_modes(variant, name):
+    """The table of both UNets, frozen and fine-tuned at 10% of labels, under one feature variant,
+    paired by seed."""
+    print("")
+    print(f"| UNet, features {name} (`{variant}`), 10% of labels | training | seeds | validation Dice over | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) | test background Dice |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for mode, mode_name in MODES:
+        for init, init_name in INITS:
+            r = runs(init, mode, 10, variant)
+            print(f"| {init_name} | {mode_name} | {row(r, True)}" if r else f"| {init_name} | {mode_name} | 0 | not run yet | | | | | | |")
+    for mode, _ in MODES:
+        paired(mode, 10, variant)
+
+
 both_unets_frozen(*CHOSEN)
-print("")
-print(f"| UNet, features {STANDARDISED[1]} (`{STANDARDISED[0]}`), 10% of labels | training | seeds | validation Dice over | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) | test background Dice |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for mode, mode_name in MODES:
-    for init, init_name in INITS:
-        r = runs(init, mode, 10, STANDARDISED[0])
-        print(f"| {init_name} | {mode_name} | {row(r, True)}" if r else f"| {init_name} | {mode_name} | 0 | not run yet | | | | | | |")
-for mode, _ in MODES:
-    paired(mode, 10, STANDARDISED[0])
+both_unets_both_modes(*STANDARDISED)
 print("")
 print("| nuclei head (pretrained UNet fine-tuned, all MoNuSeg training labels) | seeds | validation Dice over | validation Dice | test pixel Dice | AJI |")
 print("|---|---|---|---|---|---|")
@@ -172,8 +178,8 @@ for folder in (root, OLD_RULE):
                   f"| {cell([x[2]['aji'] for x in v])} |")
         elif folder == root:
             print(f"| {name} (`{variant}`) | 0 | not run yet | | | |")
-# both UNets again under the best standardised feature row (t = 10, levels 0-2), frozen
-both_unets_frozen(*BEST)
+# both UNets again under the best standardised feature row (t = 10, levels 0-2), frozen and fine-tuned
+both_unets_both_modes(*BEST)
 
 text = "\n".join(lines) + "\n"
 if "--readme" in sys.argv[1:]:

@@ -217,14 +217,14 @@ fn ablation_tables_match_the_seeded_runs() {
     check_paired_differences(&dir, &notes, "");
     // the feature rows: the cell suffix is in backticks in the first cell (none for the baseline)
     let (rows, notes) = marked_table(&readme, "ablation-features");
-    for cells in &rows {
-        let variant = cells[0].split('`').nth(1).unwrap_or("");
+    let feature_variants: Vec<String> = rows.iter().map(|cells| cells[0].split('`').nth(1).unwrap_or("").to_string()).collect();
+    for (cells, variant) in rows.iter().zip(&feature_variants) {
         check_seeded_cells(cells, 1, &ablation_cell(&dir, "pre-frozen-10", variant));
     }
     assert_eq!(rows.len(), 15, "the baseline, 3 timestep rows, 3 level rows, with raw and with standardised features, and t = 10 with levels 0-2 standardised");
     check_feature_differences(&dir, &notes);
-    // both UNets again with the features chosen there (frozen), then standardised by the head
-    // (frozen and fine-tuned), the cells' suffix named in the header
+    // both UNets again with the features chosen there (frozen), then standardised by the head, and
+    // under the best feature row (frozen and fine-tuned both), the cells' suffix named in the header
     let variant_of = |marker: &str| readme.split(&format!("<!-- {marker} -->")).nth(1).unwrap_or_else(|| panic!("README has the {marker} table")).split('`').nth(1).unwrap().to_string();
     let both_unets_frozen = |marker: &str| {
         let variant = variant_of(marker);
@@ -235,18 +235,23 @@ fn ablation_tables_match_the_seeded_runs() {
         assert_eq!(rows.len(), 2, "{marker}: the pretrained and the random UNet");
         check_paired_differences(&dir, &notes, &variant);
     };
+    let both_unets_both_modes = |marker: &str| {
+        let variant = variant_of(marker);
+        let (rows, notes) = marked_table(&readme, marker);
+        for cells in &rows {
+            let mode = match cells[1].as_str() { "frozen" => "frozen", "fine-tuned" => "finetune", m => panic!("mode {m}") };
+            check_seeded_cells(cells, 2, &ablation_cell(&dir, &format!("{}-{mode}-10", init_of(&cells[0])), &variant));
+        }
+        assert_eq!(rows.len(), 4, "{marker}: both UNets, frozen and fine-tuned");
+        check_paired_differences(&dir, &notes, &variant);
+        variant
+    };
     both_unets_frozen("ablation-chosen");
-    // and under the best feature row, t = 10 with levels 0-2, standardised
-    both_unets_frozen("ablation-best");
-    let variant = variant_of("ablation-standardised");
-    assert_eq!(variant, format!("{}-z", variant_of("ablation-chosen")), "the chosen features, standardised");
-    let (rows, notes) = marked_table(&readme, "ablation-standardised");
-    for cells in &rows {
-        let mode = match cells[1].as_str() { "frozen" => "frozen", "fine-tuned" => "finetune", m => panic!("mode {m}") };
-        check_seeded_cells(cells, 2, &ablation_cell(&dir, &format!("{}-{mode}-10", init_of(&cells[0])), &variant));
-    }
-    assert_eq!(rows.len(), 4, "both UNets, frozen and fine-tuned");
-    check_paired_differences(&dir, &notes, &variant);
+    let standardised = both_unets_both_modes("ablation-standardised");
+    assert_eq!(standardised, format!("{}-z", variant_of("ablation-chosen")), "the chosen features, standardised");
+    // and under the best feature row, t = 10 with levels 0-2, standardised: a -z row of the feature table
+    let best = both_unets_both_modes("ablation-best");
+    assert!(best.ends_with("-z") && feature_variants.contains(&best), "{best}: a standardised row of the feature table");
     // the nuclei heads: 2 classes against the instance head, scored on MoNuSeg test; rows kept by
     // the object classes' Dice (before session 29) are read from their own folder
     let (rows, _) = marked_table(&readme, "ablation-instances");
