@@ -201,6 +201,15 @@ fn init_of(unet: &str) -> &'static str {
     "rand"
 }
 
+/// The cell-name part of a row's training mode: "frozen", or "finetune" for "fine-tuned".
+fn mode_of(training: &str) -> &'static str {
+    match training {
+        "frozen" => "frozen",
+        "fine-tuned" => "finetune",
+        m => panic!("mode {m}"),
+    }
+}
+
 #[test]
 fn ablation_tables_match_the_seeded_runs() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -209,7 +218,7 @@ fn ablation_tables_match_the_seeded_runs() {
     let (rows, notes) = marked_table(&readme, "ablation-seeds");
     for cells in &rows {
         let init = init_of(&cells[0]);
-        let mode = match cells[1].as_str() { "frozen" => "frozen", "fine-tuned" => "finetune", m => panic!("mode {m}") };
+        let mode = mode_of(&cells[1]);
         let labels = cells[2].strip_suffix('%').unwrap();
         check_seeded_cells(cells, 3, &ablation_cell(&dir, &format!("{init}-{mode}-{labels}"), ""));
     }
@@ -239,7 +248,7 @@ fn ablation_tables_match_the_seeded_runs() {
         let variant = variant_of(marker);
         let (rows, notes) = marked_table(&readme, marker);
         for cells in &rows {
-            let mode = match cells[1].as_str() { "frozen" => "frozen", "fine-tuned" => "finetune", m => panic!("mode {m}") };
+            let mode = mode_of(&cells[1]);
             check_seeded_cells(cells, 2, &ablation_cell(&dir, &format!("{}-{mode}-10", init_of(&cells[0])), &variant));
         }
         assert_eq!(rows.len(), 4, "{marker}: both UNets, frozen and fine-tuned");
