@@ -3,7 +3,7 @@
 # runs it on a GPU, here on the CPU: a frozen head trained with 10% of the GlaS training labels
 # (2 classes, 1 µm/px) on each given UNet, or on a random-init one for `none`, scored on the same
 # validation images every 100 steps. Reads the data that `scripts/gpu_train.sh prepare` packed
-# (target/gpu-pack/glas).
+# (target/gpu-pack/glas), or the same packed elsewhere: PACK=../runs/pretrain-data (cpu_pretrain.sh).
 #   scripts/frozen_check.sh RUNS_DIR PRETRAINED.histoseg|none ...
 # Prints each run's validation curve (RUNS_DIR/down-NAME/validation.csv).
 set -euo pipefail
@@ -14,7 +14,7 @@ unets=()
 for pre in "$@"; do if [ "$pre" = none ]; then unets+=(none); else unets+=("$(realpath "$pre")"); fi; done
 cd "$(dirname "$0")/.."
 bin=${BIN:-$PWD/target/release/histoseg}
-cd target/gpu-pack
+cd "${PACK:-target/gpu-pack}"
 for pre in "${unets[@]}"; do
   name=$(basename "$pre" .histoseg)
   "$bin" train --images glas/images --masks glas/masks --image-um-per-px 0.62 --classes "background:000000,gland:00c853" \

@@ -18,6 +18,9 @@
 #       histoseg resamples them to any working resolution there (`--source glas/images,0.62`,
 #       `--image-um-per-px 0.62`). Prints the size of .gpu/ against the 64 MiB limit.
 #
+#   scripts/gpu_train.sh pack DIR
+#       Here. Only the data packing of prepare, into DIR, unpacked (scripts/cpu_pretrain.sh).
+#
 #   scripts/gpu_train.sh chunk NAME SECONDS -- HISTOSEG ARGS...
 #       There (the device tool runs it with carry [".gpu"]). Unpacks the loader, the binary and
 #       the data (into target/gpu-data, which survives between calls on a warm machine), restores
@@ -59,10 +62,21 @@ prepare() {
     apt-get $o update -qq
     (cd "$GPU" && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
   fi
-  # any CLI build packs the data: the one without the gpu feature, or the one just built
+  local pack=target/gpu-pack
+  pack "$pack"
+  tar -cf "$GPU/data.tar" -C "$pack" .
+  du -ab "$GPU" | sort -k2 | awk '{printf "%8.1f MB  %s\n", $1/1e6, $2}'
+  local total
+  total=$(du -sb "$GPU" | cut -f1)
+  echo "carried: $((total / 1024 / 1024)) MiB of the 64 MiB limit (plus the working tree)"
+}
+
+# The training data of the GPU runs, into DIR (see prepare); the CPU pretraining uses it too.
+pack() {
+  local pack=$1
+  # any CLI build packs the data: the one without the gpu feature, or the gpu one
   local bin=target/release/histoseg
   [ -x "$bin" ] || bin=target/gpu/release/histoseg
-  local pack=target/gpu-pack
   rm -rf "$pack" && mkdir -p "$pack"
   "$bin" --data "$DATA" dataset --dataset glas --split train --jpeg-quality 90 --out "$pack/glas"
   "$bin" --data "$DATA" dataset --dataset monuseg --split train --um-per-px 0.5 --jpeg-quality 90 --out "$pack/monuseg-0.5"
@@ -70,11 +84,6 @@ prepare() {
   "$bin" --data "$DATA" dataset --dataset monuseg --split train --um-per-px 0.5 --boundaries 2 --jpeg-quality 90 --out "$pack/monuseg-0.5-b2"
   rm -rf "$pack/glas-b5/images" "$pack/monuseg-0.5-b2/images"
   mkdir -p "$pack/samples" && cp "$DATA"/samples/*.{svs,png,jpg} "$pack/samples/"
-  tar -cf "$GPU/data.tar" -C "$pack" .
-  du -ab "$GPU" | sort -k2 | awk '{printf "%8.1f MB  %s\n", $1/1e6, $2}'
-  local total
-  total=$(du -sb "$GPU" | cut -f1)
-  echo "carried: $((total / 1024 / 1024)) MiB of the 64 MiB limit (plus the working tree)"
 }
 
 # There: the Vulkan loader, the binary (target/gpu-bin/histoseg) and the data (target/gpu-data).
@@ -147,9 +156,10 @@ cmd=${1:-}
 shift || true
 case $cmd in
   prepare) prepare ;;
+  pack) pack "$@" ;;
   setup) setup ;;
   chunk) chunk "$@" ;;
   collect) collect "$@" ;;
   rehearse) rehearse "$@" ;;
-  *) sed -n '2,33p' "$0"; exit 2 ;;
+  *) sed -n '2,44p' "$0"; exit 2 ;;
 esac

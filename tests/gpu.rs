@@ -68,7 +68,7 @@ fn the_gpu_computes_the_cpu_loss_and_training_on_it_lowers_the_loss() {
     };
     // a tiny UNet keeps this to minutes on lavapipe (a CPU Vulkan driver); same code as any size
     let tiny = UNetConfig { base_channels: 8, channel_mults: vec![1, 2], norm_groups: 4, ..cfg };
-    let settings = PretrainSettings { unet: tiny, patch: 32, batch: 4, augment: Augment::DEFAULT, weighting: LossWeighting::Uniform, validation_patches: 16 };
+    let settings = PretrainSettings { unet: tiny, patch: 32, batch: 4, augment: Augment::DEFAULT, weighting: LossWeighting::Uniform, validation_patches: 16, init: None };
     // validation at step 1 (a run of one step) and at step 30
     let first = pretrain(&img.train, &img.validation, settings.clone(), &RunConfig { steps: 1, dir: dir.join("one"), ..run.clone() }, &gpu, "test", |_| {}).unwrap();
     let last = pretrain(&img.train, &img.validation, settings, &run, &gpu, "test", |_| {}).unwrap();

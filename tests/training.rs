@@ -57,7 +57,7 @@ fn unlabeled() -> data::Unlabeled {
 }
 
 fn pretrain_settings() -> PretrainSettings {
-    PretrainSettings { unet: tiny(), patch: 32, batch: 8, augment: Augment::DEFAULT, weighting: LossWeighting::OneMinusAlphaBar, validation_patches: 16 }
+    PretrainSettings { unet: tiny(), patch: 32, batch: 8, augment: Augment::DEFAULT, weighting: LossWeighting::OneMinusAlphaBar, validation_patches: 16, init: None }
 }
 
 /// The weighted DDPM loss of a model file's UNet on a fixed batch (fixed patches, timesteps, noise).
@@ -93,7 +93,23 @@ fn short_pretraining_on_real_patches_lowers_the_loss() {
     assert_eq!(log.lines().count(), 61, "header + one line per step");
     let val = std::fs::read_to_string(dir2.join("validation.csv")).unwrap();
     assert_eq!(val.lines().map(|l| l.split(',').next().unwrap().to_string()).collect::<Vec<_>>(), ["step", "20", "40", "60"]);
-    for d in [dir, dir2] {
+    // a new run started from that file (`--init`) begins where it ended, not from random weights:
+    // one step at a negligible learning rate leaves the 60-step loss
+    let dir3 = temp_dir("pretrain-init");
+    let mut cfg = run_config(&dir3, 1);
+    cfg.ema_decay = 0.0;
+    cfg.lr = 1e-12;
+    let from_file = PretrainSettings { init: Some(dir2.join("final.histoseg")), ..pretrain_settings() };
+    pretrain(&images.train, &images.validation, from_file.clone(), &cfg, &device, "test", |_| {}).unwrap();
+    let continued = fixed_batch_loss(&dir3.join("final.histoseg"), &images.train);
+    assert!((continued - after).abs() < 1e-3 * after, "started from the 60-step UNet: {continued} against {after} (random {before})");
+    let settings: serde_json::Value = serde_json::from_slice(&read(&dir3.join("settings.json"))).unwrap();
+    assert_eq!(settings["objective"]["init"]["file"], "final.histoseg", "the starting file is part of the run's settings");
+    // a starting file of another architecture is refused with a clear error
+    let wider = PretrainSettings { unet: UNetConfig { base_channels: 16, ..tiny() }, ..from_file };
+    let err = pretrain(&images.train, &images.validation, wider, &run_config(&temp_dir("pretrain-init-wider"), 1), &device, "test", |_| {}).unwrap_err();
+    assert!(format!("{err:#}").contains("another architecture"), "{err:#}");
+    for d in [dir, dir2, dir3, temp_dir("pretrain-init-wider")] {
         std::fs::remove_dir_all(d).ok();
     }
 }

@@ -4,7 +4,7 @@
 //! epsilon MSE, or min-SNR-5. Runs through the resumable loop of [`super::run`]; the validation
 //! score is minus the weighted loss on a fixed batch of patches from held-out images.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
@@ -65,6 +65,10 @@ pub struct PretrainSettings {
     pub weighting: LossWeighting,
     /// Patches of the fixed validation batch.
     pub validation_patches: usize,
+    /// Start the UNet from this model file's UNet (same architecture) instead of random weights,
+    /// e.g. to go on from a published pretraining run whose optimiser state was not kept. The
+    /// optimiser, EMA and step count start afresh.
+    pub init: Option<PathBuf>,
 }
 
 /// The model file a pretraining run writes: the UNet, with a placeholder head.
@@ -129,6 +133,8 @@ pub struct PretrainObjective<'a> {
     settings: PretrainSettings,
     schedule: NoiseSchedule,
     validation: Option<FixedBatch>,
+    /// The starting file's name, size and CRC-32, so a resume cannot silently start elsewhere.
+    init_fingerprint: serde_json::Value,
 }
 
 impl<'a> PretrainObjective<'a> {
@@ -144,7 +150,17 @@ impl<'a> PretrainObjective<'a> {
             let eps = seeded_normal(rng.next_u64(), planar.len());
             FixedBatch { planar, ts, eps }
         });
-        Ok(Self { images: train, settings, schedule: NoiseSchedule::default(), validation })
+        let init_fingerprint = match &settings.init {
+            None => serde_json::Value::Null,
+            Some(path) => {
+                let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+                serde_json::json!({
+                    "file": path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                    "bytes": bytes.len(), "crc32": crc32fast::hash(&bytes),
+                })
+            }
+        };
+        Ok(Self { images: train, settings, schedule: NoiseSchedule::default(), validation, init_fingerprint })
     }
 }
 
@@ -184,11 +200,16 @@ impl Objective for PretrainObjective<'_> {
 
     fn settings(&self) -> serde_json::Value {
         let s = &self.settings;
-        serde_json::json!({
+        let mut settings = serde_json::json!({
             "task": "pretrain", "unet": s.unet, "patch": s.patch, "batch": s.batch, "weighting": s.weighting,
             "augment": [s.augment.flips_and_rotations, s.augment.stain_scale, s.augment.stain_shift],
             "validation_patches": s.validation_patches, "train_images": self.images.len(),
-        })
+        });
+        // only when set, so runs started before `init` existed still resume
+        if !self.init_fingerprint.is_null() {
+            settings["init"] = self.init_fingerprint.clone();
+        }
+        settings
     }
 }
 
@@ -209,7 +230,14 @@ pub fn pretrain(
     let ad = device.clone().autodiff();
     ad.seed(cfg.seed);
     let manifest = pretrain_manifest(&settings.unet, provenance);
-    let net = HistoSegNet::new(&manifest.unet, &manifest.head, &ad);
+    let mut net = HistoSegNet::new(&manifest.unet, &manifest.head, &ad);
+    if let Some(path) = &settings.init {
+        let file = read_model_file(path)?;
+        if file.manifest.unet != manifest.unet {
+            bail!("the UNet in {} has another architecture ({:?}) than the one requested ({:?})", path.display(), file.manifest.unet, manifest.unet);
+        }
+        net.unet = file.load_into(net.unet, "unet", &ad)?;
+    }
     let mut objective = PretrainObjective::new(train, validation, settings, cfg.seed)?;
     run(net, &mut objective, &manifest, cfg, on_progress)
 }

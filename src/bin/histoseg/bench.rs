@@ -124,7 +124,7 @@ fn bench_training(a: &BenchArgs, compute: histoseg::train::compute::Compute, dev
         stop_after_steps: None,
         resume: false,
     };
-    let settings = PretrainSettings { unet: unet.clone(), patch, batch: a.batch, augment: Augment::DEFAULT, weighting: LossWeighting::OneMinusAlphaBar, validation_patches: 0 };
+    let settings = PretrainSettings { unet: unet.clone(), patch, batch: a.batch, augment: Augment::DEFAULT, weighting: LossWeighting::OneMinusAlphaBar, validation_patches: 0, init: None };
     let mut marks = Vec::new();
     let images = [image];
     pretrain(&images, &[], settings, &cfg, device, "bench", |p| marks.push((p.step, Instant::now(), p.loss)))?;

@@ -32,6 +32,11 @@ pub struct PretrainArgs {
     validation_every: usize,
     #[arg(long, default_value_t = 64)]
     validation_patches: usize,
+    /// Start the UNet from this model file's UNet (same architecture) instead of random weights,
+    /// e.g. to go on from a published pretrained UNet whose run state was not kept; the optimiser,
+    /// EMA and step count start afresh.
+    #[arg(long)]
+    init: Option<PathBuf>,
     #[command(flatten)]
     run: RunArgs,
     #[command(flatten)]
@@ -50,7 +55,7 @@ pub fn run(a: PretrainArgs) -> Result<()> {
     let images = data::load_unlabeled(&a.sources, &working, a.validation_every)?;
     let cfg = a.run.config(&a.out, 2e-4)?;
     let provenance = format!(
-        "histoseg pretrain: {} images ({} held out for validation) from {} at {working:?} µm/px, {} steps of {}x{}px, lr {}, {weighting:?} weighting, EMA {}, seed {}, on {}",
+        "histoseg pretrain: {} images ({} held out for validation) from {} at {working:?} µm/px, {} steps of {}x{}px, lr {}, {weighting:?} weighting, EMA {}, seed {}, {}, on {}",
         images.files.0,
         images.files.1,
         a.sources.iter().map(|s| format!("{}[{}*]", s.dir.display(), s.prefix)).collect::<Vec<_>>().join(" + "),
@@ -60,10 +65,11 @@ pub fn run(a: PretrainArgs) -> Result<()> {
         cfg.lr,
         cfg.ema_decay,
         cfg.seed,
+        a.init.as_ref().map_or("from random weights".to_string(), |p| format!("starting from the UNet of {}", p.display())),
         compute.describe()
     );
     println!("{provenance}\nrun folder {}", cfg.dir.display());
-    let settings = PretrainSettings { unet, patch: a.patch, batch: a.batch, augment: Augment::DEFAULT, weighting, validation_patches: a.validation_patches };
+    let settings = PretrainSettings { unet, patch: a.patch, batch: a.batch, augment: Augment::DEFAULT, weighting, validation_patches: a.validation_patches, init: a.init };
     let mut reporter = RunReporter::new(&cfg, "pretrain", a.run.log_every);
     let outcome = pretrain(&images.train, &images.validation, settings, &cfg, &device, &provenance, |p| reporter.report(p))?;
     reporter.finish();

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Diffusion pretraining on this machine's CPU, in the background, resumed session after session
+# (issue 13: "On the CPU, run in the background and resume across days; say how far you got").
+#
+#   scripts/cpu_pretrain.sh SECONDS
+#       Packs the GPU runs' training data once (scripts/gpu_train.sh pack) into
+#       $HISTOSEG_RUNS/pretrain-data, then pretrains with the GPU recipe of gpu_quality.sh for
+#       SECONDS and stops with a checkpoint: the same 113 unlabelled training images at 0.5 and
+#       1 µm/px, batch 32 of 128 px, plain epsilon MSE, lr 3e-4 on a 50k-step cosine schedule.
+#       Run it again to go on: the run lives in $HISTOSEG_RUNS/pre-uniform-cpu and resumes
+#       exactly (weights, EMA, Adam). It starts from the committed 809-step GPU UNet (--init;
+#       that run's optimiser state was not kept), so its steps add to those 809, with a fresh
+#       Adam and a 100-step warm-up.
+#
+#   scripts/cpu_pretrain.sh status
+#       Prints how far the run got: steps here, the total with the 809 before, and the held-out
+#       loss at each validation.
+#
+# The run folder's log.csv, validation.csv and settings.json are what the README's CPU figures
+# come from; copy them to results/cpu-pretrain/ to commit them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+RUNS=${HISTOSEG_RUNS:-$ROOT/../runs}
+RUN=$RUNS/pre-uniform-cpu
+INIT=results/ablation/pretrained-uniform-809.histoseg
+BIN=${BIN:-$ROOT/target/release/histoseg}
+before=809
+
+if [ "${1:-}" = status ]; then
+  step=$(grep -o '"step": *[0-9]*' "$RUN/checkpoint/state.json" | grep -o '[0-9]*$')
+  echo "steps on the CPU: $step (from the ${before}-step GPU UNet: $((before + step)) in all, of 50000)"
+  echo "held-out loss (step here, minus the loss):"
+  cat "$RUN/validation.csv"
+  exit 0
+fi
+seconds=${1:?usage: scripts/cpu_pretrain.sh SECONDS | status}
+
+[ -f "$RUNS/pretrain-data/samples/cmu-small-region.svs" ] || bash scripts/gpu_train.sh pack "$RUNS/pretrain-data"
+resume=()
+[ -d "$RUN/checkpoint" ] && resume=(--resume)
+cd "$RUNS/pretrain-data"
+exec "$BIN" pretrain --source glas/images,0.62 --source monuseg-0.5/images,0.5 --source samples,0.5 --um-per-px 0.5,1.0 \
+  --steps 50000 --batch 32 --patch 128 --lr 3e-4 --warmup 100 --loss-weighting uniform --init "$ROOT/$INIT" \
+  --checkpoint-every 20 --validate-every 100 --device cpu --run "$RUN" "${resume[@]}" \
+  --stop-after "$seconds" --log-every 60 --out "$RUN.histoseg"
