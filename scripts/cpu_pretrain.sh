@@ -12,9 +12,9 @@
 #       that run's optimiser state was not kept), so its steps add to those 809, with a fresh
 #       Adam and a 100-step warm-up.
 #
-#   scripts/cpu_pretrain.sh status
-#       Prints how far the run got: steps here, the total with the 809 before, and the held-out
-#       loss at each validation.
+#   scripts/cpu_pretrain.sh status [DIR]
+#       Prints how far the run (or its copy in DIR) got: steps here, training hours, the total
+#       with the 809 before, and the held-out loss at each validation (the README's table).
 #
 # The run folder's log.csv, validation.csv and settings.json are what the README's CPU figures
 # come from; copy them to results/cpu-pretrain/ to commit them.
@@ -28,10 +28,13 @@ BIN=${BIN:-$ROOT/target/release/histoseg}
 before=809
 
 if [ "${1:-}" = status ]; then
-  step=$(grep -o '"step": *[0-9]*' "$RUN/checkpoint/state.json" | grep -o '[0-9]*$')
-  echo "steps on the CPU: $step (from the ${before}-step GPU UNet: $((before + step)) in all, of 50000)"
-  echo "held-out loss (step here, minus the loss):"
-  cat "$RUN/validation.csv"
+  # from the run folder, or from its committed copy: scripts/cpu_pretrain.sh status results/cpu-pretrain
+  dir=${2:-$RUN}
+  tail -1 "$dir/log.csv" | awk -F, -v b=$before '{printf "CPU steps so far: %d in %.1f h of training (%.4f steps/s); %d + %d = %d of 50000\n", $1, $4 / 3600, $1 / $4, b, $1, b + $1}'
+  echo
+  echo "| pretraining steps | held-out loss |"
+  echo "|---|---|"
+  tail -n +2 "$dir/validation.csv" | awk -F, -v b=$before '{printf "| %d + %d = %d | %.4f |\n", b, $1, b + $1, -$2}'
   exit 0
 fi
 seconds=${1:?usage: scripts/cpu_pretrain.sh SECONDS | status}

@@ -281,3 +281,42 @@ fn ablation_tables_match_the_seeded_runs() {
     let current: Vec<&str> = rows.iter().filter(|c| c[2] != "object classes").map(|c| c[0].as_str()).collect();
     assert_eq!(current.len(), 2, "the 2-class head and the instance head, kept by today's rule or not run yet: {current:?}");
 }
+
+/// The CPU pretraining that goes on from the 809-step GPU UNet (`scripts/cpu_pretrain.sh`): the
+/// README's block is what `scripts/cpu_pretrain.sh status results/cpu-pretrain` prints from the
+/// committed copy of the run's logs, and that run started from the committed 809-step file.
+#[test]
+fn cpu_pretraining_figures_match_its_logs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let dir = root.join("results/cpu-pretrain");
+    let csv = |name: &str| -> Vec<Vec<f64>> {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        text.lines().skip(1).map(|l| l.split(',').map(|c| c.parse().unwrap()).collect()).collect()
+    };
+    let log = csv("log.csv");
+    let steps: Vec<usize> = log.iter().map(|r| r[0] as usize).collect();
+    assert_eq!(steps, (1..=steps.len()).collect::<Vec<_>>(), "one log line per step, from step 1");
+    let (last, seconds) = (log.last().unwrap()[0], log.last().unwrap()[3]);
+    let before = 809.0;
+    let mut expected = vec![
+        format!("CPU steps so far: {last} in {:.1} h of training ({:.4} steps/s); {before} + {last} = {} of 50000", seconds / 3600.0, last / seconds, before + last),
+        String::new(),
+        "| pretraining steps | held-out loss |".to_string(),
+        "|---|---|".to_string(),
+    ];
+    for v in csv("validation.csv") {
+        expected.push(format!("| {before} + {} = {} | {:.4} |", v[0], before + v[0], -v[1]));
+    }
+    let block = readme.split("<!-- cpu-pretrain -->\n").nth(1).expect("README has the cpu-pretrain block").split("<!-- /cpu-pretrain -->").next().unwrap();
+    assert_eq!(block.lines().collect::<Vec<_>>(), expected, "README's CPU pretraining block against results/cpu-pretrain");
+    // the run started from the committed 809-step UNet, with the GPU run's recipe
+    let settings: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("settings.json")).unwrap()).unwrap();
+    let start = std::fs::read(root.join("results/ablation/pretrained-uniform-809.histoseg")).unwrap();
+    assert_eq!(settings["objective"]["init"]["crc32"].as_u64(), Some(crc32fast::hash(&start) as u64), "started from the committed 809-step file");
+    let gpu: Value = serde_json::from_str(&std::fs::read_to_string(root.join("results/gpu-2026-11-24/pre-uniform/settings.json")).unwrap()).unwrap();
+    for key in ["batch", "patch", "weighting", "unet", "train_images", "validation_patches", "augment"] {
+        assert_eq!(settings["objective"][key], gpu["objective"][key], "{key}: the GPU run's recipe");
+    }
+    assert_eq!((&settings["lr"], &settings["steps"]), (&gpu["lr"], &gpu["steps"]), "the GPU run's schedule");
+}
