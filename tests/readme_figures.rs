@@ -1,7 +1,8 @@
 //! The README's results tables say what the shipped model files say: every figure in the rows of
 //! "Results" and "int8 against f32" is checked against the test-set metrics that `histoseg
 //! export` recorded in the model's manifest; the few-shot and seeded ablation tables are checked
-//! against the result files their scripts wrote. A stale or garbled row fails here.
+//! against the result files their scripts wrote, and the CPU pretraining block against its logs.
+//! A stale or garbled row fails here.
 
 use histoseg::weights::ModelFile;
 use serde_json::Value;

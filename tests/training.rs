@@ -1,8 +1,9 @@
 //! Training on real data, through the resumable run loop: short runs on real GlaS/MoNuSeg
-//! patches lower their losses; a run stopped halfway and resumed ends with exactly the weights,
-//! EMA, optimiser state and loss log of an uninterrupted run (CPU); validation keeps the best
-//! weights; a run folder is never silently overwritten or resumed with other settings. Tiny
-//! networks keep this to seconds; the shipped models are checked in `shipped_models.rs`.
+//! patches lower their losses; a new run started from a model file (`--init`) begins from its
+//! UNet; a run stopped halfway and resumed ends with exactly the weights, EMA, optimiser state
+//! and loss log of an uninterrupted run (CPU); validation keeps the best weights; a run folder is
+//! never silently overwritten or resumed with other settings. Tiny networks keep this to
+//! seconds; the shipped models are checked in `shipped_models.rs`.
 
 use std::path::{Path, PathBuf};
 
