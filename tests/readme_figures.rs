@@ -321,3 +321,21 @@ fn cpu_pretraining_figures_match_its_logs() {
     }
     assert_eq!((&settings["lr"], &settings["steps"]), (&gpu["lr"], &gpu["steps"]), "the GPU run's schedule");
 }
+
+/// The frozen-head check of the CPU-pretrained UNet (`scripts/frozen_check.sh`, seed 0): each
+/// downstream validation curve committed as `results/cpu-pretrain/frozen-check/STEP.csv` (the
+/// UNet after STEP CPU steps) is a row of the README's frozen-head table.
+#[test]
+fn cpu_pretraining_frozen_checks_match_their_curves() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let Ok(entries) = std::fs::read_dir(root.join("results/cpu-pretrain/frozen-check")) else { return };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let step = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let curve: Vec<String> = std::fs::read_to_string(&path).unwrap().lines().skip(1).map(|l| format!("{:.3}", l.split(',').nth(1).unwrap().parse::<f64>().unwrap())).collect();
+        assert_eq!(curve.len(), 4, "{}: validation at steps 100 to 400", path.display());
+        let cells = row(&readme, "| UNet under the frozen head (CPU) |", &format!("| pretrained 809 + {step} steps (CPU), uniform |"));
+        assert_eq!(cells[1], curve.join(" / "), "the frozen-head curve of the UNet after {step} CPU steps");
+    }
+}
