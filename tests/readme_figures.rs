@@ -322,20 +322,27 @@ fn cpu_pretraining_figures_match_its_logs() {
     assert_eq!((&settings["lr"], &settings["steps"]), (&gpu["lr"], &gpu["steps"]), "the GPU run's schedule");
 }
 
-/// The frozen-head check of the CPU-pretrained UNet (`scripts/frozen_check.sh`, seed 0): each
-/// downstream validation curve committed as `results/cpu-pretrain/frozen-check/STEP.csv` (the
-/// UNet after STEP CPU steps) is a row of the README's frozen-head table.
+/// The frozen-head check of the CPU-pretrained UNet (`scripts/frozen_check.sh`, seed 0): the
+/// README's `cpu-frozen-check` table has one row per validation curve committed in
+/// `results/cpu-pretrain/frozen-check/`, STEP.csv for the UNet after STEP CPU steps (0: the
+/// 809-step file it started from) and random.csv for random init, and no other rows.
 #[test]
 fn cpu_pretraining_frozen_checks_match_their_curves() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let Ok(entries) = std::fs::read_dir(root.join("results/cpu-pretrain/frozen-check")) else { return };
-    for entry in entries {
+    let (rows, _) = marked_table(&readme, "cpu-frozen-check");
+    let rows: Vec<Vec<String>> = rows.into_iter().skip(1).collect(); // after the header
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("results/cpu-pretrain/frozen-check")).unwrap() {
         let path = entry.unwrap().path();
-        let step = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let name = if stem == "random" { "random init".to_string() } else { format!("pretrained 809 + {stem} steps (CPU), uniform") };
         let curve: Vec<String> = std::fs::read_to_string(&path).unwrap().lines().skip(1).map(|l| format!("{:.3}", l.split(',').nth(1).unwrap().parse::<f64>().unwrap())).collect();
         assert_eq!(curve.len(), 4, "{}: validation at steps 100 to 400", path.display());
-        let cells = row(&readme, "| UNet under the frozen head (CPU) |", &format!("| pretrained 809 + {step} steps (CPU), uniform |"));
-        assert_eq!(cells[1], curve.join(" / "), "the frozen-head curve of the UNet after {step} CPU steps");
+        let cells = rows.iter().find(|r| r[0] == name).unwrap_or_else(|| panic!("README has no row '{name}' for {}", path.display()));
+        assert_eq!(cells[1], curve.join(" / "), "the frozen-head curve of {name}");
+        checked += 1;
     }
+    assert_eq!(checked, rows.len(), "every row of the table has its curve in results/cpu-pretrain/frozen-check: {rows:?}");
+    assert!(checked >= 3, "the starting UNet, random init and at least one CPU-pretrained UNet");
 }
