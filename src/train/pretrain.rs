@@ -232,11 +232,11 @@ pub fn pretrain(
     let manifest = pretrain_manifest(&settings.unet, provenance);
     let mut net = HistoSegNet::new(&manifest.unet, &manifest.head, &ad);
     if let Some(path) = &settings.init {
-        let file = read_model_file(path)?;
-        if file.manifest.unet != manifest.unet {
-            bail!("the UNet in {} has another architecture ({:?}) than the one requested ({:?})", path.display(), file.manifest.unet, manifest.unet);
+        let (unet, cfg) = load_unet(path, &ad)?;
+        if cfg != manifest.unet {
+            bail!("the UNet in {} has another architecture ({cfg:?}) than the one requested ({:?})", path.display(), manifest.unet);
         }
-        net.unet = file.load_into(net.unet, "unet", &ad)?;
+        net.unet = unet;
     }
     let mut objective = PretrainObjective::new(train, validation, settings, cfg.seed)?;
     run(net, &mut objective, &manifest, cfg, on_progress)
