@@ -8,16 +8,25 @@
 #       SECONDS and stops with a checkpoint: the same 113 unlabelled training images at 0.5 and
 #       1 µm/px, batch 32 of 128 px, plain epsilon MSE, lr 3e-4 on a 50k-step cosine schedule.
 #       Run it again to go on: the run lives in $HISTOSEG_RUNS/pre-uniform-cpu and resumes
-#       exactly (weights, EMA, Adam). It starts from the committed 809-step GPU UNet (--init;
-#       that run's optimiser state was not kept), so its steps add to those 809, with a fresh
-#       Adam and a 100-step warm-up.
+#       exactly (weights, EMA, Adam) on the same machine. It starts from the committed 809-step
+#       GPU UNet (--init; that run's optimiser state was not kept), so its steps add to those
+#       809, with a fresh Adam and a 100-step warm-up. On a machine without that folder (every
+#       session may get a new one) it first restores the run from its slim copy committed in
+#       results/cpu-pretrain/ (see save).
+#
+#   scripts/cpu_pretrain.sh save
+#       Writes a slim copy of the run into results/cpu-pretrain/ (`histoseg slim`: its logs,
+#       settings and last checkpoint with int8 weights and EMA, 7 MB, where the whole f32
+#       checkpoint with Adam's moments is 54 MB), to be committed, so that the next machine
+#       resumes it. That resume is not exact: the weights are rounded to int8 and Adam's moments
+#       start again (the run's state.json records at which steps).
 #
 #   scripts/cpu_pretrain.sh status [DIR]
 #       Prints how far the run (or its copy in DIR) got: steps here, training hours, the total
 #       with the 809 before, and the held-out loss at each validation (the README's table).
 #
 # The run folder's log.csv, validation.csv and settings.json are what the README's CPU figures
-# come from; copy them to results/cpu-pretrain/ to commit them.
+# come from; save copies them to results/cpu-pretrain/ with the checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -37,7 +46,20 @@ if [ "${1:-}" = status ]; then
   tail -n +2 "$dir/validation.csv" | awk -F, -v b=$before '{printf "| %d + %d = %d | %.4f |\n", b, $1, b + $1, -$2}'
   exit 0
 fi
-seconds=${1:?usage: scripts/cpu_pretrain.sh SECONDS | status}
+KEPT=$ROOT/results/cpu-pretrain
+if [ "${1:-}" = save ]; then
+  [ -f "$RUN/checkpoint/state.json" ] || { echo "no checkpoint in $RUN to save" >&2; exit 1; }
+  "$BIN" slim --run "$RUN" --out "$KEPT"
+  exit 0
+fi
+seconds=${1:?usage: scripts/cpu_pretrain.sh SECONDS | save | status [DIR]}
+
+if [ ! -d "$RUN/checkpoint" ] && [ -f "$KEPT/checkpoint/state.json" ]; then
+  echo "restoring the run from $KEPT (step $(grep -o '"step": *[0-9]*' "$KEPT/checkpoint/state.json" | grep -o '[0-9]*$'))"
+  mkdir -p "$RUN/checkpoint"
+  cp "$KEPT"/{log.csv,validation.csv,settings.json} "$RUN/"
+  cp "$KEPT"/checkpoint/{state.json,weights.histoseg,ema.histoseg} "$RUN/checkpoint/"
+fi
 
 [ -f "$RUNS/pretrain-data/samples/cmu-small-region.svs" ] || bash scripts/gpu_train.sh pack "$RUNS/pretrain-data"
 resume=()

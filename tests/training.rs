@@ -1,9 +1,10 @@
 //! Training on real data, through the resumable run loop: short runs on real GlaS/MoNuSeg
 //! patches lower their losses; a new run started from a model file (`--init`) begins from its
 //! UNet; a run stopped halfway and resumed ends with exactly the weights, EMA, optimiser state
-//! and loss log of an uninterrupted run (CPU); validation keeps the best weights; a run folder is
-//! never silently overwritten or resumed with other settings. Tiny networks keep this to
-//! seconds; the shipped models are checked in `shipped_models.rs`.
+//! and loss log of an uninterrupted run (CPU), and a slim int8 copy resumes at its step with fresh
+//! Adam moments; validation keeps the best weights; a run folder is never silently overwritten
+//! or resumed with other settings. Tiny networks keep this to seconds; the shipped models are
+//! checked in `shipped_models.rs`.
 
 use std::path::{Path, PathBuf};
 
@@ -162,6 +163,41 @@ fn pretraining_stopped_halfway_and_resumed_equals_one_run() {
     check_resume_is_exact("pretrain", |cfg| {
         pretrain(&images.train, &images.validation, pretrain_settings(), cfg, &device, "test", |_| {}).unwrap();
     });
+}
+
+/// A slim copy of a run stopped halfway (`histoseg slim`: int8 weights and EMA, no Adam
+/// moments), put in another folder as on another machine, resumes at its step with fresh
+/// moments and says so, keeps the log of the steps before, and ends near the uninterrupted run.
+#[test]
+fn a_slim_copy_of_a_stopped_run_resumes_at_its_step_with_fresh_moments() {
+    let images = unlabeled();
+    let device = Device::flex();
+    let go = |cfg: &RunConfig| pretrain(&images.train, &images.validation, pretrain_settings(), cfg, &device, "test", |_| {}).unwrap();
+    let (straight, half, slim) = (temp_dir("slim-straight"), temp_dir("slim-half"), temp_dir("slim-copy"));
+    let cfg = RunConfig { validate_every: 4, checkpoint_every: 5, ..run_config(&straight, 12) };
+    go(&cfg);
+    go(&RunConfig { dir: half.clone(), stop_after_steps: Some(6), ..cfg.clone() });
+    let bytes = histoseg::train::run::write_slim_copy(&half, &slim).unwrap();
+    let whole: u64 = std::fs::read_dir(half.join("checkpoint")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    assert!(bytes * 4 < whole, "the slim copy ({bytes} bytes) is a fraction of the checkpoint ({whole} bytes)");
+    assert!(!slim.join("checkpoint/optimizer.bpk").exists(), "no Adam moments in the copy");
+    for f in ["weights.histoseg", "ema.histoseg"] {
+        let (f32_len, int8_len) = (read(&half.join("checkpoint").join(f)).len(), read(&slim.join("checkpoint").join(f)).len());
+        assert!(2 * int8_len < f32_len, "{f} is int8 in the copy: {int8_len} against {f32_len} bytes");
+    }
+    let outcome = go(&RunConfig { dir: slim.clone(), resume: true, ..cfg.clone() });
+    assert!(outcome.finished && outcome.steps_this_process == 6, "resumed at step 6 and ran the other 6");
+    assert_eq!(outcome.state.optimizer_restarts, vec![6], "the restart of Adam's moments is recorded");
+    let cut = |dir: &Path| std::fs::read_to_string(dir.join("log.csv")).unwrap().lines().map(|l| l.split(',').take(3).collect::<Vec<_>>().join(",")).collect::<Vec<_>>();
+    let (log, before) = (cut(&slim), cut(&half));
+    assert_eq!(log.len(), 13, "header + 12 steps");
+    assert_eq!(log[..7], before[..], "the steps before the copy keep their log lines");
+    let (a, b) = (fixed_batch_loss(&straight.join("final.histoseg"), &images.train), fixed_batch_loss(&slim.join("final.histoseg"), &images.train));
+    assert!(a != b, "not an exact resume, so not the same weights: {a} and {b}");
+    assert!(b < 1.1 * a, "near the uninterrupted run: {b} against {a}");
+    for d in [straight, half, slim] {
+        std::fs::remove_dir_all(d).ok();
+    }
 }
 
 fn glas_tiny(n: usize, um: f64) -> Vec<Labeled> {

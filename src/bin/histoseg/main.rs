@@ -50,6 +50,17 @@ enum Command {
     Init(model_file::InitArgs),
     /// Print a model file's manifest and size.
     Info { model: PathBuf },
+    /// Copy a training run small enough to commit or carry to another machine: its settings,
+    /// logs and checkpoint, with int8 weights and EMA and no Adam moments (a run resumed from
+    /// it restarts them).
+    Slim {
+        /// The run folder (`--run` of pretrain or train).
+        #[arg(long)]
+        run: PathBuf,
+        /// The folder to write the copy to; resume it with `--run OUT --resume`.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -65,5 +76,10 @@ fn main() -> Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Init(a) => model_file::init(a),
         Command::Info { model } => model_file::info(model),
+        Command::Slim { run, out } => {
+            let bytes = histoseg::train::run::write_slim_copy(&run, &out)?;
+            println!("wrote a slim copy of {} to {} ({:.1} MB)", run.display(), out.display(), bytes as f64 / 1e6);
+            Ok(())
+        }
     }
 }
