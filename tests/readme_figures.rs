@@ -320,6 +320,22 @@ fn cpu_pretraining_figures_match_its_logs() {
         assert_eq!(settings["objective"][key], gpu["objective"][key], "{key}: the GPU run's recipe");
     }
     assert_eq!((&settings["lr"], &settings["steps"]), (&gpu["lr"], &gpu["steps"]), "the GPU run's schedule");
+    // the committed checkpoint, which the next machine resumes from, is the log's last step
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint/state.json")).expect("results/cpu-pretrain/checkpoint/state.json")).unwrap();
+    assert_eq!(state["step"].as_f64(), Some(last), "the committed checkpoint is the step the log ends at");
+    for f in ["weights.histoseg", "ema.histoseg"] {
+        assert!(dir.join("checkpoint").join(f).is_file(), "the committed checkpoint has {f}");
+    }
+    // session 41's run, whose checkpoint was lost with its machine, and the rerun from the same
+    // file: the same loss and learning rate at every step they share, up to the first resume
+    // from a slim copy (int8 weights, fresh Adam moments), after which they part
+    let exact_until = state["optimizer_restarts"].as_array().and_then(|r| r.first()).and_then(|s| s.as_f64()).unwrap_or(last);
+    let lost = csv("lost-run/log.csv");
+    let shared: Vec<_> = log.iter().zip(&lost).take_while(|(a, _)| a[0] <= exact_until).collect();
+    assert!(shared.len() >= 100, "the rerun and the lost run share {} steps", shared.len());
+    for (a, b) in shared {
+        assert_eq!((a[0], a[1], a[2]), (b[0], b[1], b[2]), "step, loss and learning rate of the rerun against the lost run");
+    }
 }
 
 /// The frozen-head check of the CPU-pretrained UNet (`scripts/frozen_check.sh`, seed 0): the
