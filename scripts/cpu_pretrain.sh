@@ -19,7 +19,8 @@
 #       settings and last checkpoint with int8 weights and EMA, 7 MB, where the whole f32
 #       checkpoint with Adam's moments is 54 MB), to be committed, so that the next machine
 #       resumes it. That resume is not exact: the weights are rounded to int8 and Adam's moments
-#       start again (the run's state.json records at which steps).
+#       start again (the run's state.json records at which steps), with the learning rate
+#       warmed up again over 100 steps.
 #
 #   scripts/cpu_pretrain.sh status [DIR]
 #       Prints how far the run (or its copy in DIR) got: steps here, training hours, the total

@@ -308,7 +308,7 @@ pub fn load_checkpoint(run_dir: &Path, template: HistoSegNet, device: &Device, w
 /// its settings, logs and checkpoint state, with the weights and their EMA stored as int8 (a
 /// scale per output channel, as the shipped models) and without Adam's moments. A run resumed
 /// from it goes on at the same step with the rounded weights and fresh moments (its state.json
-/// records the restart): not exact, but about a quarter of an f32 copy and a ninth of the
+/// records the restart): not exact, but about a quarter of an f32 copy and an eighth of the
 /// whole checkpoint. Returns the bytes written.
 pub fn write_slim_copy(run_dir: &Path, out: &Path) -> Result<u64> {
     let Some(from) = checkpoint_in(run_dir) else { bail!("{} holds no checkpoint to copy", run_dir.display()) };
