@@ -34,9 +34,9 @@
 #   scripts/gpu_train.sh collect NAME DIR
 #       Here. Reassembles NAME.run.tar.xz from the files that came back (in DIR), unpacks it over
 #       $HISTOSEG_RUNS/NAME (default ../runs/NAME), and puts a slim copy in .gpu/ for a chunk on a
-#       fresh machine: the weights, the EMA, the state and the logs, without Adam's moments and
-#       the best/final weights (the whole state of a 2M-parameter UNet, 40 MB, does not fit in 64
-#       MiB beside the data). A run resumed from it restarts Adam's moments, and its state.json
+#       fresh machine (`histoseg slim --precision f32`): the weights and EMA bit for bit, the
+#       state and the logs, without Adam's moments and the best/final weights (the whole state
+#       of a 2M-parameter UNet, 40 MB, does not fit in 64 MiB beside the data). A run resumed from it restarts Adam's moments, and its state.json
 #       records the step. On a machine still warm from the last chunk, the state there is whole
 #       and the resume is exact.
 #
@@ -71,12 +71,16 @@ prepare() {
   echo "carried: $((total / 1024 / 1024)) MiB of the 64 MiB limit (plus the working tree)"
 }
 
+# Here: any CLI build does the local work, the one without the gpu feature or the gpu one.
+local_bin() {
+  if [ -x target/release/histoseg ]; then echo target/release/histoseg; else echo target/gpu/release/histoseg; fi
+}
+
 # The training data of the GPU runs, into DIR (see prepare); the CPU pretraining uses it too.
 pack() {
   local pack=$1
-  # any CLI build packs the data: the one without the gpu feature, or the gpu one
-  local bin=target/release/histoseg
-  [ -x "$bin" ] || bin=target/gpu/release/histoseg
+  local bin
+  bin=$(local_bin)
   rm -rf "$pack" && mkdir -p "$pack"
   "$bin" --data "$DATA" dataset --dataset glas --split train --jpeg-quality 90 --out "$pack/glas"
   "$bin" --data "$DATA" dataset --dataset monuseg --split train --um-per-px 0.5 --jpeg-quality 90 --out "$pack/monuseg-0.5"
@@ -132,11 +136,14 @@ chunk() {
 
 collect() {
   local name=$1 from=$2
-  mkdir -p "$RUNS"
+  mkdir -p "$RUNS" "$GPU"
   cat "$from/$name.run.tar.xz"* | xz -dc | tar -xf - -C "$RUNS"
   rm -f "$GPU/$name.run.tar.xz"*
-  tar -cf - -C "$RUNS" --exclude "$name/checkpoint/optimizer.bpk" --exclude "$name/best.histoseg" \
-    --exclude "$name/final.histoseg" --exclude "$name/*.log" "$name" | xz -T0 -3 > "$GPU/$name.run.tar.xz"
+  local slim
+  slim=$(mktemp -d /tmp/histoseg-slim.XXXX)
+  "$(local_bin)" slim --precision f32 --run "$RUNS/$name" --out "$slim/$name"
+  tar -cf - -C "$slim" "$name" | xz -T0 -3 > "$GPU/$name.run.tar.xz"
+  rm -rf "$slim"
   echo "slim copy for the next chunk: $(du -h "$GPU/$name.run.tar.xz" | cut -f1)"
   [ -f "$from/$name.log" ] && cp "$from/$name.log" "$RUNS/$name/gpu-$(date +%Y%m%d-%H%M%S).log"
   echo "run $name: $(cat "$RUNS/$name/progress.txt" 2>/dev/null || echo no progress line) -> $RUNS/$name"

@@ -16,7 +16,7 @@ use histoseg::train::evaluate::{EvalOptions, evaluate};
 use histoseg::train::fit::{Mode, SegSettings, train_segmentation};
 use histoseg::train::pretrain::{LossWeighting, PretrainSettings, ddpm_loss, load_unet, pretrain};
 use histoseg::train::run::RunConfig;
-use histoseg::weights::{Manifest, ModelFile, new_manifest};
+use histoseg::weights::{Manifest, ModelFile, Precision, new_manifest};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 
@@ -177,7 +177,7 @@ fn a_slim_copy_of_a_stopped_run_resumes_at_its_step_with_fresh_moments() {
     let cfg = RunConfig { validate_every: 4, checkpoint_every: 5, ..run_config(&straight, 12) };
     go(&cfg);
     go(&RunConfig { dir: half.clone(), stop_after_steps: Some(6), ..cfg.clone() });
-    let bytes = histoseg::train::run::write_slim_copy(&half, &slim).unwrap();
+    let bytes = histoseg::train::run::write_slim_copy(&half, &slim, Precision::Int8).unwrap();
     let whole: u64 = std::fs::read_dir(half.join("checkpoint")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
     assert!(bytes * 4 < whole, "the slim copy ({bytes} bytes) is a fraction of the checkpoint ({whole} bytes)");
     assert!(!slim.join("checkpoint/optimizer.bpk").exists(), "no Adam moments in the copy");
@@ -185,6 +185,13 @@ fn a_slim_copy_of_a_stopped_run_resumes_at_its_step_with_fresh_moments() {
         let (f32_len, int8_len) = (read(&half.join("checkpoint").join(f)).len(), read(&slim.join("checkpoint").join(f)).len());
         assert!(2 * int8_len < f32_len, "{f} is int8 in the copy: {int8_len} against {f32_len} bytes");
     }
+    // the f32 copy (the GPU path's carry) keeps the weights bit for bit, still without moments
+    let f32_copy = temp_dir("slim-f32");
+    histoseg::train::run::write_slim_copy(&half, &f32_copy, Precision::F32).unwrap();
+    for f in ["weights.histoseg", "ema.histoseg", "state.json"] {
+        assert!(read(&half.join("checkpoint").join(f)) == read(&f32_copy.join("checkpoint").join(f)), "{f} is the same in the f32 copy");
+    }
+    assert!(!f32_copy.join("checkpoint/optimizer.bpk").exists(), "no Adam moments in the f32 copy either");
     let outcome = go(&RunConfig { dir: slim.clone(), resume: true, ..cfg.clone() });
     assert!(outcome.finished && outcome.steps_this_process == 6, "resumed at step 6 and ran the other 6");
     assert_eq!(outcome.state.optimizer_restarts, vec![6], "the restart of Adam's moments is recorded");

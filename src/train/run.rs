@@ -306,12 +306,13 @@ pub fn load_checkpoint(run_dir: &Path, template: HistoSegNet, device: &Device, w
 }
 
 /// Writes a small copy of the run in `run_dir` to `out`, to carry to another machine or commit:
-/// its settings, logs and checkpoint state, with the weights and their EMA stored as int8 (a
-/// scale per output channel, as the shipped models) and without Adam's moments. A run resumed
-/// from it goes on at the same step with the rounded weights and fresh moments (its state.json
-/// records the restart): not exact, but about a quarter of an f32 copy and an eighth of the
-/// whole checkpoint. Returns the bytes written.
-pub fn write_slim_copy(run_dir: &Path, out: &Path) -> Result<u64> {
+/// its settings, logs and checkpoint state, with the weights and their EMA at `precision`, and
+/// without Adam's moments. A run resumed from it goes on at the same step with fresh moments
+/// (its state.json records the restart), so the resume is not exact. `Precision::Int8` (a scale
+/// per output channel, as the shipped models) also rounds the weights; its copy is about a
+/// quarter of an f32 one and an eighth of the whole checkpoint. `Precision::F32` keeps the
+/// weights bit for bit (the GPU path's carry, which has room for them). Returns the bytes written.
+pub fn write_slim_copy(run_dir: &Path, out: &Path, precision: Precision) -> Result<u64> {
     let Some(from) = checkpoint_in(run_dir) else { bail!("{} holds no checkpoint to copy", run_dir.display()) };
     let to = checkpoint_dir(out);
     std::fs::create_dir_all(&to).with_context(|| format!("cannot create {}", to.display()))?;
@@ -336,7 +337,7 @@ pub fn write_slim_copy(run_dir: &Path, out: &Path) -> Result<u64> {
         match std::fs::read(&path) {
             Ok(bytes) => {
                 let file = ModelFile::from_bytes(&bytes).with_context(|| format!("cannot load {}", path.display()))?;
-                copy(path, to.join(name), file.to_bytes_with(Precision::Int8))?;
+                copy(path, to.join(name), file.to_bytes_with(precision))?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == "ema.histoseg" => {}
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),

@@ -51,8 +51,8 @@ enum Command {
     /// Print a model file's manifest and size.
     Info { model: PathBuf },
     /// Copy a training run small enough to commit or carry to another machine: its settings,
-    /// logs and checkpoint, with int8 weights and EMA and no Adam moments (a run resumed from
-    /// it restarts them).
+    /// logs and checkpoint, with int8 (or f32) weights and EMA and no Adam moments (a run
+    /// resumed from it restarts them).
     Slim {
         /// The run folder (`--run` of pretrain or train).
         #[arg(long)]
@@ -60,7 +60,17 @@ enum Command {
         /// The folder to write the copy to; resume it with `--run OUT --resume`.
         #[arg(long)]
         out: PathBuf,
+        /// How to store the weights and EMA: int8 rounds them (an eighth of the checkpoint),
+        /// f32 keeps them bit for bit (scripts/gpu_train.sh collect).
+        #[arg(long, value_enum, default_value = "int8")]
+        precision: SlimPrecision,
     },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum SlimPrecision {
+    Int8,
+    F32,
 }
 
 fn main() -> Result<()> {
@@ -76,8 +86,12 @@ fn main() -> Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Init(a) => model_file::init(a),
         Command::Info { model } => model_file::info(model),
-        Command::Slim { run, out } => {
-            let bytes = histoseg::train::run::write_slim_copy(&run, &out)?;
+        Command::Slim { run, out, precision } => {
+            let precision = match precision {
+                SlimPrecision::Int8 => histoseg::weights::Precision::Int8,
+                SlimPrecision::F32 => histoseg::weights::Precision::F32,
+            };
+            let bytes = histoseg::train::run::write_slim_copy(&run, &out, precision)?;
             println!("wrote a slim copy of {} to {} ({:.1} MB)", run.display(), out.display(), bytes as f64 / 1e6);
             Ok(())
         }
