@@ -11,16 +11,23 @@
 #       exactly (weights, EMA, Adam) on the same machine. It starts from the committed 809-step
 #       GPU UNet (--init; that run's optimiser state was not kept), so its steps add to those
 #       809, with a fresh Adam and a 100-step warm-up. On a machine without that folder (every
-#       session may get a new one) it first restores the run from its slim copy committed in
-#       results/cpu-pretrain/ (see save).
+#       session may get a new one), or one whose run is behind the slim copy committed in
+#       results/cpu-pretrain/ (see save and adopt), it first restores the run from that copy.
+#       PACK (the packed data), DEVICE (cpu) and CHECKPOINT_EVERY (20 steps) may be set: the GPU
+#       continues this same run with them (gpu_quality.sh long).
 #
-#   scripts/cpu_pretrain.sh save
-#       Writes a slim copy of the run into results/cpu-pretrain/ (`histoseg slim`: its logs,
+#   scripts/cpu_pretrain.sh save [DIR]
+#       Writes a slim copy of the run into results/cpu-pretrain/, or DIR (`histoseg slim`: its logs,
 #       settings and last checkpoint with int8 weights and EMA, 7 MB, where the whole f32
 #       checkpoint with Adam's moments is 54 MB), to be committed, so that the next machine
 #       resumes it. That resume is not exact: the weights are rounded to int8 and Adam's moments
 #       start again (the run's state.json records at which steps), with the learning rate
 #       warmed up again over 100 steps.
+#
+#   scripts/cpu_pretrain.sh adopt DIR
+#       Makes DIR, a slim copy of the same run that got further elsewhere (a GPU chunk:
+#       `bash scripts/gpu_quality.sh long SECONDS` sends one back), the committed copy; the next
+#       run here restores from it, since a run folder behind the committed copy is replaced.
 #
 #   scripts/cpu_pretrain.sh status [DIR]
 #       Prints how far the run (or its copy in DIR) got: steps here, training hours, the total
@@ -35,6 +42,9 @@ RUNS=${HISTOSEG_RUNS:-$ROOT/../runs}
 RUN=$RUNS/pre-uniform-cpu
 INIT=results/ablation/pretrained-uniform-809.histoseg
 BIN=${BIN:-$ROOT/target/release/histoseg}
+PACK=${PACK:-$RUNS/pretrain-data}
+DEVICE=${DEVICE:-cpu}
+CHECKPOINT_EVERY=${CHECKPOINT_EVERY:-20}
 before=809
 
 if [ "${1:-}" = status ]; then
@@ -48,25 +58,37 @@ if [ "${1:-}" = status ]; then
   exit 0
 fi
 KEPT=$ROOT/results/cpu-pretrain
+# the step of the checkpoint in a run folder (or its copy), 0 when it has none
+step_of() { grep -o '"step": *[0-9]*' "$1/checkpoint/state.json" 2>/dev/null | grep -o '[0-9]*$' || echo 0; }
+
 if [ "${1:-}" = save ]; then
   [ -f "$RUN/checkpoint/state.json" ] || { echo "no checkpoint in $RUN to save" >&2; exit 1; }
-  "$BIN" slim --run "$RUN" --out "$KEPT"
+  "$BIN" slim --run "$RUN" --out "${2:-$KEPT}"
   exit 0
 fi
-seconds=${1:?usage: scripts/cpu_pretrain.sh SECONDS | save | status [DIR]}
+if [ "${1:-}" = adopt ]; then
+  from=${2:?usage: scripts/cpu_pretrain.sh adopt DIR}
+  [ "$(step_of "$from")" -gt "$(step_of "$KEPT")" ] || { echo "$from (step $(step_of "$from")) is not ahead of $KEPT (step $(step_of "$KEPT"))" >&2; exit 1; }
+  cp "$from"/{log.csv,validation.csv,settings.json} "$KEPT/"
+  cp "$from"/checkpoint/{state.json,weights.histoseg,ema.histoseg} "$KEPT/checkpoint/"
+  echo "results/cpu-pretrain is now at step $(step_of "$KEPT"); the next run here restores it"
+  exit 0
+fi
+seconds=${1:?usage: scripts/cpu_pretrain.sh SECONDS | save [DIR] | adopt DIR | status [DIR]}
 
-if [ ! -d "$RUN/checkpoint" ] && [ -f "$KEPT/checkpoint/state.json" ]; then
-  echo "restoring the run from $KEPT (step $(grep -o '"step": *[0-9]*' "$KEPT/checkpoint/state.json" | grep -o '[0-9]*$'))"
+if [ "$(step_of "$KEPT")" -gt "$(step_of "$RUN")" ]; then
+  echo "restoring the run from $KEPT (step $(step_of "$KEPT"); here: step $(step_of "$RUN"))"
+  rm -rf "$RUN"
   mkdir -p "$RUN/checkpoint"
   cp "$KEPT"/{log.csv,validation.csv,settings.json} "$RUN/"
   cp "$KEPT"/checkpoint/{state.json,weights.histoseg,ema.histoseg} "$RUN/checkpoint/"
 fi
 
-[ -f "$RUNS/pretrain-data/samples/cmu-small-region.svs" ] || bash scripts/gpu_train.sh pack "$RUNS/pretrain-data"
+[ -f "$PACK/samples/cmu-small-region.svs" ] || bash scripts/gpu_train.sh pack "$PACK"
 resume=()
 [ -d "$RUN/checkpoint" ] && resume=(--resume)
-cd "$RUNS/pretrain-data"
+cd "$PACK"
 exec "$BIN" pretrain --source glas/images,0.62 --source monuseg-0.5/images,0.5 --source samples,0.5 --um-per-px 0.5,1.0 \
   --steps 50000 --batch 32 --patch 128 --lr 3e-4 --warmup 100 --loss-weighting uniform --init "$ROOT/$INIT" \
-  --checkpoint-every 20 --validate-every 100 --device cpu --run "$RUN" "${resume[@]}" \
+  --checkpoint-every "$CHECKPOINT_EVERY" --validate-every 100 --device "$DEVICE" --run "$RUN" "${resume[@]}" \
   --stop-after "$seconds" --log-every 60 --out "$RUN.histoseg"

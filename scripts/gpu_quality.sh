@@ -16,6 +16,13 @@
 #       Continues the winner's pretraining run (or WEIGHTING's; a new one when neither this
 #       machine nor .gpu/ has it) for SECONDS. Back: its log and EMA UNet (pre-WEIGHTING.histoseg).
 #
+#   bash scripts/gpu_quality.sh long SECONDS
+#       Continues the long pretraining run that scripts/cpu_pretrain.sh keeps (restored from
+#       results/cpu-pretrain on a cold machine: it travels in the working tree, not in .gpu/)
+#       with the same settings on the GPU for SECONDS, checkpointing every $CHECKPOINT_EVERY
+#       (500) steps. Back: its log (long.log) and its slim copy (long/, int8, as committed).
+#       Here: `scripts/cpu_pretrain.sh adopt FILES_AT/long`, then commit results/cpu-pretrain.
+#
 #   bash scripts/gpu_quality.sh continue SECONDS STEPS_GLANDS STEPS_NUCLEI
 #       The training speed, the shipped models' inference speed (`bench`), then more steps for
 #       the shipped models: each goes on from its own file (or from .gpu/NAME-more.histoseg, what
@@ -153,6 +160,14 @@ case $stage in
     cp "$(pretrained_of "$w")" "$OUT/pre-$w.histoseg"
     tar -cJf "$OUT/logs-$stage.tar.xz" -C "$RUNS" --exclude '*.histoseg' --exclude checkpoint --exclude '*.bpk' .
     ;;
+  long)
+    # the long pretraining run of scripts/cpu_pretrain.sh, restored from its committed copy
+    # (results/cpu-pretrain, in the working tree) on a cold machine, continued here on the GPU
+    seconds=${1:?seconds}
+    export HISTOSEG_RUNS=$RUNS PACK=$ROOT/target/gpu-data BIN DEVICE CHECKPOINT_EVERY=${CHECKPOINT_EVERY:-500}
+    bash "$ROOT/scripts/cpu_pretrain.sh" "$seconds" 2>&1 | tee "$OUT/long.log"
+    bash "$ROOT/scripts/cpu_pretrain.sh" save "$OUT/long" | tee -a "$OUT/long.log"
+    ;;
   finetune)
     seconds=${1:?seconds}; steps_glands=${2:?steps}; steps_nuclei=${3:?steps}
     w=$(cat "$RUNS/winner" 2>/dev/null || echo "${WEIGHTING:?}")
@@ -183,6 +198,6 @@ case $stage in
     wait
     if [ "$steps_nuclei" = 0 ]; then send_back "glands-more$tag"; else send_back "glands-more$tag" "nuclei-more$tag"; fi
     ;;
-  *) sed -n '2,32p' "$0"; exit 2 ;;
+  *) sed -n '2,39p' "$0"; exit 2 ;;
 esac
 ls -l "$OUT"

@@ -4,7 +4,7 @@
 # most 64 MiB of files along with the repository. Everything it needs is made here and carried in
 # .gpu/ (git-ignored); a run trains in chunks that checkpoint, and its state comes back as files.
 #
-#   scripts/gpu_train.sh prepare
+#   scripts/gpu_train.sh prepare [pretrain]
 #       Here. Builds histoseg with the `gpu` feature (burn wgpu on Vulkan) into target/gpu and
 #       compresses it (strip, xz -9); downloads Debian's libvulkan1 loader; packs the training
 #       data with `histoseg dataset` (images as JPEG q90, masks lossless PNG) into .gpu/data.tar:
@@ -14,9 +14,13 @@
 #         glas-b5/, monuseg-0.5-b2/
 #                       masks only: background / interior / boundary (5 px of 0.62 µm, 2 px of
 #                       0.5 µm), beside the images above, for the instance-aware heads
-#         samples/      the permissively licensed samples (PNG, JPEG, Aperio SVS) for pretraining
+#         samples/      the permissively licensed samples (PNG, JPEG, Aperio SVS) for pretraining;
+#                       those also in www/samples travel in the working tree, and setup copies
+#                       them back in (samples-from-www.txt)
 #       histoseg resamples them to any working resolution there (`--source glas/images,0.62`,
-#       `--image-um-per-px 0.62`). Prints the size of .gpu/ against the 64 MiB limit.
+#       `--image-um-per-px 0.62`). Prints what will travel, the working tree and .gpu/ together,
+#       against the device tool's 64 MiB limit, and fails when it is over. With `pretrain`,
+#       data.tar holds only the images (for gpu_quality.sh pretrain and long).
 #
 #   scripts/gpu_train.sh pack DIR
 #       Here. Only the data packing of prepare, into DIR, unpacked (scripts/cpu_pretrain.sh).
@@ -64,11 +68,25 @@ prepare() {
   fi
   local pack=target/gpu-pack
   pack "$pack"
-  tar -cf "$GPU/data.tar" -C "$pack" .
+  # samples the working tree already has (www/samples, byte for byte) travel there, not twice;
+  # setup puts them back in samples/
+  local f name excluded=() from_tree=()
+  for f in "$pack"/samples/*; do
+    name=$(basename "$f")
+    if cmp -s "$f" "www/samples/$name"; then excluded+=(--exclude "./samples/$name"); from_tree+=("$name"); fi
+  done
+  printf '%s\n' "${from_tree[@]}" > "$pack/samples-from-www.txt"
+  # `prepare pretrain`: only the images, which is all pretraining reads (3.9 MB less to carry)
+  [ "${1:-}" = pretrain ] && excluded+=(--exclude ./glas-b5 --exclude ./monuseg-0.5-b2 --exclude '*/masks' --exclude '*/instances')
+  tar -cf "$GPU/data.tar" "${excluded[@]}" -C "$pack" .
   du -ab "$GPU" | sort -k2 | awk '{printf "%8.1f MB  %s\n", $1/1e6, $2}'
-  local total
-  total=$(du -sb "$GPU" | cut -f1)
-  echo "carried: $((total / 1024 / 1024)) MiB of the 64 MiB limit (plus the working tree)"
+  local total limit=$((64 * 1024 * 1024))
+  total=$(carried_bytes)
+  echo "carried: $(awk -v t="$total" 'BEGIN {printf "%.1f", t / 1048576}') MiB of the 64 MiB limit (the working tree and .gpu/)"
+  if [ "$total" -gt "$limit" ]; then
+    echo "too much to carry: the device tool refuses more than 64 MiB; leave something out of .gpu/ or the working tree" >&2
+    return 1
+  fi
 }
 
 # Here: any CLI build does the local work, the one without the gpu feature or the gpu one.
@@ -86,8 +104,16 @@ pack() {
   "$bin" --data "$DATA" dataset --dataset monuseg --split train --um-per-px 0.5 --jpeg-quality 90 --out "$pack/monuseg-0.5"
   "$bin" --data "$DATA" dataset --dataset glas --split train --boundaries 5 --jpeg-quality 90 --out "$pack/glas-b5"
   "$bin" --data "$DATA" dataset --dataset monuseg --split train --um-per-px 0.5 --boundaries 2 --jpeg-quality 90 --out "$pack/monuseg-0.5-b2"
-  rm -rf "$pack/glas-b5/images" "$pack/monuseg-0.5-b2/images"
+  # the boundary sets are masks only: their images and instances are those of glas/ and monuseg-0.5/
+  rm -rf "$pack/glas-b5/images" "$pack/monuseg-0.5-b2/images" "$pack/glas-b5/instances" "$pack/monuseg-0.5-b2/instances"
   mkdir -p "$pack/samples" && cp "$DATA"/samples/*.{svs,png,jpg} "$pack/samples/"
+}
+
+# Bytes that travel to the device: the working tree as the device tool counts it (tracked files
+# and untracked ones git does not ignore) plus .gpu/, which is carried.
+carried_bytes() {
+  { git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null; find "$GPU" -type f -printf '%s\n'; } |
+    awk '{s += $1} END {print s}'
 }
 
 # There: the Vulkan loader, the binary (target/gpu-bin/histoseg) and the data (target/gpu-data).
@@ -105,7 +131,12 @@ setup() {
   local bin=target/gpu-bin/histoseg
   mkdir -p target/gpu-bin target/gpu-data target/gpu-run
   if [ ! -x "$bin" ] || [ "$GPU/histoseg.xz" -nt "$bin" ]; then xz -dc "$GPU/histoseg.xz" > "$bin"; chmod +x "$bin"; fi
-  [ -f target/gpu-data/.unpacked ] || { tar -xf "$GPU/data.tar" -C target/gpu-data && touch target/gpu-data/.unpacked; }
+  if [ ! -f target/gpu-data/.unpacked ]; then
+    tar -xf "$GPU/data.tar" -C target/gpu-data
+    local name
+    while read -r name; do [ -z "$name" ] || cp "www/samples/$name" target/gpu-data/samples/; done < target/gpu-data/samples-from-www.txt
+    touch target/gpu-data/.unpacked
+  fi
 }
 
 chunk() {
@@ -162,7 +193,7 @@ rehearse() {
 cmd=${1:-}
 shift || true
 case $cmd in
-  prepare) prepare ;;
+  prepare) prepare "$@" ;;
   pack) pack "$@" ;;
   setup) setup ;;
   chunk) chunk "$@" ;;
