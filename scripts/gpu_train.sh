@@ -38,11 +38,13 @@
 #   scripts/gpu_train.sh collect NAME DIR
 #       Here. Reassembles NAME.run.tar.xz from the files that came back (in DIR), unpacks it over
 #       $HISTOSEG_RUNS/NAME (default ../runs/NAME), and puts a slim copy in .gpu/ for a chunk on a
-#       fresh machine (`histoseg slim --precision f32`): the weights and EMA bit for bit, the
-#       state and the logs, without Adam's moments and the best/final weights (the whole state
-#       of a 2M-parameter UNet, 40 MB, does not fit in 64 MiB beside the data). A run resumed from it restarts Adam's moments, and its state.json
-#       records the step. On a machine still warm from the last chunk, the state there is whole
-#       and the resume is exact.
+#       fresh machine (`histoseg slim`): the weights and EMA, the state and the logs, without
+#       Adam's moments and the best/final weights (the whole state of the 3.4M-parameter UNet,
+#       54 MB, does not fit in 64 MiB beside the data). The weights stay f32, bit for bit, when
+#       that still fits with the working tree and the rest of .gpu/, and are int8 otherwise (it
+#       says which). A run resumed from it restarts Adam's moments, and its state.json records
+#       the step. On a machine still warm from the last chunk, the state there is whole and the
+#       resume is exact.
 #
 #   scripts/gpu_train.sh rehearse NAME SECONDS -- HISTOSEG ARGS...
 #       Here. Runs `chunk` in a scratch copy with a local $OUT, on whatever Vulkan driver this
@@ -53,6 +55,7 @@ ROOT=$PWD
 GPU=.gpu
 RUNS=${HISTOSEG_RUNS:-$ROOT/../runs}
 DATA=${HISTOSEG_DATA:-$ROOT/../shared/data}
+CARRY_LIMIT=$((64 * 1024 * 1024)) # the device tool's: the working tree and what is carried
 
 prepare() {
   mkdir -p "$GPU"
@@ -80,10 +83,8 @@ prepare() {
   [ "${1:-}" = pretrain ] && excluded+=(--exclude ./glas-b5 --exclude ./monuseg-0.5-b2 --exclude '*/masks' --exclude '*/instances')
   tar -cf "$GPU/data.tar" "${excluded[@]}" -C "$pack" .
   du -ab "$GPU" | sort -k2 | awk '{printf "%8.1f MB  %s\n", $1/1e6, $2}'
-  local total limit=$((64 * 1024 * 1024))
-  total=$(carried_bytes)
-  echo "carried: $(awk -v t="$total" 'BEGIN {printf "%.1f", t / 1048576}') MiB of the 64 MiB limit (the working tree and .gpu/)"
-  if [ "$total" -gt "$limit" ]; then
+  echo "carried: $(carried_mib) MiB of the 64 MiB limit (the working tree and .gpu/)"
+  if [ "$(carried_bytes)" -gt "$CARRY_LIMIT" ]; then
     echo "too much to carry: the device tool refuses more than 64 MiB; leave something out of .gpu/ or the working tree" >&2
     return 1
   fi
@@ -115,6 +116,7 @@ carried_bytes() {
   { git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null; find "$GPU" -type f -printf '%s\n'; } |
     awk '{s += $1} END {print s}'
 }
+carried_mib() { awk -v t="$(carried_bytes)" 'BEGIN {printf "%.1f", t / 1048576}'; }
 
 # There: the Vulkan loader, the binary (target/gpu-bin/histoseg) and the data (target/gpu-data).
 setup() {
@@ -134,7 +136,8 @@ setup() {
   if [ ! -f target/gpu-data/.unpacked ]; then
     tar -xf "$GPU/data.tar" -C target/gpu-data
     local name
-    while read -r name; do [ -z "$name" ] || cp "www/samples/$name" target/gpu-data/samples/; done < target/gpu-data/samples-from-www.txt
+    [ ! -f target/gpu-data/samples-from-www.txt ] ||
+      while read -r name; do [ -z "$name" ] || cp "www/samples/$name" target/gpu-data/samples/; done < target/gpu-data/samples-from-www.txt
     touch target/gpu-data/.unpacked
   fi
 }
@@ -170,12 +173,18 @@ collect() {
   mkdir -p "$RUNS" "$GPU"
   cat "$from/$name.run.tar.xz"* | xz -dc | tar -xf - -C "$RUNS"
   rm -f "$GPU/$name.run.tar.xz"*
-  local slim
+  local slim precision
   slim=$(mktemp -d /tmp/histoseg-slim.XXXX)
-  "$(local_bin)" slim --precision f32 --run "$RUNS/$name" --out "$slim/$name"
-  tar -cf - -C "$slim" "$name" | xz -T0 -3 > "$GPU/$name.run.tar.xz"
+  for precision in f32 int8; do
+    rm -rf "${slim:?}/$name"
+    "$(local_bin)" slim --precision "$precision" --run "$RUNS/$name" --out "$slim/$name"
+    tar -cf - -C "$slim" "$name" | xz -T0 -3 > "$GPU/$name.run.tar.xz"
+    [ "$(carried_bytes)" -gt "$CARRY_LIMIT" ] || break
+    echo "the $precision copy does not fit in 64 MiB with the working tree and the rest of $GPU/"
+  done
   rm -rf "$slim"
-  echo "slim copy for the next chunk: $(du -h "$GPU/$name.run.tar.xz" | cut -f1)"
+  [ "$(carried_bytes)" -le "$CARRY_LIMIT" ] || echo "warning: a call that carries $GPU/ now would be refused; pack less (prepare pretrain)" >&2
+  echo "slim copy for the next chunk ($precision weights): $(du -h "$GPU/$name.run.tar.xz" | cut -f1), $(carried_mib) MiB carried in all"
   [ -f "$from/$name.log" ] && cp "$from/$name.log" "$RUNS/$name/gpu-$(date +%Y%m%d-%H%M%S).log"
   echo "run $name: $(cat "$RUNS/$name/progress.txt" 2>/dev/null || echo no progress line) -> $RUNS/$name"
 }
