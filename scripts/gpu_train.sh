@@ -4,7 +4,7 @@
 # most 64 MiB of files along with the repository. Everything it needs is made here and carried in
 # .gpu/ (git-ignored); a run trains in chunks that checkpoint, and its state comes back as files.
 #
-#   scripts/gpu_train.sh prepare [pretrain]
+#   scripts/gpu_train.sh prepare [pretrain | finetune]
 #       Here. Builds histoseg with the `gpu` feature (burn wgpu on Vulkan) into target/gpu and
 #       compresses it (strip, xz -9); downloads Debian's libvulkan1 loader; packs the training
 #       data with `histoseg dataset` (images as JPEG q90, masks lossless PNG) into .gpu/data.tar:
@@ -19,8 +19,11 @@
 #                       them back in (samples-from-www.txt)
 #       histoseg resamples them to any working resolution there (`--source glas/images,0.62`,
 #       `--image-um-per-px 0.62`). Prints what will travel, the working tree and .gpu/ together,
-#       against the device tool's 64 MiB limit, and fails when it is over. With `pretrain`,
-#       data.tar holds only the images (for gpu_quality.sh pretrain and long).
+#       against the device tool's 64 MiB limit, and fails when it is over (session 43: the
+#       whole pack, 26.7 MB, came to 64.4 MiB with the 11.6 MB binary and the 27.6 MiB working
+#       tree). With `pretrain`, data.tar holds only the images (22.8 MB, for gpu_quality.sh
+#       pretrain and long: 60.7 MiB in all); with `finetune`, all but the samples and the 2-class
+#       masks (25.5 MB, for gpu_quality.sh finetune and continue: 63.3 MiB).
 #
 #   scripts/gpu_train.sh pack DIR
 #       Here. Only the data packing of prepare, into DIR, unpacked (scripts/cpu_pretrain.sh).
@@ -79,8 +82,13 @@ prepare() {
     if cmp -s "$f" "www/samples/$name"; then excluded+=(--exclude "./samples/$name"); from_tree+=("$name"); fi
   done
   printf '%s\n' "${from_tree[@]}" > "$pack/samples-from-www.txt"
-  # `prepare pretrain`: only the images, which is all pretraining reads (3.9 MB less to carry)
-  [ "${1:-}" = pretrain ] && excluded+=(--exclude ./glas-b5 --exclude ./monuseg-0.5-b2 --exclude '*/masks' --exclude '*/instances')
+  # `prepare pretrain`: only the images, which is all pretraining reads (3.9 MB less to carry);
+  # `prepare finetune`: no samples and no 2-class masks, which the instance-aware models do not
+  # read (1.2 MB less)
+  case ${1:-} in
+    pretrain) excluded+=(--exclude ./glas-b5 --exclude ./monuseg-0.5-b2 --exclude '*/masks' --exclude '*/instances') ;;
+    finetune) excluded+=(--exclude ./samples --exclude ./samples-from-www.txt --exclude ./glas/masks --exclude ./monuseg-0.5/masks) ;;
+  esac
   tar -cf "$GPU/data.tar" "${excluded[@]}" -C "$pack" .
   du -ab "$GPU" | sort -k2 | awk '{printf "%8.1f MB  %s\n", $1/1e6, $2}'
   echo "carried: $(carried_mib) MiB of the 64 MiB limit (the working tree and .gpu/)"
