@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The GPU side of issue 13 ("Models a pathologist trusts"), in stages that each fit one call of
 # the device tool (at most 10 minutes, carry [".gpu"], what comes back: at most 8 files of 16 MiB
-# in $OUT). `scripts/gpu_train.sh prepare` makes .gpu/ here first. Several runs share the GPU at
-# once: the small UNet leaves most of an H100 idle, so parallel runs cost little each.
+# in $OUT). `scripts/gpu_train.sh prepare pretrain` (for pretrain and long) or `prepare finetune`
+# (for finetune and continue) makes .gpu/ here first; the whole pack, which weighting reads, is
+# now over the 64 MiB that may travel. Several runs share the GPU at once: the small UNet leaves
+# most of an H100 idle, so parallel runs cost little each.
 #
 #   bash scripts/gpu_quality.sh weighting SECONDS
 #       Training speed of the old and the new UNet (`bench --train`), then three pretraining runs
