@@ -168,6 +168,7 @@ fn pretraining_stopped_halfway_and_resumed_equals_one_run() {
 /// A slim copy of a run stopped halfway (`histoseg slim`: int8 weights and EMA, no Adam
 /// moments), put in another folder as on another machine, resumes at its step with fresh
 /// moments and says so, keeps the log of the steps before, and ends near the uninterrupted run.
+/// Its f32 variant (`--precision f32`) keeps the weights and EMA bit for bit.
 #[test]
 fn a_slim_copy_of_a_stopped_run_resumes_at_its_step_with_fresh_moments() {
     let images = unlabeled();

@@ -311,7 +311,8 @@ pub fn load_checkpoint(run_dir: &Path, template: HistoSegNet, device: &Device, w
 /// (its state.json records the restart), so the resume is not exact. `Precision::Int8` (a scale
 /// per output channel, as the shipped models) also rounds the weights; its copy is about a
 /// quarter of an f32 one and an eighth of the whole checkpoint. `Precision::F32` keeps the
-/// weights bit for bit (the GPU path's carry, which has room for them). Returns the bytes written.
+/// weights bit for bit (the GPU path's carry, where that still fits the 64 MiB it may carry).
+/// Returns the bytes written.
 pub fn write_slim_copy(run_dir: &Path, out: &Path, precision: Precision) -> Result<u64> {
     let Some(from) = checkpoint_in(run_dir) else { bail!("{} holds no checkpoint to copy", run_dir.display()) };
     let to = checkpoint_dir(out);
