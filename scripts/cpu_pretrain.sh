@@ -60,6 +60,12 @@ fi
 KEPT=$ROOT/results/cpu-pretrain
 # the step of the checkpoint in a run folder (or its copy), 0 when it has none
 step_of() { grep -o '"step": *[0-9]*' "$1/checkpoint/state.json" 2>/dev/null | grep -o '[0-9]*$' || echo 0; }
+# copies what a slim copy holds (logs, settings, checkpoint without Adam's moments): FROM TO
+copy_slim() {
+  mkdir -p "$2/checkpoint"
+  cp "$1"/{log.csv,validation.csv,settings.json} "$2/"
+  cp "$1"/checkpoint/{state.json,weights.histoseg,ema.histoseg} "$2/checkpoint/"
+}
 
 if [ "${1:-}" = save ]; then
   [ -f "$RUN/checkpoint/state.json" ] || { echo "no checkpoint in $RUN to save" >&2; exit 1; }
@@ -69,8 +75,7 @@ fi
 if [ "${1:-}" = adopt ]; then
   from=${2:?usage: scripts/cpu_pretrain.sh adopt DIR}
   [ "$(step_of "$from")" -gt "$(step_of "$KEPT")" ] || { echo "$from (step $(step_of "$from")) is not ahead of $KEPT (step $(step_of "$KEPT"))" >&2; exit 1; }
-  cp "$from"/{log.csv,validation.csv,settings.json} "$KEPT/"
-  cp "$from"/checkpoint/{state.json,weights.histoseg,ema.histoseg} "$KEPT/checkpoint/"
+  copy_slim "$from" "$KEPT"
   echo "results/cpu-pretrain is now at step $(step_of "$KEPT"); the next run here restores it"
   exit 0
 fi
@@ -79,9 +84,7 @@ seconds=${1:?usage: scripts/cpu_pretrain.sh SECONDS | save [DIR] | adopt DIR | s
 if [ "$(step_of "$KEPT")" -gt "$(step_of "$RUN")" ]; then
   echo "restoring the run from $KEPT (step $(step_of "$KEPT"); here: step $(step_of "$RUN"))"
   rm -rf "$RUN"
-  mkdir -p "$RUN/checkpoint"
-  cp "$KEPT"/{log.csv,validation.csv,settings.json} "$RUN/"
-  cp "$KEPT"/checkpoint/{state.json,weights.histoseg,ema.histoseg} "$RUN/checkpoint/"
+  copy_slim "$KEPT" "$RUN"
 fi
 
 [ -f "$PACK/samples/cmu-small-region.svs" ] || bash scripts/gpu_train.sh pack "$PACK"
