@@ -338,10 +338,12 @@ fn cpu_pretraining_figures_match_its_logs() {
     }
 }
 
-/// The frozen-head check of the CPU-pretrained UNet (`scripts/frozen_check.sh`, seed 0): the
+/// The frozen-head check of the CPU-pretrained UNet (`scripts/frozen_check.sh`): the
 /// README's `cpu-frozen-check` table has one row per validation curve committed in
 /// `results/cpu-pretrain/frozen-check/`, STEP.csv for the UNet after STEP CPU steps (0: the
-/// 809-step file it started from) and random.csv for random init, and no other rows.
+/// 809-step file it started from) and random.csv for random init, and no other rows. Seed 0's
+/// curves have no suffix; another seed's are STEP-sSEED.csv and random-sSEED.csv, in rows that
+/// end ", seed SEED".
 #[test]
 fn cpu_pretraining_frozen_checks_match_their_curves() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -352,7 +354,11 @@ fn cpu_pretraining_frozen_checks_match_their_curves() {
     for entry in std::fs::read_dir(root.join("results/cpu-pretrain/frozen-check")).unwrap() {
         let path = entry.unwrap().path();
         let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
-        let name = if stem == "random" { "random init".to_string() } else { format!("pretrained 809 + {stem} steps (CPU), uniform") };
+        let (unet, seed) = match stem.split_once("-s") {
+            Some((unet, seed)) => (unet.to_string(), format!(", seed {seed}")),
+            None => (stem.clone(), String::new()),
+        };
+        let name = if unet == "random" { format!("random init{seed}") } else { format!("pretrained 809 + {unet} steps (CPU), uniform{seed}") };
         let curve: Vec<String> = std::fs::read_to_string(&path).unwrap().lines().skip(1).map(|l| format!("{:.3}", l.split(',').nth(1).unwrap().parse::<f64>().unwrap())).collect();
         assert_eq!(curve.len(), 4, "{}: validation at steps 100 to 400", path.display());
         let cells = rows.iter().find(|r| r[0] == name).unwrap_or_else(|| panic!("README has no row '{name}' for {}", path.display()));
