@@ -338,6 +338,30 @@ fn cpu_pretraining_figures_match_its_logs() {
     }
 }
 
+/// The frozen-head curves committed in `results/cpu-pretrain/frozen-check/`: (UNet, seed,
+/// validation mean Dice at steps 100 to 400), the UNet "random" or the CPU step count. Seed 0's
+/// file is UNET.csv, another seed's UNET-sSEED.csv.
+fn cpu_frozen_curves(root: &std::path::Path) -> Vec<(String, u32, Vec<f64>)> {
+    let mut curves = Vec::new();
+    for entry in std::fs::read_dir(root.join("results/cpu-pretrain/frozen-check")).unwrap() {
+        let path = entry.unwrap().path();
+        let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let (unet, seed) = match stem.split_once("-s") {
+            Some((unet, seed)) => (unet.to_string(), seed.parse().unwrap_or_else(|_| panic!("{}: a seed after -s", path.display()))),
+            None => (stem.clone(), 0),
+        };
+        let curve: Vec<f64> = std::fs::read_to_string(&path).unwrap().lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
+        assert_eq!(curve.len(), 4, "{}: validation at steps 100 to 400", path.display());
+        curves.push((unet, seed, curve));
+    }
+    curves.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    curves
+}
+
+fn cpu_frozen_row_name(unet: &str) -> String {
+    if unet == "random" { "random init".to_string() } else { format!("pretrained 809 + {unet} steps (CPU), uniform") }
+}
+
 /// The frozen-head check of the CPU-pretrained UNet (`scripts/frozen_check.sh`): the
 /// README's `cpu-frozen-check` table has one row per validation curve committed in
 /// `results/cpu-pretrain/frozen-check/`, STEP.csv for the UNet after STEP CPU steps (0: the
@@ -350,21 +374,41 @@ fn cpu_pretraining_frozen_checks_match_their_curves() {
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let (rows, _) = marked_table(&readme, "cpu-frozen-check");
     let rows: Vec<Vec<String>> = rows.into_iter().skip(1).collect(); // after the header
-    let mut checked = 0;
-    for entry in std::fs::read_dir(root.join("results/cpu-pretrain/frozen-check")).unwrap() {
-        let path = entry.unwrap().path();
-        let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
-        let (unet, seed) = match stem.split_once("-s") {
-            Some((unet, seed)) => (unet.to_string(), format!(", seed {seed}")),
-            None => (stem.clone(), String::new()),
-        };
-        let name = if unet == "random" { format!("random init{seed}") } else { format!("pretrained 809 + {unet} steps (CPU), uniform{seed}") };
-        let curve: Vec<String> = std::fs::read_to_string(&path).unwrap().lines().skip(1).map(|l| format!("{:.3}", l.split(',').nth(1).unwrap().parse::<f64>().unwrap())).collect();
-        assert_eq!(curve.len(), 4, "{}: validation at steps 100 to 400", path.display());
-        let cells = rows.iter().find(|r| r[0] == name).unwrap_or_else(|| panic!("README has no row '{name}' for {}", path.display()));
-        assert_eq!(cells[1], curve.join(" / "), "the frozen-head curve of {name}");
-        checked += 1;
+    let curves = cpu_frozen_curves(root);
+    for (unet, seed, curve) in &curves {
+        let name = cpu_frozen_row_name(unet) + &if *seed == 0 { String::new() } else { format!(", seed {seed}") };
+        let cells = rows.iter().find(|r| r[0] == name).unwrap_or_else(|| panic!("README has no row '{name}'"));
+        assert_eq!(cells[1], curve.iter().map(|d| format!("{d:.3}")).collect::<Vec<_>>().join(" / "), "the frozen-head curve of {name}");
     }
-    assert_eq!(checked, rows.len(), "every row of the table has its curve in results/cpu-pretrain/frozen-check: {rows:?}");
-    assert!(checked >= 3, "the starting UNet, random init and at least one CPU-pretrained UNet");
+    assert_eq!(curves.len(), rows.len(), "every row of the table has its curve in results/cpu-pretrain/frozen-check: {rows:?}");
+    assert!(curves.len() >= 3, "the starting UNet, random init and at least one CPU-pretrained UNet");
+}
+
+/// The README's `cpu-frozen-seeds` table: for each UNet checked with more than one seed, its
+/// seeds, the validation mean Dice at step 400 (mean ± sample sd over the seeds) and, paired by
+/// seed, the points it is ahead of random init; no other rows.
+#[test]
+fn cpu_pretraining_frozen_seeds_match_their_curves() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let (rows, _) = marked_table(&readme, "cpu-frozen-seeds");
+    let curves = cpu_frozen_curves(root);
+    let at_400 = |unet: &str| -> Vec<(u32, f64)> { curves.iter().filter(|c| c.0 == unet).map(|c| (c.1, c.2[3])).collect() };
+    let random = at_400("random");
+    let mut unets: Vec<&str> = curves.iter().map(|c| c.0.as_str()).collect();
+    unets.dedup();
+    let seeded: Vec<&str> = unets.into_iter().filter(|u| at_400(u).len() > 1).collect();
+    for unet in &seeded {
+        let runs = at_400(unet);
+        let name = cpu_frozen_row_name(unet);
+        let cells = rows.iter().find(|r| r[0] == name).unwrap_or_else(|| panic!("README's cpu-frozen-seeds table has no row '{name}'"));
+        let seeds: Vec<String> = runs.iter().map(|r| r.0.to_string()).collect();
+        assert_eq!(cells[1], seeds.join(", "), "seeds of {name}");
+        assert_eq!(cells[2], mean_sd(&runs.iter().map(|r| r.1).collect::<Vec<_>>(), 3), "mean Dice at step 400 of {name}");
+        let gain: Vec<f64> = runs.iter().filter_map(|(seed, d)| random.iter().find(|r| r.0 == *seed).map(|r| 100.0 * (d - r.1))).collect();
+        assert_eq!(gain.len(), runs.len(), "{name}: random init was checked on the same seeds");
+        let expected = if *unet == "random" { String::new() } else { format!("{} points", mean_sd(&gain, 1)) };
+        assert_eq!(cells[3], expected, "{name} against random init, paired by seed ({gain:?})");
+    }
+    assert_eq!(seeded.len(), rows.len(), "every row of the seeds table has its curves: {rows:?}");
 }
