@@ -6,10 +6,13 @@ differences; then the feature rows (timesteps and decoder levels under a frozen 
 with standardised features); then the
 rows of both UNets with the features chosen there, paired by seed, with raw and with standardised
 features; then the nuclei head rows (2 classes against background / nucleus / boundary, on
-MoNuSeg); then both UNets, frozen and fine-tuned, under the best standardised feature row.
+MoNuSeg); then both UNets, frozen and fine-tuned, under the best standardised feature row; then
+the fine-tuned 10% cells again with the UNet of the CPU pretraining that went on from 809 steps
+(results/cpu-pretrain/finetune-STEP/, one folder per checkpoint), against random init.
 tests/readme_figures.rs checks the README's copy of the tables against the same files.
 With --readme it writes them between the README's ablation-seeds, ablation-features,
-ablation-chosen, ablation-standardised, ablation-instances and ablation-best markers."""
+ablation-chosen, ablation-standardised, ablation-instances, ablation-best and ablation-cpu-finetune
+markers."""
 import json
 import math
 import pathlib
@@ -41,6 +44,10 @@ CHOSEN = ("-t10", "t = 10")
 STANDARDISED = (CHOSEN[0] + "-z", CHOSEN[1] + ", standardised by the head")
 # the best feature row by validation, standardised: the two best axes together
 BEST = (BEST_FEATURES[0] + "-z", BEST_FEATURES[1] + ", standardised by the head")
+# the fine-tuned 10% cells rerun with the EMA UNet of the CPU pretraining after STEP more steps
+# (`PRETRAINED=../runs/cpu-ema-STEP.histoseg ABLATION_OUT=results/cpu-pretrain/finetune-STEP
+# HISTOSEG_RUNS=../runs/ftSTEP scripts/ablation_seeds.sh pre-finetune-10-s0 ...`)
+CPU_FINETUNE = sorted(root.parent.joinpath("cpu-pretrain").glob("finetune-*"), key=lambda d: int(d.name.split("-")[1]))
 HEADS = [("-n", "2 classes: background, nucleus"), ("-nb2", "instance head: background, nucleus, nucleus boundary (2 px)")]
 
 
@@ -181,14 +188,31 @@ for folder in (root, OLD_RULE):
 # both UNets again under the best standardised feature row (t = 10, levels 0-2), frozen and fine-tuned
 both_unets_both_modes(*BEST)
 
+# fine-tuned at 10% of labels with the CPU-pretrained UNets, against the 809-step one and random init
+print("")
+print("| UNet, fine-tuned, 10% of labels | seeds | validation Dice over | validation Dice | test pixel Dice | object F1 | object Dice | object Hausdorff (px) | test background Dice |")
+print("|---|---|---|---|---|---|---|---|---|")
+rand = runs("rand", "finetune", 10)
+cpu = [(f"diffusion-pretrained (809 + {d.name.split('-')[1]} steps, CPU)", runs("pre", "finetune", 10, folder=d)) for d in CPU_FINETUNE]
+for name, r in [(INITS[0][1], runs("pre", "finetune", 10))] + cpu + [(INITS[1][1], rand)]:
+    print(f"| {name} | {row(r, True)}" if r else f"| {name} | 0 | not run yet | | | | | | |")
+for name, pre in cpu:
+    seeds = sorted(set(pre) & set(rand))
+    if seeds:
+        assert {pre[s][1] for s in seeds} == {rand[s][1] for s in seeds}, "paired runs are kept by the same score"
+        gain = [100 * (pre[s][2]["pixel_dice"] - rand[s][2]["pixel_dice"]) for s in seeds]
+        print(f"- {name}: pretrained − random test pixel Dice, paired by seed ({', '.join(map(str, seeds))}): "
+              f"{cell(gain, 1)} points ({', '.join(f'{g:+.1f}' for g in gain)})")
+
 text = "\n".join(lines) + "\n"
 if "--readme" in sys.argv[1:]:
-    main, features, chosen, standardised, heads, best = text.split("\n\n| ")
+    main, features, chosen, standardised, heads, best, cpu_finetune = text.split("\n\n| ")
     readme = root.parent.parent / "README.md"
     r = readme.read_text()
     blocks = (("ablation-seeds", main + "\n"), ("ablation-features", "| " + features + "\n"),
               ("ablation-chosen", "| " + chosen.rstrip("\n") + "\n"),
-              ("ablation-standardised", "| " + standardised.rstrip("\n") + "\n"), ("ablation-instances", "| " + heads.rstrip("\n") + "\n"), ("ablation-best", "| " + best))
+              ("ablation-standardised", "| " + standardised.rstrip("\n") + "\n"), ("ablation-instances", "| " + heads.rstrip("\n") + "\n"), ("ablation-best", "| " + best.rstrip("\n") + "\n"),
+              ("ablation-cpu-finetune", "| " + cpu_finetune))
     for marker, block in blocks:
         head, rest = r.split(f"<!-- {marker} -->\n", 1)
         r = head + f"<!-- {marker} -->\n" + block + "<!-- /" + rest.split("<!-- /", 1)[1]

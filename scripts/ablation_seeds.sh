@@ -27,12 +27,14 @@
 #
 # PRETRAINED (default results/ablation/pretrained-uniform-809.histoseg, the int8 export of the
 # 809-step pretraining run in results/gpu-2026-11-24/pre-uniform) is the pretrained UNet.
+# ABLATION_OUT (default results/ablation) is where the reports and logs go: a run with another
+# PRETRAINED needs its own, as cells whose report exists there are skipped; HISTOSEG_RUNS likewise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/histoseg}
 [ -x "$BIN" ] || cargo build --release --features cli --bin histoseg
 PRE=${PRETRAINED:-results/ablation/pretrained-uniform-809.histoseg}
-OUT=results/ablation
+OUT=${ABLATION_OUT:-results/ablation}
 RUNS=${HISTOSEG_RUNS:-../runs}/ablation-seeds
 mkdir -p "$OUT" "$RUNS"
 COMMON=(--tile 128 --overlap 32 --batch 4 --steps 300 --validate-every 100

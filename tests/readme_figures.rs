@@ -412,3 +412,35 @@ fn cpu_pretraining_frozen_seeds_match_their_curves() {
     }
     assert_eq!(seeded.len(), rows.len(), "every row of the seeds table has its curves: {rows:?}");
 }
+
+/// The fine-tuned 10% cells rerun with the UNet of the CPU pretraining (`ablation-cpu-finetune`,
+/// printed by `scripts/ablation_seeds.py`): the 809-step row and random init are the main table's
+/// cells in results/ablation, a row "diffusion-pretrained (809 + STEP steps, CPU)" is read from
+/// results/cpu-pretrain/finetune-STEP, every such folder has its row, and each row that has run
+/// has its paired difference against random init under the table.
+#[test]
+fn cpu_pretrained_finetune_matches_its_runs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let (ablation, cpu) = (root.join("results/ablation"), root.join("results/cpu-pretrain"));
+    let folder_of = |unet: &str| match unet.strip_prefix("diffusion-pretrained (809 + ").and_then(|r| r.strip_suffix(" steps, CPU)")) {
+        Some(step) => cpu.join(format!("finetune-{step}")),
+        None => ablation.clone(),
+    };
+    let (rows, notes) = marked_table(&readme, "ablation-cpu-finetune");
+    for cells in &rows {
+        check_seeded_cells(cells, 1, &ablation_cell(&folder_of(&cells[0]), &format!("{}-finetune-10", init_of(&cells[0])), ""));
+    }
+    let folders = std::fs::read_dir(&cpu).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("finetune-")).count();
+    assert!(folders > 0, "results/cpu-pretrain has a fine-tuned run");
+    assert_eq!(rows.len(), 2 + folders, "the 809-step UNet, one row per CPU checkpoint, random init");
+    let rand = ablation_cell(&ablation, "rand-finetune-10", "");
+    let lines: Vec<&String> = notes.iter().filter(|l| l.starts_with("- ")).collect();
+    for cells in rows.iter().filter(|c| c[0].ends_with(", CPU)") && c[1] != "0") {
+        let line = lines.iter().find(|l| l.starts_with(&format!("- {}: ", cells[0]))).unwrap_or_else(|| panic!("{}: a paired difference", cells[0]));
+        let pre = ablation_cell(&folder_of(&cells[0]), "pre-finetune-10", "");
+        let gain: Vec<f64> = pre.iter().filter_map(|p| rand.iter().find(|r| r.0 == p.0).map(|r| 100.0 * (p.3["pixel_dice"].as_f64().unwrap() - r.3["pixel_dice"].as_f64().unwrap()))).collect();
+        let by_seed: Vec<String> = gain.iter().map(|g| format!("{g:+.1}")).collect();
+        assert!(line.ends_with(&format!(": {} points ({})", mean_sd(&gain, 1), by_seed.join(", "))), "{line}: {gain:?}");
+    }
+}
