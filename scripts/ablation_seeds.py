@@ -96,16 +96,19 @@ def cell(values, digits=3):
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
+def pixel_dice_gain(pre, rand):
+    """The seeds both runs have, and pretrained − random test pixel Dice at each, in points."""
+    seeds = sorted(set(pre) & set(rand))
+    assert {pre[s][1] for s in seeds} == {rand[s][1] for s in seeds}, "paired runs are kept by the same score"
+    return seeds, [100 * (pre[s][2]["pixel_dice"] - rand[s][2]["pixel_dice"]) for s in seeds]
+
+
 def paired(mode, labels, variant=""):
     """The line of pretrained − random test pixel Dice, paired by seed, if a seed has both."""
-    pre, rand = runs("pre", mode, labels, variant), runs("rand", mode, labels, variant)
-    seeds = sorted(set(pre) & set(rand))
+    seeds, gain = pixel_dice_gain(runs("pre", mode, labels, variant), runs("rand", mode, labels, variant))
     if seeds:
-        assert {pre[s][1] for s in seeds} == {rand[s][1] for s in seeds}, "paired runs are kept by the same score"
-        gain = [100 * (pre[s][2]["pixel_dice"] - rand[s][2]["pixel_dice"]) for s in seeds]
         print(f"- {dict(MODES)[mode]}, {labels}% of labels: pretrained − random test pixel Dice, paired by seed "
               f"({', '.join(map(str, seeds))}): {cell(gain, 1)} points")
-
 
 lines = []
 print = lines.append  # noqa: A001 (the tables are collected, then printed or written)
@@ -197,10 +200,8 @@ cpu = [(f"diffusion-pretrained (809 + {d.name.split('-')[1]} steps, CPU)", runs(
 for name, r in [(INITS[0][1], runs("pre", "finetune", 10))] + cpu + [(INITS[1][1], rand)]:
     print(f"| {name} | {row(r, True)}" if r else f"| {name} | 0 | not run yet | | | | | | |")
 for name, pre in cpu:
-    seeds = sorted(set(pre) & set(rand))
+    seeds, gain = pixel_dice_gain(pre, rand)
     if seeds:
-        assert {pre[s][1] for s in seeds} == {rand[s][1] for s in seeds}, "paired runs are kept by the same score"
-        gain = [100 * (pre[s][2]["pixel_dice"] - rand[s][2]["pixel_dice"]) for s in seeds]
         print(f"- {name}: pretrained − random test pixel Dice, paired by seed ({', '.join(map(str, seeds))}): "
               f"{cell(gain, 1)} points ({', '.join(f'{g:+.1f}' for g in gain)})")
 
