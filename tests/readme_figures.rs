@@ -156,21 +156,25 @@ fn check_seeded_cells(cells: &[String], at: usize, runs: &[(u32, f64, &str, Valu
     }
 }
 
+/// Pretrained − random test pixel Dice in points, at each seed both cells have; paired runs must
+/// have kept their weights by the same score (`what` names the line being checked).
+fn pixel_dice_gain(pre: &[(u32, f64, &str, Value)], rand: &[(u32, f64, &str, Value)], what: &str) -> Vec<f64> {
+    pre.iter()
+        .filter_map(|p| rand.iter().find(|r| r.0 == p.0).map(|r| (p, r)))
+        .map(|(p, r)| {
+            assert_eq!(p.2, r.2, "{what}: seed {} of both UNets is kept by the same score", p.0);
+            100.0 * (p.3["pixel_dice"].as_f64().unwrap() - r.3["pixel_dice"].as_f64().unwrap())
+        })
+        .collect()
+}
+
 /// The lines "- MODE, LABELS% of labels: pretrained − random ...: mean ± sd points" under a table,
 /// against the seeds that both UNets' cells (with this variant) have.
 fn check_paired_differences(dir: &std::path::Path, notes: &[String], variant: &str) {
     for line in notes.iter().filter(|l| l.starts_with("- ")) {
         let (mode, rest) = match line.strip_prefix("- frozen, ") { Some(rest) => ("frozen", rest), None => ("finetune", line.strip_prefix("- fine-tuned, ").unwrap()) };
         let labels = rest.split('%').next().unwrap();
-        let (pre, rand) = (ablation_cell(dir, &format!("pre-{mode}-{labels}"), variant), ablation_cell(dir, &format!("rand-{mode}-{labels}"), variant));
-        let gain: Vec<f64> = pre
-            .iter()
-            .filter_map(|p| rand.iter().find(|r| r.0 == p.0).map(|r| (p, r)))
-            .map(|(p, r)| {
-                assert_eq!(p.2, r.2, "{line}: seed {} of both UNets is kept by the same score", p.0);
-                100.0 * (p.3["pixel_dice"].as_f64().unwrap() - r.3["pixel_dice"].as_f64().unwrap())
-            })
-            .collect();
+        let gain = pixel_dice_gain(&ablation_cell(dir, &format!("pre-{mode}-{labels}"), variant), &ablation_cell(dir, &format!("rand-{mode}-{labels}"), variant), line);
         assert!(!gain.is_empty(), "{line}: no seed has both UNets");
         assert!(line.ends_with(&format!(": {} points", mean_sd(&gain, 1))), "{line}: {gain:?}");
     }
@@ -438,8 +442,7 @@ fn cpu_pretrained_finetune_matches_its_runs() {
     let lines: Vec<&String> = notes.iter().filter(|l| l.starts_with("- ")).collect();
     for cells in rows.iter().filter(|c| c[0].ends_with(", CPU)") && c[1] != "0") {
         let line = lines.iter().find(|l| l.starts_with(&format!("- {}: ", cells[0]))).unwrap_or_else(|| panic!("{}: a paired difference", cells[0]));
-        let pre = ablation_cell(&folder_of(&cells[0]), "pre-finetune-10", "");
-        let gain: Vec<f64> = pre.iter().filter_map(|p| rand.iter().find(|r| r.0 == p.0).map(|r| 100.0 * (p.3["pixel_dice"].as_f64().unwrap() - r.3["pixel_dice"].as_f64().unwrap()))).collect();
+        let gain = pixel_dice_gain(&ablation_cell(&folder_of(&cells[0]), "pre-finetune-10", ""), &rand, line);
         let by_seed: Vec<String> = gain.iter().map(|g| format!("{g:+.1}")).collect();
         assert!(line.ends_with(&format!(": {} points ({})", mean_sd(&gain, 1), by_seed.join(", "))), "{line}: {gain:?}");
     }
