@@ -12,7 +12,7 @@ the fine-tuned 10% cells again with the UNet of the CPU pretraining that went on
 tests/readme_figures.rs checks the README's copy of the tables against the same files.
 With --readme it writes them between the README's ablation-seeds, ablation-features,
 ablation-chosen, ablation-standardised, ablation-instances, ablation-best and ablation-cpu-finetune
-markers."""
+markers. With --by-seed it prints the last table's cells seed by seed instead."""
 import json
 import math
 import pathlib
@@ -197,7 +197,8 @@ print("| UNet, fine-tuned, 10% of labels | seeds | validation Dice over | valida
 print("|---|---|---|---|---|---|---|---|---|")
 rand = runs("rand", "finetune", 10)
 cpu = [(f"diffusion-pretrained (809 + {d.name.split('-')[1]} steps, CPU)", runs("pre", "finetune", 10, folder=d)) for d in CPU_FINETUNE]
-for name, r in [(INITS[0][1], runs("pre", "finetune", 10))] + cpu + [(INITS[1][1], rand)]:
+finetune_10 = [(INITS[0][1], runs("pre", "finetune", 10))] + cpu + [(INITS[1][1], rand)]
+for name, r in finetune_10:
     print(f"| {name} | {row(r, True)}" if r else f"| {name} | 0 | not run yet | | | | | | |")
 for name, pre in cpu:
     seeds, gain = pixel_dice_gain(pre, rand)
@@ -218,5 +219,11 @@ if "--readme" in sys.argv[1:]:
         head, rest = r.split(f"<!-- {marker} -->\n", 1)
         r = head + f"<!-- {marker} -->\n" + block + "<!-- /" + rest.split("<!-- /", 1)[1]
     readme.write_text(r)
+elif "--by-seed" in sys.argv[1:]:
+    # the last table's cells seed by seed, which the README's prose compares between checkpoints
+    sys.stdout.write("| UNet, fine-tuned, 10% of labels | seed | test pixel Dice | object F1 | object Dice | object Hausdorff (px) |\n|---|---|---|---|---|---|\n")
+    for name, r in finetune_10:
+        for seed, (_, _, test) in sorted(r.items()):
+            sys.stdout.write(f"| {name} | {seed} | {test['pixel_dice']:.4f} | {test['object_f1']:.4f} | {test['object_dice']:.4f} | {test['object_hausdorff']:.1f} |\n")
 else:
     sys.stdout.write(text)
